@@ -1,0 +1,445 @@
+//! One typed configuration, loaded from an optional TOML file and then from environment
+//! variables with the Go server's names (`SMPP__BIND_ADDRESS`: double underscore = nesting), so
+//! an existing deployment keeps working. Everything is validated here, at start-up, and an error
+//! names the key and what is wrong with its value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::simulator::SimulatorConfig;
+use crate::text::DefaultAlphabet;
+
+/// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
+/// `SIMULATOR__`).
+const SECTIONS: [&str; 4] = ["smpp", "gateway", "http", "simulator"];
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub smpp: SmppConfig,
+    pub gateway: GatewayConfig,
+    pub http: HttpConfig,
+    pub simulator: SimulatorConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmppConfig {
+    /// Plain SMPP listener.
+    pub bind_address: SocketAddr,
+    /// SMPP over TLS listener; active when both `tls_cert` and `tls_key` are set.
+    pub tls_bind_address: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// TON/NPI of the addresses the server originates (receipts and incoming SMS).
+    #[serde(with = "lenient_u8")]
+    pub source_ton: u8,
+    #[serde(with = "lenient_u8")]
+    pub source_npi: u8,
+    #[serde(with = "lenient_u8")]
+    pub dest_ton: u8,
+    #[serde(with = "lenient_u8")]
+    pub dest_npi: u8,
+    /// system_id the server presents in bind responses.
+    pub system_id: String,
+    /// Requests of one session processed at the same time; more get ESME_RTHROTTLED.
+    pub window: usize,
+    /// Largest PDU accepted; a longer command_length closes the link.
+    pub max_command_length: usize,
+    /// Connections that have not bound within this time are closed.
+    #[serde(with = "humantime_serde")]
+    pub bind_timeout: Duration,
+    /// Silence after which the server sends its own enquire_link.
+    #[serde(with = "humantime_serde")]
+    pub enquire_link_interval: Duration,
+    /// How long the server waits for the answer to a PDU it sent.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// What data_coding 0 (SMSC default alphabet) means: gsm7, latin1 or ascii.
+    #[serde(with = "from_str")]
+    pub default_alphabet: DefaultAlphabet,
+    /// How long a successful bind check is reused for the same credentials (0 disables).
+    #[serde(with = "humantime_serde")]
+    pub bind_cache_ttl: Duration,
+    /// How long the parts of a concatenated message may take to arrive.
+    #[serde(with = "humantime_serde")]
+    pub concat_timeout: Duration,
+    /// Connections accepted at once over both listeners.
+    pub max_connections: usize,
+    /// On shutdown, how long bound ESMEs get to answer unbind and in-flight work to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SmppConfig {
+    fn default() -> Self {
+        SmppConfig {
+            bind_address: ([127, 0, 0, 1], 2775).into(),
+            tls_bind_address: ([127, 0, 0, 1], 2776).into(),
+            tls_cert: None,
+            tls_key: None,
+            source_ton: 1,
+            source_npi: 1,
+            dest_ton: 1,
+            dest_npi: 1,
+            system_id: "SMSGATE".into(),
+            window: 64,
+            max_command_length: 70_000,
+            bind_timeout: Duration::from_secs(30),
+            enquire_link_interval: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(10),
+            default_alphabet: DefaultAlphabet::Gsm7,
+            bind_cache_ttl: Duration::from_secs(60),
+            concat_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub api_base_url: String,
+    /// Public base URL of this server's webhook endpoint (used by the delivery path).
+    pub webhook_base_url: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Extra attempts after a timeout or connection error (same message id, so never twice).
+    pub retries: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            api_base_url: "https://api.sms-gate.app/3rdparty/v1".into(),
+            webhook_base_url: None,
+            timeout: Duration::from_secs(60),
+            retries: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub address: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            address: ([127, 0, 0, 1], 3000).into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::raw()
+            .filter(|key| {
+                SECTIONS
+                    .iter()
+                    .any(|section| key.as_str().starts_with(&format!("{section}__")))
+            })
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract_lossy()
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.smpp.tls_cert.is_some() && self.smpp.tls_key.is_some()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let smpp = &self.smpp;
+        check(
+            (1..=4096).contains(&smpp.window),
+            "smpp.window",
+            "must be between 1 and 4096",
+        )?;
+        check(
+            (1024..=1 << 20).contains(&smpp.max_command_length),
+            "smpp.max_command_length",
+            "must be between 1024 and 1048576 bytes",
+        )?;
+        check(
+            smpp.max_connections >= 1,
+            "smpp.max_connections",
+            "must be at least 1",
+        )?;
+        check(
+            !smpp.system_id.is_empty() && smpp.system_id.len() <= 15 && smpp.system_id.is_ascii(),
+            "smpp.system_id",
+            "must be 1 to 15 ASCII characters (SMPP's limit)",
+        )?;
+        for (key, value) in [
+            ("smpp.bind_timeout", smpp.bind_timeout),
+            ("smpp.enquire_link_interval", smpp.enquire_link_interval),
+            ("smpp.response_timeout", smpp.response_timeout),
+            ("smpp.concat_timeout", smpp.concat_timeout),
+            ("gateway.timeout", self.gateway.timeout),
+        ] {
+            check(!value.is_zero(), key, "must be longer than 0s")?;
+        }
+        match (&smpp.tls_cert, &smpp.tls_key) {
+            (Some(_), None) => bail!("smpp.tls_key: must be set when smpp.tls_cert is set"),
+            (None, Some(_)) => bail!("smpp.tls_cert: must be set when smpp.tls_key is set"),
+            _ => {}
+        }
+        if self.tls_enabled() && smpp.tls_bind_address == smpp.bind_address {
+            bail!(
+                "smpp.tls_bind_address: {} is also smpp.bind_address; plain and TLS listeners need their own ports",
+                smpp.tls_bind_address
+            );
+        }
+        check_url("gateway.api_base_url", &self.gateway.api_base_url)?;
+        if let Some(url) = &self.gateway.webhook_base_url {
+            check_url("gateway.webhook_base_url", url)?;
+        }
+        self.simulator
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with secrets masked.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        for account in &mut shown.simulator.accounts {
+            account.password = "********".into();
+        }
+        toml::to_string_pretty(&shown).context("rendering the configuration")
+    }
+}
+
+fn check(ok: bool, key: &str, problem: &str) -> anyhow::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        bail!("{key}: {problem}")
+    }
+}
+
+fn check_url(key: &str, url: &str) -> anyhow::Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(()),
+        Ok(parsed) => bail!("{key}: scheme {:?} is not http or https", parsed.scheme()),
+        Err(e) => bail!("{key}: {url:?} is not a URL ({e})"),
+    }
+}
+
+/// figment reports `for key "SMPP.WINDOW"` for env values; operators think in the lower-case
+/// dotted form of the file, so say both where the key is known.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_ascii_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_else(|| "configuration".into());
+            if key.is_empty() {
+                format!("{} (from {source})", e.kind)
+            } else {
+                format!("{key}: {} (from {source})", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// TON/NPI values are written `1` or `0x01` in existing deployments.
+mod lenient_u8 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        let value = match Raw::deserialize(d)? {
+            Raw::Number(n) => n,
+            Raw::Text(s) => {
+                let s = s.trim();
+                let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => s.parse(),
+                };
+                parsed.map_err(|_| D::Error::custom(format!("{s:?} is not a number")))?
+            }
+        };
+        u8::try_from(value).map_err(|_| D::Error::custom(format!("{value} is larger than 255")))
+    }
+
+    pub fn serialize<S: Serializer>(value: &u8, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(*value)
+    }
+}
+
+/// Values that parse from their text form (`FromStr`) and print back with `Display`.
+mod from_str {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: Display,
+    {
+        let text = String::deserialize(d)?;
+        text.trim().parse().map_err(D::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer, T: Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+}
+
+/// Durations are written the Go way: "60s", "1m30s", "500ms".
+pub mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+                D::Error::custom(format!("{s:?} is not a duration like \"60s\" ({e})"))
+            }),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in_jail(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, String> {
+        let mut out = None;
+        Jail::expect_with(|jail| {
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            let path = file.map(|content| {
+                jail.create_file("server.toml", content).unwrap();
+                PathBuf::from("server.toml")
+            });
+            out = Some(Config::load(path.as_deref()).map_err(|e| e.to_string()));
+            Ok(())
+        });
+        out.unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_go_server() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.smpp.bind_address.to_string(), "127.0.0.1:2775");
+        assert_eq!(c.smpp.tls_bind_address.to_string(), "127.0.0.1:2776");
+        assert_eq!(c.http.address.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            c.gateway.api_base_url,
+            "https://api.sms-gate.app/3rdparty/v1"
+        );
+        assert_eq!(c.gateway.timeout, Duration::from_secs(60));
+        assert_eq!(c.smpp.system_id, "SMSGATE");
+        assert_eq!(c.smpp.window, 64);
+        assert!(!c.tls_enabled());
+    }
+
+    #[test]
+    fn env_overrides_file_with_go_names() {
+        let c = load_in_jail(
+            Some("[smpp]\nwindow = 8\nsystem_id = \"FILE\"\n[gateway]\ntimeout = \"5s\"\n"),
+            &[
+                ("SMPP__BIND_ADDRESS", "0.0.0.0:2775"),
+                ("SMPP__SOURCE_TON", "0x05"),
+                ("SMPP__SYSTEM_ID", "12345"),
+                ("GATEWAY__TIMEOUT", "1m30s"),
+                ("GATEWAY__API_BASE_URL", "http://127.0.0.1:9/3rdparty/v1"),
+                ("SMPP__DEFAULT_ALPHABET", "latin1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.smpp.bind_address.to_string(), "0.0.0.0:2775");
+        assert_eq!(c.smpp.window, 8);
+        assert_eq!(c.smpp.source_ton, 5);
+        assert_eq!(c.smpp.system_id, "12345");
+        assert_eq!(c.gateway.timeout, Duration::from_secs(90));
+        assert_eq!(c.smpp.default_alphabet, DefaultAlphabet::Latin1);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SMPP__WINDOW", "0")], "smpp.window"),
+            (&[("SMPP__WINDOW", "many")], "smpp.window"),
+            (&[("GATEWAY__TIMEOUT", "soon")], "gateway.timeout"),
+            (&[("SMPP__BIND_ADDRESS", "nowhere")], "smpp.bind_address"),
+            (&[("SMPP__SOURCE_TON", "300")], "smpp.source_ton"),
+            (&[("SMPP__TLS_CERT", "/tmp/cert.pem")], "smpp.tls_key"),
+            (&[("GATEWAY__API_BASE_URL", "ftp://x")], "gateway.api_base_url"),
+            (&[("SMPP__DEFAULT_ALPHABET", "ebcdic")], "smpp.default_alphabet"),
+            (&[("SMPP__SYSTEM_ID", "A_SYSTEM_ID_TOO_LONG")], "smpp.system_id"),
+        ];
+        for (env, key) in cases {
+            let err = load_in_jail(None, env).unwrap_err();
+            assert!(err.contains(key), "{env:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_and_missing_files_are_errors() {
+        let err = load_in_jail(Some("[smpp]\nwindoww = 3\n"), &[]).unwrap_err();
+        assert!(err.contains("windoww"), "{err}");
+        let err = Config::load(Some(Path::new("/nonexistent/server.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/server.toml"));
+    }
+
+    #[test]
+    fn masked_output_hides_passwords() {
+        let c = load_in_jail(None, &[]).unwrap();
+        let shown = c.to_masked_toml().unwrap();
+        assert!(!shown.contains("demo1234"), "{shown}");
+        assert!(shown.contains("bind_address"));
+    }
+}

@@ -1,0 +1,340 @@
+//! The SMSGate REST client: one pooled HTTP client for every session, the few calls an SMPP
+//! front needs, and retries that can never send a message twice (the server picks the message
+//! id, so a retry after a timeout is recognised by the gateway as the same message).
+
+mod status_map;
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+pub use status_map::{bind_status, cancel_status, query_status, submit_status};
+
+/// Whose SMSGate account a call is made for. Debug never shows the secret.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Credentials {
+    Basic { username: String, password: String },
+    Bearer { token: String },
+}
+
+impl Credentials {
+    /// Who the credentials belong to, safe for logs.
+    pub fn principal(&self) -> &str {
+        match self {
+            Credentials::Basic { username, .. } => username,
+            Credentials::Bearer { .. } => "<token>",
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// Body of `POST /messages`, field names as SMSGate spells them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingMessage {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_message: Option<TextMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_message: Option<DataMessage>,
+    pub phone_numbers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim_number: Option<u8>,
+    pub with_delivery_report: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i8>,
+    /// Seconds the message may wait for the phone; conflicts with `valid_until`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextMessage {
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataMessage {
+    /// base64 of the binary payload.
+    pub data: String,
+    pub port: u16,
+}
+
+impl DataMessage {
+    pub fn new(bytes: &[u8], port: u16) -> Self {
+        DataMessage {
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+            port,
+        }
+    }
+}
+
+/// The gateway's view of a message (`MessageState`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageState {
+    pub id: String,
+    pub state: String,
+    #[serde(default)]
+    pub recipients: Vec<RecipientState>,
+    /// When each state was reached.
+    #[serde(default)]
+    pub states: std::collections::HashMap<String, DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientState {
+    pub phone_number: String,
+    pub state: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Why a gateway call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway answered {status}: {message}")]
+    Http { status: StatusCode, message: String },
+    #[error("gateway did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("gateway unreachable: {0}")]
+    Network(String),
+    #[error("gateway answer could not be read: {0}")]
+    Decode(String),
+}
+
+impl GatewayError {
+    /// Failures after which the same request may be sent again without harm.
+    fn is_transient(&self) -> bool {
+        matches!(self, GatewayError::Timeout(_) | GatewayError::Network(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl Gateway {
+    pub fn new(api_base_url: &str, timeout: Duration, retries: u32) -> anyhow::Result<Self> {
+        let base = Url::parse(api_base_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("smsgate-smpp/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Gateway {
+            http,
+            base,
+            timeout,
+            retries,
+        })
+    }
+
+    /// The bind check: any call that needs valid credentials; `GET /devices` is the cheapest.
+    pub async fn check_credentials(&self, creds: &Credentials) -> Result<(), GatewayError> {
+        self.call(creds, Method::GET, &["devices"], None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /messages`. Retried on timeouts and connection errors with the same id; a 409
+    /// "already exists" therefore means an earlier attempt got through.
+    pub async fn send_message(
+        &self,
+        creds: &Credentials,
+        message: &OutgoingMessage,
+    ) -> Result<Option<MessageState>, GatewayError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .call(creds, Method::POST, &["messages"], Some(message))
+                .await;
+            match result {
+                Ok(body) => {
+                    return serde_json::from_slice(&body)
+                        .map(Some)
+                        .map_err(|e| GatewayError::Decode(e.to_string()));
+                }
+                Err(GatewayError::Http { status, .. }) if status == StatusCode::CONFLICT => {
+                    debug!(id = %message.id, "gateway already has this message id");
+                    return Ok(None);
+                }
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    warn!(id = %message.id, attempt, error = %e, "retrying gateway submit");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn get_message(
+        &self,
+        creds: &Credentials,
+        id: &str,
+    ) -> Result<MessageState, GatewayError> {
+        let body = self
+            .call(creds, Method::GET, &["messages", id], None::<&()>)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
+    }
+
+    pub async fn cancel_message(&self, creds: &Credentials, id: &str) -> Result<(), GatewayError> {
+        self.call(creds, Method::DELETE, &["messages", id], None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
+    async fn call<B: Serialize + ?Sized>(
+        &self,
+        creds: &Credentials,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let mut request = self.http.request(method, self.endpoint(segments));
+        request = match creds {
+            Credentials::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            Credentials::Bearer { token } => request.bearer_auth(token),
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
+            Err(GatewayError::Http { status, message })
+        }
+    }
+
+    /// Ids come from ESMEs (query_sm, cancel_sm): each segment is percent-encoded so it stays
+    /// one path segment whatever it contains.
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> GatewayError {
+        if e.is_timeout() {
+            GatewayError::Timeout(self.timeout)
+        } else {
+            // The error text never includes credentials: reqwest does not print headers.
+            GatewayError::Network(error_chain(&e))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let basic = Credentials::Basic {
+            username: "alice".into(),
+            password: "s3cret-password".into(),
+        };
+        let bearer = Credentials::Bearer {
+            token: "tok-123".into(),
+        };
+        let shown = format!("{basic:?} {bearer:?}");
+        assert!(shown.contains("alice"));
+        assert!(!shown.contains("s3cret") && !shown.contains("tok-123"), "{shown}");
+    }
+
+    #[test]
+    fn message_ids_stay_in_one_segment() {
+        let g = Gateway::new("http://127.0.0.1:1/3rdparty/v1", Duration::from_secs(1), 0).unwrap();
+        assert_eq!(
+            g.endpoint(&["messages", "../x y"]).as_str(),
+            "http://127.0.0.1:1/3rdparty/v1/messages/..%2Fx%20y"
+        );
+        assert_eq!(
+            g.endpoint(&["devices"]).as_str(),
+            "http://127.0.0.1:1/3rdparty/v1/devices"
+        );
+    }
+
+    #[test]
+    fn outgoing_message_uses_smsgate_field_names() {
+        let msg = OutgoingMessage {
+            id: "id1".into(),
+            text_message: Some(TextMessage { text: "hi".into() }),
+            phone_numbers: vec!["+491701234567".into()],
+            with_delivery_report: true,
+            sim_number: Some(2),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "id1",
+                "textMessage": {"text": "hi"},
+                "phoneNumbers": ["+491701234567"],
+                "simNumber": 2,
+                "withDeliveryReport": true
+            })
+        );
+    }
+
+}

@@ -1,0 +1,123 @@
+//! Accepts SMPP connections, plain and TLS at the same time, and starts a session for each.
+//! A connection limit shared by both listeners keeps a flood of sockets from exhausting the
+//! process; connections beyond it are closed at once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::server::Context;
+use crate::session;
+use crate::shutdown::{Shutdown, TaskTracker};
+
+/// A bound SMPP listening socket, TLS or not.
+pub struct Listener {
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Listener {
+    pub async fn plain(address: SocketAddr) -> anyhow::Result<Self> {
+        let socket = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("smpp.bind_address: cannot listen on {address}"))?;
+        Ok(Listener { socket, tls: None })
+    }
+
+    pub async fn tls(address: SocketAddr, acceptor: TlsAcceptor) -> anyhow::Result<Self> {
+        let socket = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("smpp.tls_bind_address: cannot listen on {address}"))?;
+        Ok(Listener {
+            socket,
+            tls: Some(acceptor),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Accepts until shutdown; sessions are tracked so the caller can wait for them.
+    pub async fn run(
+        self,
+        ctx: Arc<Context>,
+        limit: Arc<Semaphore>,
+        shutdown: Shutdown,
+        sessions: TaskTracker,
+    ) {
+        let kind = if self.tls.is_some() { "smpps" } else { "smpp" };
+        info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), kind, "listening");
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.socket.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                warn!(%peer, "connection limit reached; closing");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = Arc::clone(&ctx);
+            let shutdown = shutdown.clone();
+            let tls = self.tls.clone();
+            sessions.spawn(async move {
+                match tls {
+                    None => session::run(stream, peer, false, ctx, shutdown).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            ctx.config.smpp.bind_timeout,
+                            acceptor.accept(stream),
+                        );
+                        match handshake.await {
+                            Ok(Ok(tls_stream)) => {
+                                session::run(tls_stream, peer, true, ctx, shutdown).await
+                            }
+                            Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+                drop(permit);
+            });
+        }
+        info!(kind, "stopped accepting");
+    }
+}
+
+/// Loads the certificate chain and key; any problem is a start-up error naming the file.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("smpp.tls_cert: cannot read {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("smpp.tls_cert: {} is not a PEM certificate", cert.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("smpp.tls_cert: {} holds no certificate", cert.display());
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("smpp.tls_key: {} holds no PEM private key", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ])
+    .with_no_client_auth()
+    .with_single_cert(chain, private_key)
+    .context("smpp.tls_cert / smpp.tls_key: the key does not fit the certificate")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

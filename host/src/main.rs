@@ -1,0 +1,164 @@
+//! `smsgate-smpp`: an SMPP 3.4 server in front of the SMSGate REST API. This file is the
+//! command line only: parse it, load the configuration, start, wait for the signal.
+
+mod auth;
+mod codec;
+mod concat;
+mod config;
+mod gateway;
+mod http;
+mod ids;
+mod listener;
+mod message;
+mod pipeline;
+mod server;
+mod session;
+mod shutdown;
+mod simulator;
+mod smpp_time;
+mod text;
+mod udh;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::error;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+use crate::simulator::Simulator;
+
+#[derive(Parser)]
+#[command(
+    name = "smsgate-smpp",
+    version,
+    about = "SMPP 3.4 server in front of the SMSGate REST API",
+    long_about = "SMPP 3.4 server in front of the SMSGate REST API (api.sms-gate.app or a private \
+                  SMSGate server). ESMEs bind with their SMSGate username and password and send \
+                  through the phones.\n\nConfiguration comes from an optional TOML file and from \
+                  environment variables named after its keys (SMPP__BIND_ADDRESS, \
+                  GATEWAY__API_BASE_URL, ...). Logs: RUST_LOG sets the filter (default info), \
+                  LOG_FORMAT=json switches to JSON lines."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ConfigArg {
+    /// TOML configuration file; environment variables override its values.
+    #[arg(long, short, env = "CONFIG_PATH", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Run against the embedded SMSGate simulator instead of a real gateway (no account needed;
+    /// the demo credentials are printed at start).
+    #[arg(long)]
+    simulate: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SMPP server (the default command).
+    Serve(ServeArgs),
+    /// Print the effective configuration (file + environment) with secrets masked.
+    Config(ConfigArg),
+    /// Serve only the SMSGate simulator's REST API, for GATEWAY__API_BASE_URL to point at.
+    Simulator {
+        /// Address to listen on; the API is under /3rdparty/v1 and the inspection API under
+        /// /simulator/v1.
+        #[arg(long, default_value = "127.0.0.1:3100")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Every TLS user (listener, gateway client) shares ring; installing it once up front keeps
+    // rustls from having to guess between providers.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Config(args)) => {
+            let config = Config::load(args.config.as_deref())?;
+            print!("{}", config.to_masked_toml()?);
+            Ok(())
+        }
+        Some(Command::Simulator { listen, config }) => {
+            let config = Config::load(config.config.as_deref())?;
+            let socket = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {listen}: {e}"))?;
+            let shutdown = signal_shutdown();
+            tracing::info!(address = %listen, "SMSGate simulator listening");
+            Simulator::new(config.simulator)
+                .serve(socket, async move { shutdown.cancelled().await })
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.config.as_deref())?;
+    server::run(config, args.simulate, signal_shutdown()).await
+}
+
+fn signal_shutdown() -> Shutdown {
+    let token = Shutdown::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        shutdown::os_signal().await;
+        trigger.cancel();
+    });
+    token
+}
+
+fn init_logging() {
+    let default = if std::env::var("DEBUG").is_ok_and(|v| v == "true" || v == "1") {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

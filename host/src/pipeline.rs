@@ -1,0 +1,124 @@
+//! The path of an accepted message from its decoded form to the gateway: reassembly of parts,
+//! then the `POST /messages` call. Policy plugins hook in here, between decoding and the call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::{debug, info, warn};
+
+use crate::auth::Account;
+use crate::codec::status::*;
+use crate::concat::{Assembled, Progress};
+use crate::gateway::{self, MessageState};
+use crate::ids;
+use crate::message::{self, Decoded, Rejection, Submission};
+use crate::server::Context;
+
+/// What the ESME is told about an accepted message.
+pub struct Accepted {
+    /// The id for this PDU's response (a part id for a part).
+    pub message_id: String,
+    /// The gateway's answer, when this PDU caused a gateway call.
+    pub state: Option<MessageState>,
+}
+
+pub async fn submit(
+    ctx: &Context,
+    account: &Arc<Account>,
+    decoded: Decoded,
+) -> Result<Accepted, Rejection> {
+    match decoded {
+        Decoded::Whole(submission) => {
+            let message_id = ids::new_message_id();
+            let state = send(ctx, account, &submission, &message_id).await?;
+            Ok(Accepted { message_id, state })
+        }
+        Decoded::Part { template, part } => match ctx.concat.add(account, template, part) {
+            Progress::Waiting { part_id } => {
+                debug!(%part_id, "part stored for reassembly");
+                Ok(Accepted {
+                    message_id: part_id,
+                    state: None,
+                })
+            }
+            Progress::Full => Err(Rejection::new(
+                ESME_RMSGQFUL,
+                "too many concatenated messages are waiting for their parts",
+            )),
+            Progress::Complete(assembled) => {
+                let submission = reassembled(ctx, &assembled)?;
+                let state = send(ctx, account, &submission, &assembled.message_id).await?;
+                Ok(Accepted {
+                    message_id: assembled.part_id,
+                    state,
+                })
+            }
+        },
+    }
+}
+
+/// Sends what arrived of concatenated messages whose parts ran out of time. The parts were
+/// acknowledged when they arrived, so they are not dropped: the phone gets the text that came,
+/// as a handset shows an incomplete concatenated SMS.
+pub async fn flush_expired(ctx: &Context, now: Instant) {
+    for assembled in ctx.concat.take_expired(now) {
+        warn!(
+            message_id = %assembled.message_id,
+            account = %assembled.account.name,
+            received = ?assembled.received,
+            total = assembled.total,
+            "concatenated message incomplete after the timeout; sending the parts that arrived"
+        );
+        let result = match reassembled(ctx, &assembled) {
+            Ok(submission) => {
+                send(ctx, &assembled.account, &submission, &assembled.message_id).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(rejection) = result {
+            warn!(
+                message_id = %assembled.message_id,
+                status = crate::codec::status::name(rejection.status),
+                reason = %rejection.reason,
+                "incomplete concatenated message could not be sent"
+            );
+        }
+    }
+}
+
+fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, Rejection> {
+    let template = &assembled.template;
+    let alphabet = message::alphabet_of(template, ctx.config.smpp.default_alphabet)?;
+    let content = message::content(
+        alphabet,
+        &assembled.payload,
+        message::destination_port(template),
+    )?;
+    Ok(Submission {
+        content,
+        ..template.clone()
+    })
+}
+
+async fn send(
+    ctx: &Context,
+    account: &Account,
+    submission: &Submission,
+    message_id: &str,
+) -> Result<Option<MessageState>, Rejection> {
+    let body = submission.to_gateway(message_id, Utc::now());
+    match ctx.gateway.send_message(&account.credentials, &body).await {
+        Ok(state) => {
+            debug!(%message_id, recipients = body.phone_numbers.len(), "accepted by the gateway");
+            Ok(state)
+        }
+        Err(e) => {
+            let status = gateway::submit_status(&e);
+            if matches!(status, ESME_RSUBMITFAIL) && e.to_string().contains(" 40") {
+                info!(%message_id, error = %e, "gateway refused the message");
+            }
+            Err(Rejection::new(status, e.to_string()))
+        }
+    }
+}

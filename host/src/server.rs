@@ -1,0 +1,140 @@
+//! Wires the pieces together for `serve`: the gateway client (or the embedded simulator), the
+//! SMPP listeners, the HTTP endpoints and the background sweeper, then waits for the shutdown
+//! signal and drains the sessions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::auth::Authenticator;
+use crate::concat::Reassembler;
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::http::{self, Readiness};
+use crate::listener::{self, Listener};
+use crate::pipeline;
+use crate::shutdown::{Shutdown, TaskTracker};
+use crate::simulator::Simulator;
+
+/// Concatenated messages being reassembled at once, over all accounts.
+const MAX_PENDING_CONCAT: usize = 10_000;
+
+/// What every session shares.
+pub struct Context {
+    pub config: Config,
+    pub gateway: Gateway,
+    pub auth: Authenticator,
+    pub concat: Reassembler,
+}
+
+pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyhow::Result<()> {
+    let background = TaskTracker::new();
+    if simulate {
+        let address = start_simulator(&config, &shutdown, &background).await?;
+        config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
+    }
+    let gateway = Gateway::new(
+        &config.gateway.api_base_url,
+        config.gateway.timeout,
+        config.gateway.retries,
+    )?;
+    info!(api = %config.gateway.api_base_url, "gateway");
+    let tls = match (&config.smpp.tls_cert, &config.smpp.tls_key) {
+        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let plain = Listener::plain(config.smpp.bind_address).await?;
+    let secure = match tls {
+        Some(acceptor) => Some(Listener::tls(config.smpp.tls_bind_address, acceptor).await?),
+        None => None,
+    };
+    let http_listener = http::bind(config.http.address).await?;
+    info!(address = %config.http.address, "http listening");
+
+    let ctx = Arc::new(Context {
+        auth: Authenticator::new(gateway.clone(), config.smpp.bind_cache_ttl),
+        concat: Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
+        gateway,
+        config,
+    });
+    let readiness = Readiness::default();
+    background.spawn({
+        let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
+        async move {
+            if let Err(e) = http::serve(http_listener, readiness, shutdown).await {
+                warn!(error = %e, "http server stopped");
+            }
+        }
+    });
+    background.spawn(sweep_concatenations(Arc::clone(&ctx), shutdown.clone()));
+
+    let sessions = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(ctx.config.smpp.max_connections));
+    for listener in std::iter::once(plain).chain(secure) {
+        background.spawn(listener.run(
+            Arc::clone(&ctx),
+            Arc::clone(&limit),
+            shutdown.clone(),
+            sessions.clone(),
+        ));
+    }
+    readiness.set(true);
+    info!("ready");
+
+    shutdown.cancelled().await;
+    readiness.set(false);
+    info!("shutting down");
+    sessions.close();
+    let drain = ctx.config.smpp.shutdown_grace + ctx.config.smpp.response_timeout;
+    if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
+        warn!(?drain, "sessions still open after the grace period");
+    }
+    // Parts still waiting for their siblings are sent as they are rather than lost.
+    pipeline::flush_expired(&ctx, Instant::now() + ctx.config.smpp.concat_timeout).await;
+    background.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), background.wait()).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn start_simulator(
+    config: &Config,
+    shutdown: &Shutdown,
+    background: &TaskTracker,
+) -> anyhow::Result<SocketAddr> {
+    let socket = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = socket.local_addr()?;
+    // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
+    // logs never carry passwords.
+    for account in &config.simulator.accounts {
+        println!(
+            "simulator account: system_id {:?} password {:?}",
+            account.username, account.password
+        );
+    }
+    let simulator = Simulator::new(config.simulator.clone());
+    let stop = shutdown.clone();
+    background.spawn(async move {
+        if let Err(e) = simulator
+            .serve(socket, async move { stop.cancelled().await })
+            .await
+        {
+            warn!(error = %e, "simulator stopped");
+        }
+    });
+    info!(%address, "embedded SMSGate simulator running");
+    Ok(address)
+}
+
+async fn sweep_concatenations(ctx: Arc<Context>, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => pipeline::flush_expired(&ctx, Instant::now()).await,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! bind_transmitter / bind_receiver / bind_transceiver. The credential check runs as a task so
+//! the session keeps answering enquire_link while the gateway thinks; its result comes back to
+//! the session as an event.
+
+use std::sync::Arc;
+
+use tracing::{Instrument, Span, info, warn};
+
+use super::{Event, Session, State};
+use crate::auth::{Account, Refusal};
+use crate::codec::pdu::{Bind, BindKind, ResponseBody};
+use crate::codec::status::{self, *};
+
+/// SMPP 3.4, announced in every bind response.
+const SC_INTERFACE_VERSION: u8 = 0x34;
+
+impl Session {
+    pub(super) async fn on_bind(&mut self, sequence_number: u32, bind: Bind) {
+        if !matches!(self.state, State::Open) {
+            self.answer_bind(sequence_number, bind.kind, ESME_RALYBND)
+                .await;
+            return;
+        }
+        self.state = State::Binding(bind.kind);
+        let ctx = Arc::clone(&self.ctx);
+        let events = self.events.clone();
+        let kind = bind.kind;
+        tokio::spawn(
+            async move {
+                let result = ctx.auth.authenticate(&bind).await;
+                let _ = events.send(Event::BindChecked {
+                    sequence_number,
+                    kind,
+                    result,
+                });
+            }
+            .in_current_span(),
+        );
+    }
+
+    pub(super) async fn finish_bind(
+        &mut self,
+        sequence_number: u32,
+        kind: BindKind,
+        result: Result<Arc<Account>, Refusal>,
+    ) {
+        if !matches!(self.state, State::Binding(_)) {
+            // Shutdown began while the check ran.
+            self.answer_bind(sequence_number, kind, ESME_RBINDFAIL).await;
+            return;
+        }
+        match result {
+            Ok(account) => {
+                Span::current().record("system_id", account.name.as_str());
+                info!(bind = kind.as_str(), "bound");
+                self.state = State::Bound { kind, account };
+                self.answer_bind(sequence_number, kind, ESME_ROK).await;
+            }
+            Err(refusal) => {
+                warn!(
+                    bind = kind.as_str(),
+                    status = status::name(refusal.status),
+                    reason = %refusal.reason,
+                    "bind refused"
+                );
+                self.state = State::Open;
+                self.answer_bind(sequence_number, kind, refusal.status)
+                    .await;
+            }
+        }
+    }
+
+    async fn answer_bind(&self, sequence_number: u32, kind: BindKind, status: u32) {
+        let body = ResponseBody::Bind {
+            kind,
+            system_id: self.ctx.config.smpp.system_id.clone(),
+            sc_interface_version: Some(SC_INTERFACE_VERSION),
+        };
+        self.respond(sequence_number, status, body).await;
+    }
+}

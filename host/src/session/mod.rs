@@ -1,0 +1,388 @@
+//! One SMPP connection: the bind state machine, the window of requests in flight, the timers,
+//! and the hand-over of each request to its handler. Reading happens here; every request that
+//! needs the gateway runs as its own task within the window, and all answers go through the
+//! writer task, so a slow gateway call never holds up the rest of the bind.
+
+mod bind;
+mod operations;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::auth::{Account, Refusal};
+use crate::codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
+use crate::codec::status::*;
+use crate::codec::{SmppCodec, status};
+use crate::server::Context;
+use crate::shutdown::Shutdown;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+enum State {
+    Open,
+    Binding(BindKind),
+    Bound {
+        kind: BindKind,
+        account: Arc<Account>,
+    },
+    /// The server sent unbind and waits for unbind_resp.
+    Unbinding,
+}
+
+/// Completions that arrive from tasks the session started.
+enum Event {
+    BindChecked {
+        sequence_number: u32,
+        kind: BindKind,
+        result: Result<Arc<Account>, Refusal>,
+    },
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+    /// The ESME unbound: answer it once the requests in flight are answered, then close.
+    UnbindRequested(u32),
+}
+
+pub struct Session {
+    ctx: Arc<Context>,
+    state: State,
+    out: mpsc::Sender<Outbound>,
+    events: mpsc::UnboundedSender<Event>,
+    window: Arc<Semaphore>,
+    next_sequence: u32,
+    opened: Instant,
+    last_heard: Instant,
+    /// When our enquire_link went out, while it is unanswered.
+    enquire_sent: Option<Instant>,
+    unbind_sent: Option<Instant>,
+}
+
+/// Serves one connection until it closes.
+pub async fn run<S>(stream: S, peer: SocketAddr, tls: bool, ctx: Arc<Context>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("session", id, %peer, tls, system_id = tracing::field::Empty);
+    serve(stream, ctx, shutdown).instrument(span).await
+}
+
+async fn serve<S>(stream: S, ctx: Arc<Context>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let smpp = &ctx.config.smpp;
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (out, queue) = mpsc::channel(smpp.window * 2 + 16);
+    let writer = tokio::spawn(writer::run(write_half, queue).in_current_span());
+    let (events, mut completions) = mpsc::unbounded_channel();
+    let mut frames = FramedRead::new(read_half, SmppCodec::new(smpp.max_command_length));
+    let mut ticker = tokio::time::interval(tick_period(smpp));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let now = Instant::now();
+    let mut session = Session {
+        window: Arc::new(Semaphore::new(smpp.window)),
+        ctx: Arc::clone(&ctx),
+        state: State::Open,
+        out,
+        events,
+        next_sequence: 1,
+        opened: now,
+        last_heard: now,
+        enquire_sent: None,
+        unbind_sent: None,
+    };
+    debug!("connected");
+
+    let mut unbind_answer = None;
+    let mut shutting_down = false;
+    loop {
+        let flow = tokio::select! {
+            _ = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                session.on_shutdown().await
+            }
+            Some(event) = completions.recv() => session.on_event(event).await,
+            frame = frames.next() => match frame {
+                None => {
+                    debug!("peer closed the connection");
+                    Flow::Close
+                }
+                Some(Err(e)) => {
+                    debug!(error = %e, "read failed");
+                    Flow::Close
+                }
+                Some(Ok(inbound)) => session.on_inbound(inbound).await,
+            },
+            _ = ticker.tick() => session.on_tick().await,
+        };
+        match flow {
+            Flow::Continue => {}
+            Flow::Close => break,
+            Flow::UnbindRequested(sequence_number) => {
+                unbind_answer = Some(sequence_number);
+                break;
+            }
+        }
+    }
+    session.close(unbind_answer).await;
+    drop(session);
+    let _ = tokio::time::timeout(ctx.config.smpp.response_timeout, writer).await;
+    info!("session closed");
+}
+
+/// Timers are checked on a tick rather than per PDU, which keeps the hot path free of timer
+/// registrations; a quarter of the shortest timer is precise enough.
+fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
+    let shortest = smpp
+        .bind_timeout
+        .min(smpp.enquire_link_interval)
+        .min(smpp.response_timeout);
+    (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
+
+impl Session {
+    async fn on_inbound(&mut self, inbound: Inbound) -> Flow {
+        self.last_heard = Instant::now();
+        // Any PDU proves the peer is alive, which is all our enquire_link asks.
+        self.enquire_sent = None;
+        match inbound {
+            Inbound::Request {
+                sequence_number,
+                request,
+            } => self.on_request(sequence_number, request).await,
+            Inbound::Response {
+                command_id,
+                command_status,
+                sequence_number,
+                ..
+            } => self.on_response(command_id, command_status, sequence_number),
+            Inbound::Invalid {
+                command_id,
+                sequence_number,
+                status,
+                reason,
+            } => {
+                warn!(
+                    command = status::command_name(command_id),
+                    sequence_number,
+                    status = status::name(status),
+                    %reason,
+                    "malformed PDU"
+                );
+                let body = ResponseBody::error_for(command_id);
+                self.respond(sequence_number, status, body).await;
+                Flow::Continue
+            }
+            Inbound::BadLength {
+                command_length,
+                sequence_number,
+            } => {
+                warn!(
+                    command_length,
+                    "command_length out of range; framing is lost, closing"
+                );
+                self.respond(sequence_number, ESME_RINVCMDLEN, ResponseBody::GenericNack)
+                    .await;
+                Flow::Close
+            }
+        }
+    }
+
+    async fn on_request(&mut self, sequence_number: u32, request: Request) -> Flow {
+        match request {
+            Request::EnquireLink => {
+                self.respond(sequence_number, ESME_ROK, ResponseBody::EnquireLink)
+                    .await;
+                Flow::Continue
+            }
+            Request::Bind(bind) => {
+                self.on_bind(sequence_number, bind).await;
+                Flow::Continue
+            }
+            Request::Unbind => match self.state {
+                State::Bound { .. } => Flow::UnbindRequested(sequence_number),
+                _ => {
+                    self.respond(sequence_number, ESME_RINVBNDSTS, ResponseBody::Unbind)
+                        .await;
+                    Flow::Continue
+                }
+            },
+            operation => {
+                self.on_operation(sequence_number, operation).await;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// submit_sm and the other requests of a transmitter: run within the window.
+    async fn on_operation(&mut self, sequence_number: u32, request: Request) {
+        let command_id = request.command_id();
+        let account = match &self.state {
+            State::Bound { kind, account } if kind.can_transmit() => Arc::clone(account),
+            _ => {
+                self.respond(
+                    sequence_number,
+                    ESME_RINVBNDSTS,
+                    ResponseBody::error_for(command_id),
+                )
+                .await;
+                return;
+            }
+        };
+        let Ok(permit) = Arc::clone(&self.window).try_acquire_owned() else {
+            self.respond(
+                sequence_number,
+                ESME_RTHROTTLED,
+                ResponseBody::error_for(command_id),
+            )
+            .await;
+            return;
+        };
+        let ctx = Arc::clone(&self.ctx);
+        let out = self.out.clone();
+        tokio::spawn(
+            async move {
+                let (status, body) = operations::handle(&ctx, &account, request).await;
+                let _ = out
+                    .send(Outbound::Response {
+                        sequence_number,
+                        status,
+                        body,
+                    })
+                    .await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn on_response(&mut self, command_id: u32, command_status: u32, sequence_number: u32) -> Flow {
+        match command_id {
+            status::UNBIND_RESP if matches!(self.state, State::Unbinding) => {
+                debug!("unbind answered");
+                Flow::Close
+            }
+            status::GENERIC_NACK => {
+                warn!(
+                    sequence_number,
+                    status = status::name(command_status),
+                    "ESME sent generic_nack"
+                );
+                Flow::Continue
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) -> Flow {
+        match event {
+            Event::BindChecked {
+                sequence_number,
+                kind,
+                result,
+            } => self.finish_bind(sequence_number, kind, result).await,
+        }
+        Flow::Continue
+    }
+
+    async fn on_tick(&mut self) -> Flow {
+        let smpp = &self.ctx.config.smpp;
+        let now = Instant::now();
+        match self.state {
+            State::Open | State::Binding(_) if now - self.opened >= smpp.bind_timeout => {
+                info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");
+                return Flow::Close;
+            }
+            State::Unbinding if self.unbind_sent.is_some_and(|t| now - t >= smpp.response_timeout) => {
+                info!("unbind not answered, closing");
+                return Flow::Close;
+            }
+            _ => {}
+        }
+        match self.enquire_sent {
+            Some(sent) if now - sent >= smpp.response_timeout => {
+                info!("enquire_link not answered, closing");
+                Flow::Close
+            }
+            None if now - self.last_heard >= smpp.enquire_link_interval => {
+                let sequence_number = self.next_sequence();
+                self.send(Outbound::EnquireLink { sequence_number }).await;
+                self.enquire_sent = Some(now);
+                Flow::Continue
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Bound ESMEs get an unbind and a moment to answer it; others are simply closed.
+    async fn on_shutdown(&mut self) -> Flow {
+        match self.state {
+            State::Bound { .. } => {
+                let sequence_number = self.next_sequence();
+                self.send(Outbound::Unbind { sequence_number }).await;
+                self.state = State::Unbinding;
+                self.unbind_sent = Some(Instant::now());
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
+    }
+
+    /// Waits (bounded) for the requests in flight so every accepted request is answered, then
+    /// answers a pending unbind.
+    async fn close(&mut self, unbind_answer: Option<u32>) {
+        let grace = self.ctx.config.smpp.shutdown_grace;
+        let all = self.ctx.config.smpp.window as u32;
+        match tokio::time::timeout(grace, self.window.acquire_many(all)).await {
+            Ok(_) => {}
+            Err(_) => warn!(?grace, "requests still in flight at close"),
+        }
+        if let Some(sequence_number) = unbind_answer {
+            self.respond(sequence_number, ESME_ROK, ResponseBody::Unbind)
+                .await;
+        }
+    }
+
+    async fn respond(&self, sequence_number: u32, status: u32, body: ResponseBody) {
+        self.send(Outbound::Response {
+            sequence_number,
+            status,
+            body,
+        })
+        .await;
+    }
+
+    /// When the ESME stops reading, the queue fills and this waits: the session then stops
+    /// reading too, which is TCP's own back-pressure instead of an unbounded buffer.
+    async fn send(&self, pdu: Outbound) {
+        if self.out.send(pdu).await.is_err() {
+            debug!("writer gone; PDU dropped");
+        }
+    }
+
+    fn next_sequence(&mut self) -> u32 {
+        let sequence_number = self.next_sequence;
+        self.next_sequence = if sequence_number >= 0x7FFF_FFFF {
+            1
+        } else {
+            sequence_number + 1
+        };
+        sequence_number
+    }
+}

@@ -1,0 +1,262 @@
+//! The requests of a bound transmitter, one function each: submit_sm, data_sm, submit_multi
+//! (sharing the submit pipeline), query_sm, cancel_sm and replace_sm. Each returns the status and
+//! body of its response; the session puts them on the wire.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{debug, info};
+
+use crate::auth::Account;
+use crate::codec::pdu::{
+    Address, CancelSm, DestAddress, QuerySm, Request, ResponseBody, SubmitMulti, UnsuccessSme,
+};
+use crate::codec::status::{self, *};
+use crate::gateway::{self, MessageState};
+use crate::ids;
+use crate::message::{self, Decoded, Rejection};
+use crate::pipeline::{self, Accepted};
+use crate::server::Context;
+use crate::smpp_time;
+
+/// SMSGate takes at most this many phone numbers per message.
+const MAX_RECIPIENTS: usize = 100;
+
+/// SMPP message_state values (query_sm_resp, receipts).
+const ENROUTE: u8 = 1;
+const DELIVERED: u8 = 2;
+const DELETED: u8 = 4;
+const UNDELIVERABLE: u8 = 5;
+const UNKNOWN: u8 = 7;
+
+pub async fn handle(ctx: &Context, account: &Arc<Account>, request: Request) -> (u32, ResponseBody) {
+    let alphabet = ctx.config.smpp.default_alphabet;
+    let now = Utc::now();
+    match request {
+        Request::SubmitSm(pdu) => {
+            let decoded = message::from_submit_sm(&pdu, alphabet, now);
+            let (status, message_id) = submit(ctx, account, decoded).await;
+            (status, ResponseBody::SubmitSm { message_id })
+        }
+        Request::DataSm(pdu) => {
+            let decoded = message::from_data_sm(&pdu, alphabet, now);
+            let (status, message_id) = submit(ctx, account, decoded).await;
+            (status, ResponseBody::DataSm { message_id })
+        }
+        Request::SubmitMulti(pdu) => submit_multi(ctx, account, &pdu).await,
+        Request::QuerySm(pdu) => query(ctx, account, &pdu).await,
+        Request::CancelSm(pdu) => cancel(ctx, account, &pdu).await,
+        Request::ReplaceSm(_) => (
+            // SMSGate has no way to change a message once accepted.
+            ESME_RREPLACEFAIL,
+            ResponseBody::ReplaceSm,
+        ),
+        // The session answers these itself and never hands them over.
+        other @ (Request::Bind(_) | Request::EnquireLink | Request::Unbind) => (
+            ESME_RINVBNDSTS,
+            ResponseBody::error_for(other.command_id()),
+        ),
+    }
+}
+
+async fn submit(
+    ctx: &Context,
+    account: &Arc<Account>,
+    decoded: Result<Decoded, Rejection>,
+) -> (u32, String) {
+    match accept(ctx, account, decoded).await {
+        Ok(accepted) => (ESME_ROK, accepted.message_id),
+        Err(status) => (status, String::new()),
+    }
+}
+
+async fn accept(
+    ctx: &Context,
+    account: &Arc<Account>,
+    decoded: Result<Decoded, Rejection>,
+) -> Result<Accepted, u32> {
+    let result = match decoded {
+        Ok(decoded) => pipeline::submit(ctx, account, decoded).await,
+        Err(rejection) => Err(rejection),
+    };
+    result.map_err(|rejection| {
+        info!(
+            status = status::name(rejection.status),
+            reason = %rejection.reason,
+            "submit refused"
+        );
+        rejection.status
+    })
+}
+
+/// One gateway message to every valid SME destination; distribution lists and bad addresses
+/// are reported per entry in unsuccess_sme.
+async fn submit_multi(
+    ctx: &Context,
+    account: &Arc<Account>,
+    pdu: &SubmitMulti,
+) -> (u32, ResponseBody) {
+    let mut destinations: Vec<Address> = Vec::new();
+    let mut unsuccess = Vec::new();
+    for destination in &pdu.destinations {
+        match destination {
+            DestAddress::Sme(address) if address.addr.trim().is_empty() => {
+                unsuccess.push(UnsuccessSme {
+                    address: address.clone(),
+                    error_status: ESME_RINVDSTADR,
+                });
+            }
+            DestAddress::Sme(address) => {
+                if !destinations.iter().any(|d| d.addr == address.addr) {
+                    destinations.push(address.clone());
+                }
+            }
+            DestAddress::DistributionList(name) => unsuccess.push(UnsuccessSme {
+                // There are no distribution lists at the gateway.
+                address: Address {
+                    ton: 0,
+                    npi: 0,
+                    addr: name.clone(),
+                },
+                error_status: ESME_RINVDLNAME,
+            }),
+        }
+    }
+    let failed = |status: u32| {
+        (
+            status,
+            ResponseBody::SubmitMulti {
+                message_id: String::new(),
+                unsuccess: Vec::new(),
+            },
+        )
+    };
+    if destinations.is_empty() {
+        return failed(
+            unsuccess
+                .first()
+                .map_or(ESME_RINVNUMDESTS, |u| u.error_status),
+        );
+    }
+    if destinations.len() > MAX_RECIPIENTS {
+        return failed(ESME_RINVNUMDESTS);
+    }
+    let decoded = message::from_submit_multi(
+        pdu,
+        destinations.clone(),
+        ctx.config.smpp.default_alphabet,
+        Utc::now(),
+    );
+    match accept(ctx, account, decoded).await {
+        Ok(accepted) => {
+            if let Some(state) = &accepted.state {
+                unsuccess.extend(failed_recipients(state, &destinations));
+            }
+            (
+                ESME_ROK,
+                ResponseBody::SubmitMulti {
+                    message_id: accepted.message_id,
+                    unsuccess,
+                },
+            )
+        }
+        Err(status) => failed(status),
+    }
+}
+
+/// Recipients the gateway already marked failed when it accepted the message.
+fn failed_recipients(state: &MessageState, destinations: &[Address]) -> Vec<UnsuccessSme> {
+    state
+        .recipients
+        .iter()
+        .filter(|r| r.state == "Failed")
+        .filter_map(|r| {
+            let address = destinations.iter().find(|d| {
+                d.addr.trim_start_matches('+') == r.phone_number.trim_start_matches('+')
+            })?;
+            Some(UnsuccessSme {
+                address: address.clone(),
+                error_status: ESME_RINVDSTADR,
+            })
+        })
+        .collect()
+}
+
+async fn query(ctx: &Context, account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
+    let gateway_id = ids::gateway_id(&pdu.message_id);
+    match ctx
+        .gateway
+        .get_message(&account.credentials, gateway_id)
+        .await
+    {
+        Ok(state) => {
+            let message_state = message_state(&state.state);
+            let final_date = match message_state {
+                DELIVERED | UNDELIVERABLE | DELETED => state
+                    .states
+                    .get(&state.state)
+                    .map(|at| smpp_time::format_absolute(*at))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            (
+                ESME_ROK,
+                ResponseBody::QuerySm {
+                    message_id: pdu.message_id.clone(),
+                    final_date,
+                    message_state,
+                    error_code: 0,
+                },
+            )
+        }
+        Err(e) => {
+            debug!(message_id = %pdu.message_id, error = %e, "query_sm failed");
+            (gateway::query_status(&e), ResponseBody::error_for(status::QUERY_SM))
+        }
+    }
+}
+
+fn message_state(gateway_state: &str) -> u8 {
+    match gateway_state {
+        "Pending" | "Processed" | "Sent" | "Cancelling" => ENROUTE,
+        "Delivered" => DELIVERED,
+        "Failed" => UNDELIVERABLE,
+        "Cancelled" => DELETED,
+        _ => UNKNOWN,
+    }
+}
+
+async fn cancel(ctx: &Context, account: &Account, pdu: &CancelSm) -> (u32, ResponseBody) {
+    if pdu.message_id.is_empty() {
+        // Cancelling "everything from this source to that destination" has no gateway call.
+        return (ESME_RCANCELFAIL, ResponseBody::CancelSm);
+    }
+    let gateway_id = ids::gateway_id(&pdu.message_id);
+    match ctx
+        .gateway
+        .cancel_message(&account.credentials, gateway_id)
+        .await
+    {
+        Ok(()) => (ESME_ROK, ResponseBody::CancelSm),
+        Err(e) => {
+            debug!(message_id = %pdu.message_id, error = %e, "cancel_sm failed");
+            (gateway::cancel_status(&e), ResponseBody::CancelSm)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_states_map_to_smpp_message_states() {
+        assert_eq!(message_state("Pending"), ENROUTE);
+        assert_eq!(message_state("Processed"), ENROUTE);
+        assert_eq!(message_state("Sent"), ENROUTE);
+        assert_eq!(message_state("Delivered"), DELIVERED);
+        assert_eq!(message_state("Failed"), UNDELIVERABLE);
+        assert_eq!(message_state("Cancelled"), DELETED);
+        assert_eq!(message_state("Whatever"), UNKNOWN);
+    }
+}

@@ -1,0 +1,463 @@
+//! What the simulator remembers: accepted messages with their planned lifecycle, webhooks and
+//! request counters.
+//!
+//! Each message carries its whole lifecycle as a plan of timestamped states fixed when it is
+//! accepted; reading a message picks the states whose time has come. Firing webhook events on
+//! transitions therefore needs no change here: a task can walk the same plan.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use rand::Rng;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+/// Oldest messages are forgotten beyond this, like the real gateway's retention, so a
+/// long-running standalone simulator under load does not grow without bound.
+const MAX_MESSAGES: usize = 100_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(super) enum ProcessingState {
+    Pending,
+    Cancelling,
+    Cancelled,
+    Processed,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+impl ProcessingState {
+    const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Cancelling,
+        Self::Cancelled,
+        Self::Processed,
+        Self::Sent,
+        Self::Delivered,
+        Self::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Cancelling => "Cancelling",
+            Self::Cancelled => "Cancelled",
+            Self::Processed => "Processed",
+            Self::Sent => "Sent",
+            Self::Delivered => "Delivered",
+            Self::Failed => "Failed",
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// How a message ends once it has been sent.
+pub(super) enum Ending {
+    Delivered,
+    /// Without a delivery report the phone never learns more than "sent".
+    Sent,
+    Failed(String),
+}
+
+pub(super) enum Content {
+    Text(String),
+    Data { data: String, port: u16 },
+}
+
+/// When the lifecycle of a new message happens.
+pub(super) struct Schedule {
+    pub received_at: DateTime<Utc>,
+    /// The scheduled time, or `received_at`.
+    pub start_at: DateTime<Utc>,
+    /// From `ttl` or `validUntil`.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub step: TimeDelta,
+    pub ending: Ending,
+}
+
+pub(super) struct Message {
+    pub account: usize,
+    pub id: String,
+    pub device_id: String,
+    pub phone_numbers: Vec<String>,
+    pub content: Content,
+    pub is_encrypted: bool,
+    /// The request body exactly as received, for the inspection API.
+    pub request: Value,
+    pub lifecycle: Lifecycle,
+}
+
+/// A message as seen at one moment.
+pub(super) struct Snapshot {
+    pub state: ProcessingState,
+    pub history: Vec<(ProcessingState, DateTime<Utc>)>,
+    pub error: Option<String>,
+}
+
+pub(super) struct NotPending;
+
+/// The states a message goes through and when.
+pub(super) struct Lifecycle {
+    /// Starts with Pending at the acceptance time.
+    plan: Vec<(ProcessingState, DateTime<Utc>)>,
+    /// The recipients' error once the plan ends in Failed.
+    error: Option<String>,
+    cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl Lifecycle {
+    /// Pending until the start plus one step, then Processed and Sent one step each, then the
+    /// ending. A message whose validity runs out before the phone would have picked it up
+    /// fails at that moment instead.
+    pub(super) fn new(schedule: Schedule) -> Self {
+        use ProcessingState::*;
+        let at = |steps: i32| {
+            schedule
+                .step
+                .checked_mul(steps)
+                .and_then(|d| schedule.start_at.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        };
+        let mut plan = vec![(Pending, schedule.received_at)];
+        if let Some(expires_at) = schedule.expires_at
+            && expires_at < at(1)
+        {
+            plan.push((Failed, expires_at.max(schedule.received_at)));
+            return Self::with(plan, Some("message expired".into()));
+        }
+        plan.push((Processed, at(1)));
+        plan.push((Sent, at(2)));
+        match schedule.ending {
+            Ending::Delivered => plan.push((Delivered, at(3))),
+            Ending::Sent => {}
+            Ending::Failed(reason) => {
+                plan.push((Failed, at(3)));
+                return Self::with(plan, Some(reason));
+            }
+        }
+        Self::with(plan, None)
+    }
+
+    fn with(plan: Vec<(ProcessingState, DateTime<Utc>)>, error: Option<String>) -> Self {
+        Self {
+            plan,
+            error,
+            cancelled_at: None,
+        }
+    }
+
+    pub(super) fn received_at(&self) -> DateTime<Utc> {
+        self.plan[0].1
+    }
+
+    pub(super) fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        if let Some(cancelled_at) = self.cancelled_at {
+            return Snapshot {
+                state: ProcessingState::Cancelled,
+                history: vec![
+                    (ProcessingState::Pending, self.received_at()),
+                    (ProcessingState::Cancelling, cancelled_at),
+                    (ProcessingState::Cancelled, cancelled_at),
+                ],
+                error: None,
+            };
+        }
+        let history: Vec<_> = self
+            .plan
+            .iter()
+            .copied()
+            .take_while(|(_, at)| *at <= now)
+            .collect();
+        let state = history.last().map_or(ProcessingState::Pending, |(s, _)| *s);
+        let error = if state == ProcessingState::Failed {
+            self.error.clone()
+        } else {
+            None
+        };
+        Snapshot {
+            state,
+            history,
+            error,
+        }
+    }
+
+    /// Like the real gateway, only a message still waiting for the phone can be cancelled. The
+    /// answer shows Cancelling; the phone's confirmation is immediate here, so later reads show
+    /// Cancelled.
+    pub(super) fn cancel(&mut self, now: DateTime<Utc>) -> Result<Snapshot, NotPending> {
+        if self.snapshot(now).state != ProcessingState::Pending {
+            return Err(NotPending);
+        }
+        self.cancelled_at = Some(now);
+        Ok(Snapshot {
+            state: ProcessingState::Cancelling,
+            history: vec![
+                (ProcessingState::Pending, self.received_at()),
+                (ProcessingState::Cancelling, now),
+            ],
+            error: None,
+        })
+    }
+}
+
+impl Message {
+    /// The `MessageState` JSON of the 3rd-party API.
+    pub(super) fn to_state(&self, snapshot: Snapshot, include_content: bool) -> MessageState {
+        let recipients = self
+            .phone_numbers
+            .iter()
+            .map(|phone_number| RecipientState {
+                phone_number: phone_number.clone(),
+                state: snapshot.state,
+                error: snapshot.error.clone(),
+            })
+            .collect();
+        let (text_message, data_message) = match (&self.content, include_content) {
+            (Content::Text(text), true) => (Some(TextMessage { text: text.clone() }), None),
+            (Content::Data { data, port }, true) => (
+                None,
+                Some(DataMessage {
+                    data: data.clone(),
+                    port: *port,
+                }),
+            ),
+            (_, false) => (None, None),
+        };
+        MessageState {
+            id: self.id.clone(),
+            device_id: self.device_id.clone(),
+            state: snapshot.state,
+            is_hashed: false,
+            is_encrypted: self.is_encrypted,
+            recipients,
+            states: History(snapshot.history),
+            text_message,
+            data_message,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MessageState {
+    id: String,
+    device_id: String,
+    pub state: ProcessingState,
+    is_hashed: bool,
+    is_encrypted: bool,
+    recipients: Vec<RecipientState>,
+    states: History,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_message: Option<TextMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_message: Option<DataMessage>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecipientState {
+    phone_number: String,
+    state: ProcessingState,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TextMessage {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct DataMessage {
+    data: String,
+    port: u16,
+}
+
+/// `{"Pending": "2025-07-15T12:30:45Z", ...}` in the order the states were reached.
+struct History(Vec<(ProcessingState, DateTime<Utc>)>);
+
+impl Serialize for History {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (state, at) in &self.0 {
+            map.serialize_entry(state.as_str(), &rfc3339(*at))?;
+        }
+        map.end()
+    }
+}
+
+pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(super) enum WebhookEvent {
+    #[serde(rename = "sms:received")]
+    SmsReceived,
+    #[serde(rename = "sms:data-received")]
+    SmsDataReceived,
+    #[serde(rename = "sms:sent")]
+    SmsSent,
+    #[serde(rename = "sms:delivered")]
+    SmsDelivered,
+    #[serde(rename = "sms:failed")]
+    SmsFailed,
+    #[serde(rename = "sms:cancelled")]
+    SmsCancelled,
+    #[serde(rename = "system:ping")]
+    SystemPing,
+    #[serde(rename = "mms:received")]
+    MmsReceived,
+}
+
+impl WebhookEvent {
+    pub(super) const ALL: [Self; 8] = [
+        Self::SmsReceived,
+        Self::SmsDataReceived,
+        Self::SmsSent,
+        Self::SmsDelivered,
+        Self::SmsFailed,
+        Self::SmsCancelled,
+        Self::SystemPing,
+        Self::MmsReceived,
+    ];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::SmsReceived => "sms:received",
+            Self::SmsDataReceived => "sms:data-received",
+            Self::SmsSent => "sms:sent",
+            Self::SmsDelivered => "sms:delivered",
+            Self::SmsFailed => "sms:failed",
+            Self::SmsCancelled => "sms:cancelled",
+            Self::SystemPing => "system:ping",
+            Self::MmsReceived => "mms:received",
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Webhook {
+    pub id: String,
+    pub device_id: Option<String>,
+    pub url: String,
+    pub event: WebhookEvent,
+}
+
+pub(super) struct Duplicate;
+
+pub(super) struct Store {
+    /// Arrival order; `messages[i]` has sequence number `first_seq + i`.
+    messages: VecDeque<Message>,
+    first_seq: u64,
+    /// (account, message id) → sequence number.
+    by_id: HashMap<(usize, String), u64>,
+    /// Indexed by account.
+    webhooks: Vec<Vec<Webhook>>,
+    /// "METHOD /path STATUS" → count.
+    requests: BTreeMap<String, u64>,
+}
+
+impl Store {
+    pub(super) fn new(accounts: usize) -> Self {
+        Self {
+            messages: VecDeque::new(),
+            first_seq: 0,
+            by_id: HashMap::new(),
+            webhooks: vec![Vec::new(); accounts],
+            requests: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn contains(&self, account: usize, id: &str) -> bool {
+        self.by_id.contains_key(&(account, id.to_owned()))
+    }
+
+    fn position(&self, account: usize, id: &str) -> Option<usize> {
+        let seq = self.by_id.get(&(account, id.to_owned()))?;
+        usize::try_from(seq - self.first_seq).ok()
+    }
+
+    pub(super) fn get(&self, account: usize, id: &str) -> Option<&Message> {
+        self.messages.get(self.position(account, id)?)
+    }
+
+    pub(super) fn get_mut(&mut self, account: usize, id: &str) -> Option<&mut Message> {
+        let position = self.position(account, id)?;
+        self.messages.get_mut(position)
+    }
+
+    pub(super) fn insert(&mut self, message: Message) -> Result<&Message, Duplicate> {
+        let key = (message.account, message.id.clone());
+        if self.by_id.contains_key(&key) {
+            return Err(Duplicate);
+        }
+        if self.messages.len() == MAX_MESSAGES
+            && let Some(oldest) = self.messages.pop_front()
+        {
+            self.by_id.remove(&(oldest.account, oldest.id));
+            self.first_seq += 1;
+        }
+        self.by_id
+            .insert(key, self.first_seq + self.messages.len() as u64);
+        self.messages.push_back(message);
+        Ok(self.messages.back().expect("just pushed"))
+    }
+
+    /// Every message of every account, oldest first.
+    pub(super) fn messages(&self) -> impl DoubleEndedIterator<Item = &Message> {
+        self.messages.iter()
+    }
+
+    pub(super) fn webhooks(&self, account: usize) -> &[Webhook] {
+        &self.webhooks[account]
+    }
+
+    /// A webhook with the same id replaces the old one in place, like the real API.
+    pub(super) fn upsert_webhook(&mut self, account: usize, webhook: Webhook) {
+        let list = &mut self.webhooks[account];
+        match list.iter_mut().find(|w| w.id == webhook.id) {
+            Some(existing) => *existing = webhook,
+            None => list.push(webhook),
+        }
+    }
+
+    /// Whether there was one to remove.
+    pub(super) fn remove_webhook(&mut self, account: usize, id: &str) -> bool {
+        let list = &mut self.webhooks[account];
+        let before = list.len();
+        list.retain(|w| w.id != id);
+        list.len() != before
+    }
+
+    pub(super) fn count_request(&mut self, key: String) {
+        *self.requests.entry(key).or_default() += 1;
+    }
+
+    pub(super) fn requests(&self) -> &BTreeMap<String, u64> {
+        &self.requests
+    }
+
+    pub(super) fn reset(&mut self) {
+        let accounts = self.webhooks.len();
+        *self = Self::new(accounts);
+    }
+}
+
+/// A 21-character id from the URL-safe alphabet, the shape of the real gateway's ids.
+pub(super) fn new_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut rng = rand::rng();
+    (0..21)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
