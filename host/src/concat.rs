@@ -34,7 +34,7 @@ pub enum Progress {
     /// More parts are expected; answer this one with `part_id`.
     Waiting { part_id: String },
     /// This was the last missing part: send the whole message as `message_id`.
-    Complete(Assembled),
+    Complete(Box<Assembled>),
     /// Too many messages are being reassembled at once.
     Full,
 }
@@ -71,7 +71,11 @@ impl Reassembler {
         let key = Key {
             account: account.name.clone(),
             source: template.source.addr.clone(),
-            destinations: template.destinations.iter().map(|d| d.addr.clone()).collect(),
+            destinations: template
+                .destinations
+                .iter()
+                .map(|d| d.addr.clone())
+                .collect(),
             reference: part.concat.reference,
             total: part.concat.total,
         };
@@ -93,7 +97,7 @@ impl Reassembler {
             return Progress::Waiting { part_id };
         }
         let done = pending.remove(&key).expect("entry exists");
-        Progress::Complete(assemble(done, part_id, key.total))
+        Progress::Complete(Box::new(assemble(done, part_id, key.total)))
     }
 
     /// Messages whose parts did not all arrive in time, removed from the table.
@@ -113,10 +117,6 @@ impl Reassembler {
                 Some(assemble(p, part_id, key.total))
             })
             .collect()
-    }
-
-    pub fn pending_count(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -141,6 +141,12 @@ fn assemble(pending: Pending, part_id: String, total: u8) -> Assembled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Reassembler {
+        fn pending_count(&self) -> usize {
+            self.pending.lock().unwrap().len()
+        }
+    }
     use crate::codec::pdu::Address;
     use crate::gateway::Credentials;
     use crate::message::{Content, SubmitKind};

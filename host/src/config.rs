@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::simulator::SimulatorConfig;
@@ -150,15 +151,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let env = Env::raw()
-            .filter(|key| {
-                SECTIONS
-                    .iter()
-                    .any(|section| key.as_str().starts_with(&format!("{section}__")))
-            })
-            .split("__");
         let config: Config = figment
-            .merge(env)
+            .merge(EnvOverrides::from_process())
             .extract_lossy()
             .map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
         config.validate()?;
@@ -228,6 +222,68 @@ impl Config {
             account.password = "********".into();
         }
         toml::to_string_pretty(&shown).context("rendering the configuration")
+    }
+}
+
+/// Environment variables of our sections, every value kept as text. (figment's own `Env`
+/// reads `SMPP__SYSTEM_ID=12345` as a number and then refuses it for a string key; text is
+/// converted where a number is wanted by the lossy extraction instead.)
+struct EnvOverrides(Vec<(String, String)>);
+
+impl EnvOverrides {
+    fn from_process() -> Self {
+        EnvOverrides(
+            std::env::vars()
+                .filter_map(|(name, value)| {
+                    let key = name.trim().to_ascii_lowercase();
+                    let (section, _) = key.split_once("__")?;
+                    SECTIONS
+                        .contains(&section)
+                        .then(|| (key.replace("__", "."), value))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Provider for EnvOverrides {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable(s)")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (key, value) in &self.0 {
+            let path: Vec<&str> = key.split('.').collect();
+            if path.iter().any(|segment| segment.is_empty()) {
+                return Err(figment::Error::from(format!(
+                    "{}: not a configuration key",
+                    key.to_ascii_uppercase().replace('.', "__")
+                )));
+            }
+            insert(&mut root, &path, Value::from(value.clone()));
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+fn insert(dict: &mut Dict, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert((*last).to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let child = dict
+                .entry((*first).to_string())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(child, Value::Dict(..)) {
+                *child = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = child {
+                insert(inner, rest, value);
+            }
+        }
     }
 }
 
@@ -354,9 +410,13 @@ mod tests {
     use super::*;
     use figment::Jail;
 
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
     fn load_in_jail(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, String> {
         let mut out = None;
-        Jail::expect_with(|jail| {
+        Jail::expect_with(|jail: &mut Jail| -> figment::error::Result<()> {
             for (k, v) in env {
                 jail.set_env(k, v);
             }
@@ -417,9 +477,18 @@ mod tests {
             (&[("SMPP__BIND_ADDRESS", "nowhere")], "smpp.bind_address"),
             (&[("SMPP__SOURCE_TON", "300")], "smpp.source_ton"),
             (&[("SMPP__TLS_CERT", "/tmp/cert.pem")], "smpp.tls_key"),
-            (&[("GATEWAY__API_BASE_URL", "ftp://x")], "gateway.api_base_url"),
-            (&[("SMPP__DEFAULT_ALPHABET", "ebcdic")], "smpp.default_alphabet"),
-            (&[("SMPP__SYSTEM_ID", "A_SYSTEM_ID_TOO_LONG")], "smpp.system_id"),
+            (
+                &[("GATEWAY__API_BASE_URL", "ftp://x")],
+                "gateway.api_base_url",
+            ),
+            (
+                &[("SMPP__DEFAULT_ALPHABET", "ebcdic")],
+                "smpp.default_alphabet",
+            ),
+            (
+                &[("SMPP__SYSTEM_ID", "A_SYSTEM_ID_TOO_LONG")],
+                "smpp.system_id",
+            ),
         ];
         for (env, key) in cases {
             let err = load_in_jail(None, env).unwrap_err();

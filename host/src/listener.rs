@@ -103,6 +103,7 @@ impl Listener {
 
 /// Loads the certificate chain and key; any problem is a start-up error naming the file.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    crate::ensure_crypto_provider();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("smpp.tls_cert: cannot read {}", cert.display()))?
         .collect::<Result<_, _>>()

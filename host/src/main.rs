@@ -105,9 +105,6 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    // Every TLS user (listener, gateway client) shares ring; installing it once up front keeps
-    // rustls from having to guess between providers.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
@@ -134,6 +131,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.config.as_deref())?;
     server::run(config, args.simulate, signal_shutdown()).await
+}
+
+/// Every TLS user (listeners, the gateway client) shares ring; installing it before the first
+/// one is built keeps rustls from having to guess between providers.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn signal_shutdown() -> Shutdown {

@@ -222,7 +222,11 @@ fn decode(
         kind: fields.kind,
         service_type: fields.service_type.to_string(),
         source: fields.source.clone(),
-        destinations: fields.destinations.iter().map(normalise_destination).collect(),
+        destinations: fields
+            .destinations
+            .iter()
+            .map(normalise_destination)
+            .collect(),
         esm_class: fields.esm_class,
         protocol_id: fields.protocol_id,
         priority_flag: fields.priority_flag,
@@ -277,7 +281,8 @@ pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Co
 
 /// The alphabet of a submission, for decoding reassembled parts.
 pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, Rejection> {
-    text::alphabet(sub.data_coding, default).map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))
+    text::alphabet(sub.data_coding, default)
+        .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))
 }
 
 /// The destination port a submission names, if any (TLV first, as for whole messages).
@@ -347,7 +352,9 @@ fn times(
         Some(SmppTime::Relative(d)) if d.as_secs() < MIN_TTL_SECONDS => {
             return Err(Rejection::new(
                 ESME_RINVEXPIRY,
-                format!("validity_period: shorter than the gateway's minimum of {MIN_TTL_SECONDS}s"),
+                format!(
+                    "validity_period: shorter than the gateway's minimum of {MIN_TTL_SECONDS}s"
+                ),
             ));
         }
         Some(SmppTime::Relative(d)) => Some(Expiry::After(d)),
@@ -367,13 +374,13 @@ fn times(
         .map(|t| smpp_time::resolve(&t, now))
         // A time in the past means "now", as on every SMSC.
         .filter(|at| *at > now);
-    if let (Some(schedule), Some(Expiry::At(until))) = (schedule_at, validity) {
-        if schedule >= until {
-            return Err(Rejection::new(
-                ESME_RINVSCHED,
-                "schedule_delivery_time is after validity_period",
-            ));
-        }
+    if let (Some(schedule), Some(Expiry::At(until))) = (schedule_at, validity)
+        && schedule >= until
+    {
+        return Err(Rejection::new(
+            ESME_RINVSCHED,
+            "schedule_delivery_time is after validity_period",
+        ));
     }
     Ok((validity, schedule_at))
 }
@@ -490,7 +497,10 @@ mod tests {
     #[test]
     fn gsm7_text_with_escapes_and_international_destination() {
         // "Hi {€}" in unpacked GSM 03.38
-        let sub = whole(&submit(0, &[0x48, 0x69, 0x20, 0x1B, 0x28, 0x1B, 0x65, 0x1B, 0x29]));
+        let sub = whole(&submit(
+            0,
+            &[0x48, 0x69, 0x20, 0x1B, 0x28, 0x1B, 0x65, 0x1B, 0x29],
+        ));
         assert_eq!(sub.content, Content::Text("Hi {€}".into()));
         assert_eq!(sub.destinations[0].addr, "+491701234567");
         let body = sub.to_gateway("abc", now());
@@ -566,8 +576,14 @@ mod tests {
 
     #[test]
     fn undecodable_text_is_refused_not_replaced() {
-        assert_eq!(rejected(&submit(8, &[0x00, 0x41, 0x00])).status, ESME_RINVMSGLEN);
-        assert_eq!(rejected(&submit(8, &[0xD8, 0x3D, 0x00, 0x41])).status, ESME_RINVMSGLEN);
+        assert_eq!(
+            rejected(&submit(8, &[0x00, 0x41, 0x00])).status,
+            ESME_RINVMSGLEN
+        );
+        assert_eq!(
+            rejected(&submit(8, &[0xD8, 0x3D, 0x00, 0x41])).status,
+            ESME_RINVMSGLEN
+        );
         assert_eq!(rejected(&submit(1, &[0x41, 0xE9])).status, ESME_RINVMSGLEN);
     }
 
@@ -624,7 +640,13 @@ mod tests {
 
     #[test]
     fn receipt_request_bits() {
-        for (rd, wanted) in [(0, false), (1, true), (2, true), (0x11, true), (0x10, false)] {
+        for (rd, wanted) in [
+            (0, false),
+            (1, true),
+            (2, true),
+            (0x11, true),
+            (0x10, false),
+        ] {
             let mut pdu = submit(0, b"hi");
             pdu.registered_delivery = rd;
             assert_eq!(

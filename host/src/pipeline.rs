@@ -12,8 +12,9 @@ use crate::codec::status::*;
 use crate::concat::{Assembled, Progress};
 use crate::gateway::{self, MessageState};
 use crate::ids;
-use crate::message::{self, Decoded, Rejection, Submission};
+use crate::message::{self, Content, Decoded, Rejection, Submission};
 use crate::server::Context;
+use crate::text;
 
 /// What the ESME is told about an accepted message.
 pub struct Accepted {
@@ -110,7 +111,20 @@ async fn send(
     let body = submission.to_gateway(message_id, Utc::now());
     match ctx.gateway.send_message(&account.credentials, &body).await {
         Ok(state) => {
-            debug!(%message_id, recipients = body.phone_numbers.len(), "accepted by the gateway");
+            let segments = match &submission.content {
+                Content::Text(text) => text::segment_count(text),
+                Content::Binary { .. } => 1,
+            };
+            debug!(
+                %message_id,
+                operation = ?submission.kind,
+                service_type = %submission.service_type,
+                esm_class = submission.esm_class,
+                protocol_id = submission.protocol_id,
+                recipients = body.phone_numbers.len(),
+                segments,
+                "accepted by the gateway"
+            );
             Ok(state)
         }
         Err(e) => {

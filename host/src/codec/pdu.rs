@@ -77,11 +77,6 @@ impl BindKind {
     pub const fn can_transmit(self) -> bool {
         matches!(self, Self::Transmitter | Self::Transceiver)
     }
-
-    /// May be sent deliver_sm (bound as receiver or transceiver).
-    pub const fn can_receive(self) -> bool {
-        matches!(self, Self::Receiver | Self::Transceiver)
-    }
 }
 
 #[derive(Clone, PartialEq, Eq)]

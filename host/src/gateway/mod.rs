@@ -18,17 +18,6 @@ pub use status_map::{bind_status, cancel_status, query_status, submit_status};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     Basic { username: String, password: String },
-    Bearer { token: String },
-}
-
-impl Credentials {
-    /// Who the credentials belong to, safe for logs.
-    pub fn principal(&self) -> &str {
-        match self {
-            Credentials::Basic { username, .. } => username,
-            Credentials::Bearer { .. } => "<token>",
-        }
-    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -39,7 +28,6 @@ impl std::fmt::Debug for Credentials {
                 .field("username", username)
                 .field("password", &"<redacted>")
                 .finish(),
-            Credentials::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
         }
     }
 }
@@ -95,7 +83,6 @@ impl DataMessage {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageState {
-    pub id: String,
     pub state: String,
     #[serde(default)]
     pub recipients: Vec<RecipientState>,
@@ -109,8 +96,6 @@ pub struct MessageState {
 pub struct RecipientState {
     pub phone_number: String,
     pub state: String,
-    #[serde(default)]
-    pub error: Option<String>,
 }
 
 /// Why a gateway call did not succeed.
@@ -149,6 +134,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(api_base_url: &str, timeout: Duration, retries: u32) -> anyhow::Result<Self> {
+        crate::ensure_crypto_provider();
         let base = Url::parse(api_base_url)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -231,7 +217,6 @@ impl Gateway {
             Credentials::Basic { username, password } => {
                 request.basic_auth(username, Some(password))
             }
-            Credentials::Bearer { token } => request.bearer_auth(token),
         };
         if let Some(body) = body {
             request = request.json(body);
@@ -293,12 +278,9 @@ mod tests {
             username: "alice".into(),
             password: "s3cret-password".into(),
         };
-        let bearer = Credentials::Bearer {
-            token: "tok-123".into(),
-        };
-        let shown = format!("{basic:?} {bearer:?}");
+        let shown = format!("{basic:?}");
         assert!(shown.contains("alice"));
-        assert!(!shown.contains("s3cret") && !shown.contains("tok-123"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]
@@ -336,5 +318,4 @@ mod tests {
             })
         );
     }
-
 }

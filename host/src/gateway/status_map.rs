@@ -107,9 +107,15 @@ mod tests {
 
     #[test]
     fn query_and_cancel_tables() {
-        assert_eq!(query_status(&http(404, "message not found")), ESME_RQUERYFAIL);
+        assert_eq!(
+            query_status(&http(404, "message not found")),
+            ESME_RQUERYFAIL
+        );
         assert_eq!(query_status(&http(502, "")), ESME_RSYSERR);
-        assert_eq!(cancel_status(&http(409, "message is not pending")), ESME_RCANCELFAIL);
+        assert_eq!(
+            cancel_status(&http(409, "message is not pending")),
+            ESME_RCANCELFAIL
+        );
         assert_eq!(cancel_status(&http(404, "")), ESME_RCANCELFAIL);
         assert_eq!(cancel_status(&http(500, "")), ESME_RSYSERR);
     }

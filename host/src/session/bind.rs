@@ -21,7 +21,7 @@ impl Session {
                 .await;
             return;
         }
-        self.state = State::Binding(bind.kind);
+        self.state = State::Binding;
         let ctx = Arc::clone(&self.ctx);
         let events = self.events.clone();
         let kind = bind.kind;
@@ -44,9 +44,10 @@ impl Session {
         kind: BindKind,
         result: Result<Arc<Account>, Refusal>,
     ) {
-        if !matches!(self.state, State::Binding(_)) {
+        if !matches!(self.state, State::Binding) {
             // Shutdown began while the check ran.
-            self.answer_bind(sequence_number, kind, ESME_RBINDFAIL).await;
+            self.answer_bind(sequence_number, kind, ESME_RBINDFAIL)
+                .await;
             return;
         }
         match result {

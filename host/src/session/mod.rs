@@ -31,7 +31,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 enum State {
     Open,
-    Binding(BindKind),
+    Binding,
     Bound {
         kind: BindKind,
         account: Arc<Account>,
@@ -305,11 +305,15 @@ impl Session {
         let smpp = &self.ctx.config.smpp;
         let now = Instant::now();
         match self.state {
-            State::Open | State::Binding(_) if now - self.opened >= smpp.bind_timeout => {
+            State::Open | State::Binding if now - self.opened >= smpp.bind_timeout => {
                 info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");
                 return Flow::Close;
             }
-            State::Unbinding if self.unbind_sent.is_some_and(|t| now - t >= smpp.response_timeout) => {
+            State::Unbinding
+                if self
+                    .unbind_sent
+                    .is_some_and(|t| now - t >= smpp.response_timeout) =>
+            {
                 info!("unbind not answered, closing");
                 return Flow::Close;
             }

@@ -29,7 +29,11 @@ const DELETED: u8 = 4;
 const UNDELIVERABLE: u8 = 5;
 const UNKNOWN: u8 = 7;
 
-pub async fn handle(ctx: &Context, account: &Arc<Account>, request: Request) -> (u32, ResponseBody) {
+pub async fn handle(
+    ctx: &Context,
+    account: &Arc<Account>,
+    request: Request,
+) -> (u32, ResponseBody) {
     let alphabet = ctx.config.smpp.default_alphabet;
     let now = Utc::now();
     match request {
@@ -52,10 +56,9 @@ pub async fn handle(ctx: &Context, account: &Arc<Account>, request: Request) -> 
             ResponseBody::ReplaceSm,
         ),
         // The session answers these itself and never hands them over.
-        other @ (Request::Bind(_) | Request::EnquireLink | Request::Unbind) => (
-            ESME_RINVBNDSTS,
-            ResponseBody::error_for(other.command_id()),
-        ),
+        other @ (Request::Bind(_) | Request::EnquireLink | Request::Unbind) => {
+            (ESME_RINVBNDSTS, ResponseBody::error_for(other.command_id()))
+        }
     }
 }
 
@@ -211,7 +214,10 @@ async fn query(ctx: &Context, account: &Account, pdu: &QuerySm) -> (u32, Respons
         }
         Err(e) => {
             debug!(message_id = %pdu.message_id, error = %e, "query_sm failed");
-            (gateway::query_status(&e), ResponseBody::error_for(status::QUERY_SM))
+            (
+                gateway::query_status(&e),
+                ResponseBody::error_for(status::QUERY_SM),
+            )
         }
     }
 }

@@ -1,10 +1,15 @@
 //! An in-process stand-in for the SMSGate 3rd-party REST API, so the server runs without an
 //! SMSGate account and tests can provoke every gateway outcome.
 //!
-//! `/3rdparty/v1/...` answers like the real API (same status codes, bodies and validation);
-//! configurable rules decide per phone number whether a message is delivered, fails, is rejected
-//! with an HTTP error, or is answered late. `/simulator/v1/...` (no auth) shows what the
-//! simulator received, for tests and for people trying the server out.
+//! `/3rdparty/v1/...` answers like the real API (same status codes, bodies and validation):
+//! `GET /devices`, `POST|GET /messages`, `GET|DELETE /messages/{id}`, `GET|POST /webhooks`,
+//! `DELETE /webhooks/{id}` behind HTTP Basic auth, and `GET /health`. Configurable rules decide
+//! per phone number whether a message is delivered, fails, is rejected with an HTTP error, or is
+//! answered late. Deliberately stricter than the real gateway: phone numbers must be E.164.
+//!
+//! `/simulator/v1/...` (no auth) shows what the simulator received, for tests and for people
+//! trying the server out: `GET /messages` (every accepted request with its current state),
+//! `GET /requests` (counts per "METHOD /path STATUS") and `POST /reset`.
 //!
 //! A message's state is not driven by timers: it is a pure function of the time elapsed since it
 //! was accepted (see [`state::Lifecycle`]), so thousands of messages cost no tasks.
@@ -86,7 +91,8 @@ pub struct OutcomeRule {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
-    /// Pending → Processed → Sent → Delivered.
+    /// Pending → Processed → Sent → Delivered; a request with `withDeliveryReport: false`
+    /// stays Sent, as the phone never learns more.
     Deliver,
     /// Pending → Processed → Sent → Failed, with `reason` as each recipient's error.
     Fail { reason: String },

@@ -2,8 +2,9 @@
 //! request counters.
 //!
 //! Each message carries its whole lifecycle as a plan of timestamped states fixed when it is
-//! accepted; reading a message picks the states whose time has come. Firing webhook events on
-//! transitions therefore needs no change here: a task can walk the same plan.
+//! accepted; reading a message picks the states whose time has come. Webhook events for the
+//! transitions can be fired by walking the same plan, and the webhooks are kept per account
+//! with typed events for that lookup.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
