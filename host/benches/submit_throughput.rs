@@ -1,0 +1,250 @@
+//! submit_sm throughput of one bind against the embedded simulator, measured the way an
+//! aggregator loads an SMSC: a closed loop that keeps `window` requests outstanding. Each run
+//! compares windows in the same process and minute (this machine is noisy): window 1 is the
+//! lock-step behaviour of the Go server this replaces.
+//!
+//! `cargo bench --bench submit_throughput` (env: BENCH_SECONDS, default 10; BENCH_WINDOWS,
+//! default "1,64"; BENCH_BINDS, default 1; BENCH_GATEWAY_LATENCY, e.g. "50ms", makes the
+//! simulator take that long to answer each submit, as a phone gateway in the cloud does).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+const BIND_TRANSCEIVER: u32 = 0x0000_0009;
+const SUBMIT_SM: u32 = 0x0000_0004;
+const SUBMIT_SM_RESP: u32 = 0x8000_0004;
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let binds: usize = env_or("BENCH_BINDS", 1);
+    let windows: Vec<usize> = std::env::var("BENCH_WINDOWS")
+        .unwrap_or_else(|_| "1,64".into())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+
+    let latency = std::env::var("BENCH_GATEWAY_LATENCY").unwrap_or_default();
+    let config = std::env::temp_dir().join(format!("submit-bench-{}.toml", std::process::id()));
+    let rules = if latency.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "[[simulator.rules]]\npattern = \".\"\noutcome = {{ kind = \"stall\", delay = \"{latency}\" }}\n"
+        )
+    };
+    std::fs::write(&config, rules).expect("write the bench config");
+
+    let smpp = free_port();
+    let http = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_smsgate-smpp"))
+        .args(["serve", "--simulate", "--config"])
+        .arg(&config)
+        .env("SMPP__BIND_ADDRESS", smpp.to_string())
+        .env("HTTP__ADDRESS", http.to_string())
+        .env("SMPP__WINDOW", "1024")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server");
+    wait_ready(http).await;
+
+    println!(
+        "submit_sm against the embedded simulator: {binds} bind(s), {seconds}s per run, \
+         gateway latency {}, {} logical CPUs",
+        if latency.is_empty() { "none" } else { &latency },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>7} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "window", "submit_sm/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+    for window in windows {
+        let mut runs = Vec::new();
+        for _ in 0..binds {
+            runs.push(tokio::spawn(load(
+                smpp,
+                window,
+                Duration::from_secs(seconds),
+            )));
+        }
+        let mut total = Outcome::default();
+        for run in runs {
+            total.merge(run.await.expect("load task"));
+        }
+        println!(
+            "{:>7} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+            window,
+            total.ok as f64 / seconds as f64,
+            total.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            total.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            total.latency.max() as f64 / 1000.0,
+            total.errors,
+        );
+    }
+    let _ = server.start_kill();
+    let _ = std::fs::remove_file(&config);
+}
+
+struct Outcome {
+    ok: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            ok: 0,
+            errors: 0,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        }
+    }
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latency.add(other.latency).expect("same bounds");
+    }
+}
+
+/// One bind keeping `window` submit_sm outstanding until `duration` is over, then draining.
+async fn load(address: SocketAddr, window: usize, duration: Duration) -> Outcome {
+    let stream = TcpStream::connect(address).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(&bind_transceiver(1))
+        .await
+        .expect("send bind");
+    let (id, status, _, _) = read_pdu(&mut reader).await;
+    assert_eq!(
+        (id, status),
+        (0x8000_0009, 0),
+        "bind refused (status {status:#x})"
+    );
+
+    let mut outcome = Outcome::default();
+    let mut sent_at: HashMap<u32, Instant> = HashMap::with_capacity(window);
+    let mut sequence = 1u32;
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(window * 80);
+    loop {
+        let sending = started.elapsed() < duration;
+        batch.clear();
+        while sending && sent_at.len() < window {
+            sequence += 1;
+            batch.extend_from_slice(&submit_sm(sequence));
+            sent_at.insert(sequence, Instant::now());
+        }
+        if !batch.is_empty() {
+            writer.write_all(&batch).await.expect("send submit_sm");
+        }
+        if sent_at.is_empty() {
+            break;
+        }
+        let (id, status, seq, _) = read_pdu(&mut reader).await;
+        if id != SUBMIT_SM_RESP {
+            continue;
+        }
+        if let Some(at) = sent_at.remove(&seq) {
+            let micros = at.elapsed().as_micros().max(1) as u64;
+            let _ = outcome.latency.record(micros);
+            if status == 0 && started.elapsed() <= duration {
+                outcome.ok += 1;
+            } else if status != 0 {
+                outcome.errors += 1;
+            }
+        }
+    }
+    outcome
+}
+
+fn bind_transceiver(sequence: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    for field in ["demo", "demo1234", ""] {
+        body.extend_from_slice(field.as_bytes());
+        body.push(0);
+    }
+    body.extend_from_slice(&[0x34, 0, 0, 0]);
+    pdu(BIND_TRANSCEIVER, sequence, &body)
+}
+
+/// A realistic 51-character GSM text to an international number.
+fn submit_sm(sequence: u32) -> Vec<u8> {
+    let text = b"Your verification code is 482915. It expires in 5m.";
+    let mut body = Vec::with_capacity(96);
+    body.push(0); // service_type
+    body.extend_from_slice(&[5, 0]);
+    body.extend_from_slice(b"Shop\0");
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(b"491701234567\0");
+    // esm_class, protocol_id, priority, schedule, validity, registered_delivery,
+    // replace_if_present, data_coding, sm_default_msg_id
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    body.push(text.len() as u8);
+    body.extend_from_slice(text);
+    pdu(SUBMIT_SM, sequence, &body)
+}
+
+fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&command_id.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&sequence.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+async fn read_pdu(reader: &mut tokio::net::tcp::OwnedReadHalf) -> (u32, u32, u32, Vec<u8>) {
+    let mut header = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
+        .await
+        .expect("server answered within 30s")
+        .expect("read header");
+    let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    let mut body = vec![0; word(0) as usize - 16];
+    reader.read_exact(&mut body).await.expect("read body");
+    (word(4), word(8), word(12), body)
+}
+
+async fn wait_ready(http: SocketAddr) {
+    for _ in 0..200 {
+        if let Ok(mut s) = TcpStream::connect(http).await {
+            let request = format!("GET /health/ready HTTP/1.0\r\nHost: {http}\r\n\r\n");
+            if s.write_all(request.as_bytes()).await.is_ok() {
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer).await;
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server not ready on {http}");
+}
+
+fn free_port() -> SocketAddr {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
