@@ -505,6 +505,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/server.toml");
+        let example = Config::load(Some(&path)).unwrap();
+        let defaults = load_in_jail(None, &[]).unwrap();
+        assert_eq!(
+            toml::to_string(&example.smpp).unwrap(),
+            toml::to_string(&defaults.smpp).unwrap()
+        );
+        assert_eq!(example.simulator.rules.len(), 4);
+    }
+
+    #[test]
     fn masked_output_hides_passwords() {
         let c = load_in_jail(None, &[]).unwrap();
         let shown = c.to_masked_toml().unwrap();

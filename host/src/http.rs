@@ -1,5 +1,5 @@
-//! The HTTP side: health endpoints on the Go server's paths, so existing probes and
-//! orchestrators keep working. The webhook routes of the delivery path will live beside them.
+//! The HTTP side: health endpoints and Prometheus metrics on the Go server's paths, so existing
+//! probes, orchestrators and dashboards keep working. The webhook routes of the delivery path will live beside them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ pub fn router(readiness: Readiness) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health/startup", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(readiness)
 }
 
@@ -51,6 +52,16 @@ pub async fn serve(
     axum::serve(listener, router(readiness))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::get().render(),
+    )
 }
 
 async fn live() -> Json<serde_json::Value> {

@@ -10,6 +10,7 @@ mod http;
 mod ids;
 mod listener;
 mod message;
+mod metrics;
 mod pipeline;
 mod server;
 mod session;

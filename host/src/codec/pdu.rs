@@ -45,6 +45,19 @@ pub enum Inbound {
     },
 }
 
+impl Inbound {
+    /// The command_id of the frame (0 when the length was bad and the header unread).
+    pub fn command_id(&self) -> u32 {
+        match self {
+            Inbound::Request { request, .. } => request.command_id(),
+            Inbound::Response { command_id, .. } | Inbound::Invalid { command_id, .. } => {
+                *command_id
+            }
+            Inbound::BadLength { .. } => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BindKind {
     Transmitter,
@@ -70,6 +83,15 @@ impl BindKind {
             Self::Transmitter => "transmitter",
             Self::Receiver => "receiver",
             Self::Transceiver => "transceiver",
+        }
+    }
+
+    /// tx, rx or trx, as in metrics labels.
+    pub const fn short_name(self) -> &'static str {
+        match self {
+            Self::Transmitter => "tx",
+            Self::Receiver => "rx",
+            Self::Transceiver => "trx",
         }
     }
 

@@ -4,13 +4,15 @@
 
 mod status_map;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
+
+use crate::metrics;
 
 pub use status_map::{bind_status, cancel_status, query_status, submit_status};
 
@@ -151,7 +153,7 @@ impl Gateway {
 
     /// The bind check: any call that needs valid credentials; `GET /devices` is the cheapest.
     pub async fn check_credentials(&self, creds: &Credentials) -> Result<(), GatewayError> {
-        self.call(creds, Method::GET, &["devices"], None::<&()>)
+        self.call("ping", creds, Method::GET, &["devices"], None::<&()>)
             .await
             .map(|_| ())
     }
@@ -166,7 +168,13 @@ impl Gateway {
         let mut attempt = 0;
         loop {
             let result = self
-                .call(creds, Method::POST, &["messages"], Some(message))
+                .call(
+                    "submit_sms",
+                    creds,
+                    Method::POST,
+                    &["messages"],
+                    Some(message),
+                )
                 .await;
             match result {
                 Ok(body) => {
@@ -194,18 +202,52 @@ impl Gateway {
         id: &str,
     ) -> Result<MessageState, GatewayError> {
         let body = self
-            .call(creds, Method::GET, &["messages", id], None::<&()>)
+            .call(
+                "query_sms",
+                creds,
+                Method::GET,
+                &["messages", id],
+                None::<&()>,
+            )
             .await?;
         serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
     }
 
     pub async fn cancel_message(&self, creds: &Credentials, id: &str) -> Result<(), GatewayError> {
-        self.call(creds, Method::DELETE, &["messages", id], None::<&()>)
-            .await
-            .map(|_| ())
+        self.call(
+            "cancel_sms",
+            creds,
+            Method::DELETE,
+            &["messages", id],
+            None::<&()>,
+        )
+        .await
+        .map(|_| ())
     }
 
+    /// One HTTP call, counted and timed under `operation`.
     async fn call<B: Serialize + ?Sized>(
+        &self,
+        operation: &str,
+        creds: &Credentials,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let started = Instant::now();
+        let result = self.request(creds, method, segments, body).await;
+        let outcome = match &result {
+            Ok(_) => "success".to_string(),
+            Err(GatewayError::Http { status, .. }) => status.as_u16().to_string(),
+            Err(GatewayError::Timeout(_)) => "timeout".to_string(),
+            Err(GatewayError::Network(_)) => "network_error".to_string(),
+            Err(GatewayError::Decode(_)) => "decode_error".to_string(),
+        };
+        metrics::get().gateway_call(operation, &outcome, started.elapsed());
+        result
+    }
+
+    async fn request<B: Serialize + ?Sized>(
         &self,
         creds: &Credentials,
         method: Method,

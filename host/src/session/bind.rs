@@ -10,6 +10,7 @@ use super::{Event, Session, State};
 use crate::auth::{Account, Refusal};
 use crate::codec::pdu::{Bind, BindKind, ResponseBody};
 use crate::codec::status::{self, *};
+use crate::metrics;
 
 /// SMPP 3.4, announced in every bind response.
 const SC_INTERFACE_VERSION: u8 = 0x34;
@@ -21,7 +22,7 @@ impl Session {
                 .await;
             return;
         }
-        self.state = State::Binding;
+        self.set_state(State::Binding);
         let ctx = Arc::clone(&self.ctx);
         let events = self.events.clone();
         let kind = bind.kind;
@@ -50,11 +51,16 @@ impl Session {
                 .await;
             return;
         }
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        metrics::get()
+            .bind_attempts
+            .with_label_values(&[kind.short_name(), outcome])
+            .inc();
         match result {
             Ok(account) => {
                 Span::current().record("system_id", account.name.as_str());
                 info!(bind = kind.as_str(), "bound");
-                self.state = State::Bound { kind, account };
+                self.set_state(State::Bound { kind, account });
                 self.answer_bind(sequence_number, kind, ESME_ROK).await;
             }
             Err(refusal) => {
@@ -64,7 +70,7 @@ impl Session {
                     reason = %refusal.reason,
                     "bind refused"
                 );
-                self.state = State::Open;
+                self.set_state(State::Open);
                 self.answer_bind(sequence_number, kind, refusal.status)
                     .await;
             }

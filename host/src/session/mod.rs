@@ -23,6 +23,7 @@ use crate::auth::{Account, Refusal};
 use crate::codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use crate::codec::status::*;
 use crate::codec::{SmppCodec, status};
+use crate::metrics;
 use crate::server::Context;
 use crate::shutdown::Shutdown;
 
@@ -37,7 +38,21 @@ enum State {
         account: Arc<Account>,
     },
     /// The server sent unbind and waits for unbind_resp.
-    Unbinding,
+    Unbinding(BindKind),
+}
+
+impl State {
+    /// The `state` label of `smpp_sessions_active`.
+    fn label(&self) -> &'static str {
+        match self {
+            State::Open | State::Binding => "open",
+            State::Bound { kind, .. } | State::Unbinding(kind) => match kind {
+                BindKind::Transmitter => "bound_tx",
+                BindKind::Receiver => "bound_rx",
+                BindKind::Transceiver => "bound_trx",
+            },
+        }
+    }
 }
 
 /// Completions that arrive from tasks the session started.
@@ -107,6 +122,7 @@ where
         enquire_sent: None,
         unbind_sent: None,
     };
+    metrics::get().sessions.with_label_values(&["open"]).inc();
     debug!("connected");
 
     let mut unbind_answer = None;
@@ -141,8 +157,20 @@ where
         }
     }
     session.close(unbind_answer).await;
+    metrics::get()
+        .sessions
+        .with_label_values(&[session.state.label()])
+        .dec();
     drop(session);
-    let _ = tokio::time::timeout(ctx.config.smpp.response_timeout, writer).await;
+    // A peer that stopped reading could hold the writer forever; it gets the response timeout
+    // to take what is queued, then the socket is dropped.
+    let mut writer = writer;
+    if tokio::time::timeout(ctx.config.smpp.response_timeout, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     info!("session closed");
 }
 
@@ -159,6 +187,10 @@ fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
 impl Session {
     async fn on_inbound(&mut self, inbound: Inbound) -> Flow {
         self.last_heard = Instant::now();
+        metrics::get()
+            .pdus_received
+            .with_label_values(&[status::command_name(inbound.command_id())])
+            .inc();
         // Any PDU proves the peer is alive, which is all our enquire_link asks.
         self.enquire_sent = None;
         match inbound {
@@ -274,7 +306,7 @@ impl Session {
 
     fn on_response(&mut self, command_id: u32, command_status: u32, sequence_number: u32) -> Flow {
         match command_id {
-            status::UNBIND_RESP if matches!(self.state, State::Unbinding) => {
+            status::UNBIND_RESP if matches!(self.state, State::Unbinding(_)) => {
                 debug!("unbind answered");
                 Flow::Close
             }
@@ -309,7 +341,7 @@ impl Session {
                 info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");
                 return Flow::Close;
             }
-            State::Unbinding
+            State::Unbinding(_)
                 if self
                     .unbind_sent
                     .is_some_and(|t| now - t >= smpp.response_timeout) =>
@@ -337,10 +369,10 @@ impl Session {
     /// Bound ESMEs get an unbind and a moment to answer it; others are simply closed.
     async fn on_shutdown(&mut self) -> Flow {
         match self.state {
-            State::Bound { .. } => {
+            State::Bound { kind, .. } => {
                 let sequence_number = self.next_sequence();
                 self.send(Outbound::Unbind { sequence_number }).await;
-                self.state = State::Unbinding;
+                self.set_state(State::Unbinding(kind));
                 self.unbind_sent = Some(Instant::now());
                 Flow::Continue
             }
@@ -378,6 +410,17 @@ impl Session {
         if self.out.send(pdu).await.is_err() {
             debug!("writer gone; PDU dropped");
         }
+    }
+
+    /// Every state change goes through here so the sessions gauge stays right.
+    fn set_state(&mut self, state: State) {
+        let (before, after) = (self.state.label(), state.label());
+        if before != after {
+            let sessions = &metrics::get().sessions;
+            sessions.with_label_values(&[before]).dec();
+            sessions.with_label_values(&[after]).inc();
+        }
+        self.state = state;
     }
 
     fn next_sequence(&mut self) -> u32 {

@@ -3,6 +3,7 @@
 //! body of its response; the session puts them on the wire.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::Utc;
 use tracing::{debug, info};
@@ -15,6 +16,7 @@ use crate::codec::status::{self, *};
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Decoded, Rejection};
+use crate::metrics;
 use crate::pipeline::{self, Accepted};
 use crate::server::Context;
 use crate::smpp_time;
@@ -36,10 +38,19 @@ pub async fn handle(
 ) -> (u32, ResponseBody) {
     let alphabet = ctx.config.smpp.default_alphabet;
     let now = Utc::now();
+    let started = Instant::now();
     match request {
         Request::SubmitSm(pdu) => {
             let decoded = message::from_submit_sm(&pdu, alphabet, now);
             let (status, message_id) = submit(ctx, account, decoded).await;
+            let metrics = metrics::get();
+            metrics
+                .submit_sm_duration
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .submit_sm
+                .with_label_values(&[status::name(status)])
+                .inc();
             (status, ResponseBody::SubmitSm { message_id })
         }
         Request::DataSm(pdu) => {
@@ -48,7 +59,18 @@ pub async fn handle(
             (status, ResponseBody::DataSm { message_id })
         }
         Request::SubmitMulti(pdu) => submit_multi(ctx, account, &pdu).await,
-        Request::QuerySm(pdu) => query(ctx, account, &pdu).await,
+        Request::QuerySm(pdu) => {
+            let (status, body) = query(ctx, account, &pdu).await;
+            let metrics = metrics::get();
+            metrics
+                .query_sm_duration
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .query_sm
+                .with_label_values(&[status::name(status)])
+                .inc();
+            (status, body)
+        }
         Request::CancelSm(pdu) => cancel(ctx, account, &pdu).await,
         Request::ReplaceSm(_) => (
             // SMSGate has no way to change a message once accepted.

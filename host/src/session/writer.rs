@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::codec::pdu::{self, Outbound};
+use crate::metrics;
 
 /// Flush once the batch reaches this size even if more PDUs are queued.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -15,10 +16,10 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 pub async fn run<W: AsyncWrite + Unpin>(mut socket: W, mut queue: mpsc::Receiver<Outbound>) {
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     while let Some(first) = queue.recv().await {
-        pdu::encode_pdu(&first, &mut buffer);
+        encode(&first, &mut buffer);
         while buffer.len() < MAX_BATCH_BYTES {
             match queue.try_recv() {
-                Ok(next) => pdu::encode_pdu(&next, &mut buffer),
+                Ok(next) => encode(&next, &mut buffer),
                 Err(_) => break,
             }
         }
@@ -30,4 +31,9 @@ pub async fn run<W: AsyncWrite + Unpin>(mut socket: W, mut queue: mpsc::Receiver
     }
     let _ = socket.flush().await;
     let _ = socket.shutdown().await;
+}
+
+fn encode(pdu: &Outbound, buffer: &mut BytesMut) {
+    metrics::get().sent(pdu.command_id(), pdu.command_status());
+    pdu::encode_pdu(pdu, buffer);
 }

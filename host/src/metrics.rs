@@ -1,0 +1,173 @@
+//! Prometheus metrics under the Go server's names, so its dashboards and alert rules keep
+//! working. Label values are SMPP's own names (`submit_sm`, `ESME_RTHROTTLED`) where the Go
+//! server used its library's type names.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::codec::status;
+
+pub struct Metrics {
+    registry: Registry,
+    /// `state`: open, bound_tx, bound_rx, bound_trx.
+    pub sessions: IntGaugeVec,
+    pub pdus_received: IntCounterVec,
+    pub pdus_sent: IntCounterVec,
+    /// `type`: tx, rx, trx; `status`: success, failure.
+    pub bind_attempts: IntCounterVec,
+    pub submit_sm: IntCounterVec,
+    pub submit_sm_duration: Histogram,
+    pub query_sm: IntCounterVec,
+    pub query_sm_duration: Histogram,
+    /// Every non-zero command_status sent, `code` as 0x%08X.
+    pub errors: IntCounterVec,
+    /// `operation`: ping, submit_sms, query_sms, cancel_sms; `status`: HTTP code or error kind.
+    pub gateway_requests: IntCounterVec,
+    pub gateway_duration: HistogramVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help)).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let sessions = IntGaugeVec::new(
+            Opts::new("smpp_sessions_active", "SMPP sessions by bind state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(sessions.clone()))
+            .expect("unique metric");
+        let gateway_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "smsgate_request_duration_seconds",
+                "SMSGate API call duration",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(gateway_duration.clone()))
+            .expect("unique metric");
+        Metrics {
+            sessions,
+            pdus_received: counter("smpp_pdus_received_total", "PDUs received", &["command"]),
+            pdus_sent: counter("smpp_pdus_sent_total", "PDUs sent", &["command"]),
+            bind_attempts: counter(
+                "smpp_bind_attempts_total",
+                "Bind attempts",
+                &["type", "status"],
+            ),
+            submit_sm: counter(
+                "smpp_submit_sm_total",
+                "submit_sm by response status",
+                &["status"],
+            ),
+            submit_sm_duration: histogram(
+                "smpp_submit_sm_duration_seconds",
+                "submit_sm processing time",
+            ),
+            query_sm: counter(
+                "smpp_query_sm_total",
+                "query_sm by response status",
+                &["status"],
+            ),
+            query_sm_duration: histogram(
+                "smpp_query_sm_duration_seconds",
+                "query_sm processing time",
+            ),
+            errors: counter(
+                "smpp_errors_total",
+                "Non-zero command_status sent",
+                &["code"],
+            ),
+            gateway_requests: counter(
+                "smsgate_requests_total",
+                "SMSGate API calls",
+                &["operation", "status"],
+            ),
+            gateway_duration,
+            registry,
+        }
+    }
+
+    /// Counts a PDU the server wrote.
+    pub fn sent(&self, command_id: u32, command_status: u32) {
+        self.pdus_sent
+            .with_label_values(&[status::command_name(command_id)])
+            .inc();
+        if command_status != status::ESME_ROK {
+            self.errors
+                .with_label_values(&[format!("0x{command_status:08X}").as_str()])
+                .inc();
+        }
+    }
+
+    pub fn gateway_call(&self, operation: &str, outcome: &str, took: Duration) {
+        self.gateway_requests
+            .with_label_values(&[operation, outcome])
+            .inc();
+        self.gateway_duration
+            .with_label_values(&[operation])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_go_server_names() {
+        let m = Metrics::new();
+        m.sessions.with_label_values(&["open"]).inc();
+        m.sent(status::SUBMIT_SM_RESP, status::ESME_RTHROTTLED);
+        m.gateway_call("submit_sms", "202", Duration::from_millis(5));
+        m.submit_sm.with_label_values(&["ESME_ROK"]).inc();
+        m.submit_sm_duration.observe(0.01);
+        let text = m.render();
+        for name in [
+            "smpp_sessions_active{state=\"open\"} 1",
+            "smpp_pdus_sent_total{command=\"submit_sm_resp\"} 1",
+            "smpp_errors_total{code=\"0x00000058\"} 1",
+            "smsgate_requests_total{operation=\"submit_sms\",status=\"202\"} 1",
+            "smsgate_request_duration_seconds_count{operation=\"submit_sms\"} 1",
+            "smpp_submit_sm_total{status=\"ESME_ROK\"} 1",
+            "smpp_submit_sm_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}
