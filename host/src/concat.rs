@@ -26,6 +26,7 @@ struct Pending {
     message_id: String,
     template: Submission,
     parts: BTreeMap<u8, bytes::Bytes>,
+    port: Option<u16>,
     started: Instant,
 }
 
@@ -48,6 +49,8 @@ pub struct Assembled {
     pub template: Submission,
     /// The parts' payloads in sequence order.
     pub payload: Vec<u8>,
+    /// The destination port the first part that named one gave.
+    pub port: Option<u16>,
     pub received: Vec<u8>,
     pub total: u8,
 }
@@ -88,8 +91,10 @@ impl Reassembler {
             message_id: ids::new_message_id(),
             template,
             parts: BTreeMap::new(),
+            port: None,
             started: Instant::now(),
         });
+        entry.port = entry.port.or(part.port);
         // A part sent twice (an ESME retrying after a lost response) replaces the first copy.
         entry.parts.insert(part.concat.sequence, part.payload);
         let part_id = ids::part_id(&entry.message_id, part.concat.sequence);
@@ -133,6 +138,7 @@ fn assemble(pending: Pending, part_id: String, total: u8) -> Assembled {
         part_id,
         template: pending.template,
         payload,
+        port: pending.port,
         received,
         total,
     }
@@ -193,6 +199,7 @@ mod tests {
                 sequence,
             },
             payload: bytes::Bytes::from_static(text.as_bytes()),
+            port: None,
         }
     }
 

@@ -60,6 +60,9 @@ pub enum Expiry {
 pub struct Part {
     pub concat: Concat,
     pub payload: Bytes,
+    /// Destination port of this part (TLV or UDH), for 8-bit data; often only some parts
+    /// carry it.
+    pub port: Option<u16>,
 }
 
 /// What decoding a PDU yields: a whole message, or one part of a longer one.
@@ -238,17 +241,14 @@ fn decode(
         tlvs: fields.tlvs.to_vec(),
     };
     match concat {
-        Some(concat) if concat.total > 1 => {
-            // Checked now so a bad part is refused at once, not after the others arrive.
-            content(alphabet, &[], port)?;
-            Ok(Decoded::Part {
-                template,
-                part: Part {
-                    concat,
-                    payload: body,
-                },
-            })
-        }
+        Some(concat) if concat.total > 1 => Ok(Decoded::Part {
+            template,
+            part: Part {
+                concat,
+                payload: body,
+                port,
+            },
+        }),
         _ => {
             let content = content(alphabet, &body, port)?;
             Ok(Decoded::Whole(Submission {
@@ -283,11 +283,6 @@ pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Co
 pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, Rejection> {
     text::alphabet(sub.data_coding, default)
         .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))
-}
-
-/// The destination port a submission names, if any (TLV first, as for whole messages).
-pub fn destination_port(sub: &Submission) -> Option<u16> {
-    tlv_u16(&sub.tlvs, tag::DESTINATION_PORT).ok().flatten()
 }
 
 /// short_message, or the message_payload TLV when short_message is empty.

@@ -91,11 +91,7 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
 fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, Rejection> {
     let template = &assembled.template;
     let alphabet = message::alphabet_of(template, ctx.config.smpp.default_alphabet)?;
-    let content = message::content(
-        alphabet,
-        &assembled.payload,
-        message::destination_port(template),
-    )?;
+    let content = message::content(alphabet, &assembled.payload, assembled.port)?;
     Ok(Submission {
         content,
         ..template.clone()
@@ -121,6 +117,7 @@ async fn send(
                 service_type = %submission.service_type,
                 esm_class = submission.esm_class,
                 protocol_id = submission.protocol_id,
+                tlvs = submission.tlvs.len(),
                 recipients = body.phone_numbers.len(),
                 segments,
                 "accepted by the gateway"

@@ -1,0 +1,223 @@
+"""Starts the real binary twice, as a standalone SMSGate simulator and as the SMPP server in
+front of it, so that smpplib talks to exactly what an operator would run.
+
+SMSGATE_SMPP_BIN names the binary (tests/run passes the freshly built debug one).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+import support
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Long enough that every test sees a message pass through all its states, short enough that
+# the query_sm test does not wait for long.
+STEP_DELAY = "100ms"
+
+CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__")
+
+# Filled by the fixtures so that a failing test's report shows what the processes logged.
+_LOGS = {}
+
+
+def _binary():
+    path = Path(os.environ.get("SMSGATE_SMPP_BIN", REPO / "target" / "debug" / "smsgate-smpp"))
+    if not path.is_absolute():
+        path = REPO / path
+    if not os.access(path, os.X_OK):
+        pytest.exit(
+            f"{path} is not an executable; build it (cargo build) or set SMSGATE_SMPP_BIN",
+            returncode=2,
+        )
+    return path
+
+
+def _clean_env(extra):
+    # A developer's shell may export the server's own variables; the fixture alone decides.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(CONFIG_SECTIONS) and key != "CONFIG_PATH"
+    }
+    env.setdefault("RUST_LOG", "info,smsgate_smpp=debug")
+    # The logs go to files that failing tests print; colour codes would only clutter them.
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
+def _tail(path, lines=60):
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Process:
+    def __init__(self, name, argv, env, log_path):
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        _LOGS[name] = log_path
+
+    def wait_http_ok(self, url, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before {url} answered:\n"
+                    f"{_tail(self.log_path)}"
+                )
+            try:
+                status, _ = support.http_get(url, timeout=1.0)
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"{url} did not answer 200 within {timeout}s (last: {last}):\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout=20.0):
+        """SIGTERM, as an orchestrator would, and the exit code once it is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self._log.close()
+                raise AssertionError(
+                    f"{self.name} was still running {timeout}s after SIGTERM:\n"
+                    f"{_tail(self.log_path)}"
+                )
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def tls_ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, tls_ca):
+    """The simulator and the server in front of it, both stopped with SIGTERM at the end."""
+    binary = _binary()
+    work = tmp_path_factory.mktemp("stack")
+
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    cert_path = work / "server.crt"
+    key_path = work / "server.key"
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(cert_path, append=True)
+    cert.private_key_pem.write_to_path(key_path)
+
+    sim_port, smpp_port, tls_port, http_port = support.free_ports(4)
+    sim_config = work / "simulator.toml"
+    sim_config.write_text(
+        "[simulator]\n"
+        f'step_delay = "{STEP_DELAY}"\n'
+        "[[simulator.accounts]]\n"
+        'username = "demo"\n'
+        'password = "demo1234"\n'
+        "[[simulator.accounts]]\n"
+        'username = "longuser"\n'
+        f'password = "{support.LONG_PASSWORD}"\n'
+    )
+    simulator = Process(
+        "simulator",
+        [str(binary), "simulator", "--listen", f"127.0.0.1:{sim_port}",
+         "--config", str(sim_config)],
+        _clean_env({}),
+        work / "simulator.log",
+    )
+    sim_url = f"http://127.0.0.1:{sim_port}"
+
+    server = None
+    try:
+        simulator.wait_http_ok(f"{sim_url}/3rdparty/v1/health")
+        server = Process(
+            "server",
+            [str(binary), "serve"],
+            _clean_env(
+                {
+                    "SMPP__BIND_ADDRESS": f"127.0.0.1:{smpp_port}",
+                    "SMPP__TLS_BIND_ADDRESS": f"127.0.0.1:{tls_port}",
+                    "SMPP__TLS_CERT": str(cert_path),
+                    "SMPP__TLS_KEY": str(key_path),
+                    "HTTP__ADDRESS": f"127.0.0.1:{http_port}",
+                    "GATEWAY__API_BASE_URL": f"{sim_url}/3rdparty/v1",
+                    "GATEWAY__TIMEOUT": "10s",
+                }
+            ),
+            work / "server.log",
+        )
+        server.wait_http_ok(f"http://127.0.0.1:{http_port}/health/ready")
+    except BaseException:
+        # The start-up error is the one to report; how the processes then end is noise.
+        for process in (server, simulator):
+            if process is not None:
+                try:
+                    process.stop()
+                except AssertionError:
+                    pass
+        raise
+
+    yield support.Stack(
+        host="127.0.0.1",
+        smpp_port=smpp_port,
+        tls_port=tls_port,
+        http_port=http_port,
+        simulator_url=sim_url,
+    )
+
+    problems = []
+    for process in (server, simulator):
+        try:
+            code = process.stop()
+        except AssertionError as e:
+            problems.append(str(e))
+            continue
+        if code != 0:
+            problems.append(
+                f"{process.name} exited with {code} after SIGTERM:\n{_tail(process.log_path)}"
+            )
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def tshark():
+    path = shutil.which("tshark")
+    if path is None:
+        reason = "tshark is not installed (tests/run installs it from Debian's packages)"
+        if os.environ.get("SMSGATE_REQUIRE_TSHARK") == "1":
+            pytest.fail(f"{reason}, and SMSGATE_REQUIRE_TSHARK=1 asks for the wire check")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name, path in _LOGS.items():
+            report.sections.append((f"{name} log (last lines)", _tail(path)))
