@@ -248,7 +248,8 @@ impl Session {
                 Flow::Continue
             }
             Request::Unbind => match self.state {
-                State::Bound { .. } => Flow::UnbindRequested(sequence_number),
+                // Also while our own unbind is unanswered: both sides want the same thing.
+                State::Bound { .. } | State::Unbinding(_) => Flow::UnbindRequested(sequence_number),
                 _ => {
                     self.respond(sequence_number, ESME_RINVBNDSTS, ResponseBody::Unbind)
                         .await;

@@ -1,0 +1,258 @@
+//! Binding and the bind state machine as an ESME sees it.
+
+use std::time::Duration;
+
+use rusmpp::Pdu;
+
+use crate::client::*;
+use crate::support::*;
+
+#[tokio::test]
+async fn every_bind_kind_is_answered_with_its_own_response() {
+    let h = Setup::new().start().await;
+    for kind in [
+        BindKind::Transmitter,
+        BindKind::Receiver,
+        BindKind::Transceiver,
+    ] {
+        let mut esme = h.connect().await;
+        let resp = esme.bind(kind, DEMO_USER, DEMO_PASSWORD).await;
+        resp.expect(kind.command_id() | RESP, ESME_ROK, 1);
+        let (system_id, tlvs) = resp.bind_resp();
+        assert_eq!(system_id, "SMSGATE", "{kind:?}");
+        assert_eq!(
+            tlvs,
+            vec![(TAG_SC_INTERFACE_VERSION, bytes::Bytes::from_static(&[0x34]))],
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_the_link_stays_for_another_try() {
+    let h = Setup::new().start().await;
+    let mut esme = h.connect().await;
+    let refused = esme
+        .bind(BindKind::Transmitter, DEMO_USER, "wrong123")
+        .await;
+    refused.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    assert!(
+        refused.body.is_empty(),
+        "error responses have no body: {refused:?}"
+    );
+    let accepted = esme
+        .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    accepted.expect(BIND_TRANSMITTER | RESP, ESME_ROK, 2);
+}
+
+#[tokio::test]
+async fn smsgate_length_passwords_bind() {
+    let h = Setup::new().start().await;
+    assert_eq!(LONG_PASSWORD.len(), 20);
+    for kind in [BindKind::Transmitter, BindKind::Transceiver] {
+        let mut esme = h.connect().await;
+        let resp = esme.bind(kind, LONG_USER, LONG_PASSWORD).await;
+        resp.expect(kind.command_id() | RESP, ESME_ROK, 1);
+        let id = submit_one(&mut esme, "491701234567").await;
+        assert_eq!(h.sim_message(&id).await["account"], LONG_USER);
+    }
+}
+
+async fn submit_one(esme: &mut Client, destination: &str) -> String {
+    let resp = esme
+        .call(
+            submit_sm(destination)
+                .short_message(octets(b"long password"))
+                .build(),
+        )
+        .await;
+    assert_eq!(resp.status, ESME_ROK, "{resp:?}");
+    resp.message_id()
+}
+
+#[tokio::test]
+async fn a_huge_password_is_refused_without_losing_the_link() {
+    let h = Setup::new().start().await;
+    let mut esme = h.connect().await;
+    let body = Body::bind(DEMO_USER, &[b'p'; 2000]);
+    let resp = esme.call_raw(BIND_TRANSMITTER, &body.0).await;
+    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    esme.assert_alive().await;
+    let resp = esme
+        .bind(BindKind::Transmitter, LONG_USER, LONG_PASSWORD)
+        .await;
+    assert_eq!(resp.status, ESME_ROK, "{resp:?}");
+}
+
+#[tokio::test]
+async fn a_second_bind_on_a_bound_session_is_already_bound() {
+    let h = Setup::new().start().await;
+    let mut esme = h.bound(BindKind::Transceiver).await;
+    let again = esme
+        .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    again.expect(BIND_TRANSMITTER | RESP, ESME_RALYBND, 2);
+    esme.assert_alive().await;
+}
+
+#[tokio::test]
+async fn transmitter_requests_need_a_transmitter_bind() {
+    let h = Setup::new().start().await;
+
+    let mut open = h.connect().await;
+    let resp = open
+        .call(
+            submit_sm("491701234567")
+                .short_message(octets(b"hi"))
+                .build(),
+        )
+        .await;
+    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 1);
+    assert!(
+        resp.body.is_empty(),
+        "error responses have no body: {resp:?}"
+    );
+    let resp = open.call(query_sm("whatever")).await;
+    resp.expect(QUERY_SM | RESP, ESME_RINVBNDSTS, 2);
+    open.assert_alive().await;
+
+    let mut receiver = h.bound(BindKind::Receiver).await;
+    let resp = receiver
+        .call(
+            submit_sm("491701234567")
+                .short_message(octets(b"hi"))
+                .build(),
+        )
+        .await;
+    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 2);
+    receiver.assert_alive().await;
+
+    assert_eq!(h.sim_request_count("POST /messages 202").await, 0);
+}
+
+#[tokio::test]
+async fn unbind_before_bind_is_refused_and_harms_nothing() {
+    let mut h = Setup::new().start().await;
+    let mut esme = h.connect().await;
+    let sequence = esme.send(Pdu::Unbind).await;
+    esme.response(sequence)
+        .await
+        .expect(UNBIND | RESP, ESME_RINVBNDSTS, sequence);
+    esme.assert_alive().await;
+    let _other = h.bound(BindKind::Transmitter).await;
+    assert!(h.server_alive());
+}
+
+#[tokio::test]
+async fn enquire_link_is_answered_open_and_bound_and_unbind_closes() {
+    let h = Setup::new().start().await;
+    let mut esme = h.connect().await;
+    esme.assert_alive().await;
+    let resp = esme
+        .bind(BindKind::Transceiver, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    assert_eq!(resp.status, ESME_ROK);
+    esme.assert_alive().await;
+
+    let sequence = esme.send(Pdu::Unbind).await;
+    let resp = esme.response(sequence).await;
+    resp.expect(UNBIND | RESP, ESME_ROK, sequence);
+    assert!(resp.body.is_empty());
+    esme.expect_closed(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_successful_bind_check_is_reused() {
+    let h = Setup::new().start().await;
+    for _ in 0..2 {
+        let _esme = h.bound(BindKind::Transmitter).await;
+    }
+    assert_eq!(h.sim_request_count("GET /devices 200").await, 1);
+}
+
+#[tokio::test]
+async fn a_failed_bind_check_is_not_reused() {
+    let h = Setup::new().start().await;
+    for _ in 0..2 {
+        let mut esme = h.connect().await;
+        let resp = esme
+            .bind(BindKind::Transmitter, DEMO_USER, "wrong123")
+            .await;
+        assert_eq!(resp.status, ESME_RINVPASWD);
+    }
+    assert_eq!(h.sim_request_count("GET /devices 401").await, 2);
+    // The right password works at once although the wrong one was just tried.
+    let _esme = h.bound(BindKind::Transmitter).await;
+    assert_eq!(h.sim_request_count("GET /devices 200").await, 1);
+}
+
+#[tokio::test]
+async fn a_cached_bind_does_not_let_a_wrong_password_in() {
+    let h = Setup::new().start().await;
+    let _esme = h.bound(BindKind::Transmitter).await;
+    let mut intruder = h.connect().await;
+    let resp = intruder
+        .bind(BindKind::Transmitter, DEMO_USER, "demo123")
+        .await;
+    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    let resp = intruder
+        .call(
+            submit_sm("491701234567")
+                .short_message(octets(b"x"))
+                .build(),
+        )
+        .await;
+    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 2);
+}
+
+#[tokio::test]
+async fn empty_credentials_are_refused() {
+    let h = Setup::new().start().await;
+    let mut esme = h.connect().await;
+    let resp = esme.bind(BindKind::Transmitter, "", DEMO_PASSWORD).await;
+    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVSYSID, 1);
+    let resp = esme.bind(BindKind::Transmitter, DEMO_USER, "").await;
+    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 2);
+    esme.assert_alive().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway_fails_the_bind_with_a_system_error() {
+    let mut h = Setup::new().env("GATEWAY__RETRIES", "0").start().await;
+    h.stop_simulator();
+    let mut esme = h.connect().await;
+    let resp = esme
+        .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    resp.expect(BIND_TRANSMITTER | RESP, ESME_RSYSERR, 1);
+    esme.assert_alive().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed() {
+    let h = Setup::new().env("SMPP__MAX_CONNECTIONS", "2").start().await;
+    let mut first = h.bound(BindKind::Transmitter).await;
+    let second = h.bound(BindKind::Transmitter).await;
+    let mut third = h.connect().await;
+    third.expect_closed(Duration::from_secs(5)).await;
+    first.assert_alive().await;
+
+    drop(second);
+    // The slot is free once the server has noticed the close; until then it closes at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut next = loop {
+        let mut next = h.connect().await;
+        match next.try_read(Duration::from_millis(300)).await {
+            Err(ReadError::Timeout) => break next,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "no connection kept after one closed: {other:?}"
+            ),
+        }
+    };
+    let resp = next
+        .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    assert_eq!(resp.status, ESME_ROK, "{resp:?}");
+}

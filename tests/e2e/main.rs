@@ -1,0 +1,18 @@
+//! End-to-end tests: the built `smsgate-smpp` binary runs as a real process in front of a
+//! standalone simulator process, and a small ESME drives it over real sockets. Every test starts
+//! its own pair of processes on its own ports, so the tests run in parallel.
+
+mod client;
+mod support;
+
+mod bind;
+mod concat;
+mod config;
+mod gateway_status;
+mod malformed;
+mod multi;
+mod query;
+mod submit;
+mod timers;
+mod tls;
+mod window;

@@ -1,0 +1,494 @@
+//! Process harness: a standalone simulator and the server, each on ports of its own, with their
+//! logs kept in a scratch directory and printed when a test fails.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+use crate::client::{BindKind, Client, ESME_ROK};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smsgate-smpp");
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo1234";
+/// SMSGate passwords are at least 14 characters, far over SMPP's 8.
+pub const LONG_USER: &str = "longuser";
+pub const LONG_PASSWORD: &str = "Lp9-xT2#qW7!mZ4$vB8k";
+
+/// A process that has not become ready by then is broken, not slow.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Another test may take a port between our probe and the process binding it.
+const START_ATTEMPTS: usize = 3;
+
+/// Variables that would let the caller's environment reconfigure the processes under test.
+const CONFIG_PREFIXES: [&str; 4] = ["SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__"];
+
+/// What the simulator does with messages to numbers matching a rule's pattern.
+pub enum Outcome {
+    Reject { status: u16, message: &'static str },
+    Stall(&'static str),
+    Fail(&'static str),
+}
+
+impl Outcome {
+    fn to_toml(&self) -> String {
+        match self {
+            Outcome::Reject { status, message } => {
+                format!("{{ kind = \"reject\", status = {status}, message = {message:?} }}")
+            }
+            Outcome::Stall(delay) => format!("{{ kind = \"stall\", delay = {delay:?} }}"),
+            Outcome::Fail(reason) => format!("{{ kind = \"fail\", reason = {reason:?} }}"),
+        }
+    }
+}
+
+/// A fresh directory under the system temp dir, removed with everything in it on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "smsgate-e2e-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create scratch directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe for a free port")
+        .port()
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A `Command` for the binary whose environment carries no configuration of the caller's.
+pub fn command() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if CONFIG_PREFIXES.iter().any(|p| key.starts_with(p)) || key == "CONFIG_PATH" {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    // Logs go to files that a failing test prints; colour codes would only garble them.
+    cmd.env("RUST_LOG", "info,smsgate_smpp=debug")
+        .env("NO_COLOR", "1")
+        .env_remove("LOG_FORMAT")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A child process that is killed when dropped.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: &Path) -> Proc {
+        let out = File::create(log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        cmd.stdout(out).stderr(err);
+        let child = cmd.spawn().expect("spawn smsgate-smpp");
+        Proc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the processes of one test are configured.
+pub struct Setup {
+    step_delay: String,
+    rules: Vec<(String, Outcome)>,
+    env: Vec<(String, String)>,
+    tls: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup::new()
+    }
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        Setup {
+            step_delay: "50ms".into(),
+            rules: Vec::new(),
+            env: Vec::new(),
+            tls: false,
+        }
+    }
+
+    /// Time the simulator keeps a message in each of Pending, Processed and Sent.
+    pub fn step_delay(mut self, delay: &str) -> Self {
+        self.step_delay = delay.into();
+        self
+    }
+
+    /// `pattern` is a regular expression searched in the E.164 recipient.
+    pub fn rule(mut self, pattern: &str, outcome: Outcome) -> Self {
+        self.rules.push((pattern.into(), outcome));
+        self
+    }
+
+    /// An environment variable for the server (not the simulator).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Also serve SMPP over TLS with a freshly generated self-signed certificate.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    fn simulator_toml(&self) -> String {
+        let mut toml = format!(
+            "[simulator]\nstep_delay = {:?}\n\n\
+             [[simulator.accounts]]\nusername = {DEMO_USER:?}\npassword = {DEMO_PASSWORD:?}\n\n\
+             [[simulator.accounts]]\nusername = {LONG_USER:?}\npassword = {LONG_PASSWORD:?}\n",
+            self.step_delay
+        );
+        for (pattern, outcome) in &self.rules {
+            // Literal strings keep regex backslashes as they are.
+            let _ = write!(
+                toml,
+                "\n[[simulator.rules]]\npattern = '{pattern}'\noutcome = {}\n",
+                outcome.to_toml()
+            );
+        }
+        toml
+    }
+
+    pub async fn start(self) -> Harness {
+        install_crypto_provider();
+        let dir = TempDir::new("harness");
+        let config = dir.path().join("simulator.toml");
+        fs::write(&config, self.simulator_toml()).expect("write simulator config");
+        let tls_files = self.tls.then(|| write_certificate(dir.path()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+
+        let (simulator, sim) = start_with_retry("simulator", &dir, &http, |log| {
+            let port = free_port();
+            let mut cmd = command();
+            cmd.arg("simulator")
+                .arg("--listen")
+                .arg(local(port).to_string())
+                .arg("--config")
+                .arg(&config);
+            let url = format!("http://{}/3rdparty/v1/health", local(port));
+            (Proc::spawn(cmd, log), url, local(port))
+        })
+        .await;
+
+        let (server, addrs) = start_with_retry("server", &dir, &http, |log| {
+            let (smpp, tls, web) = (free_port(), free_port(), free_port());
+            let mut cmd = command();
+            cmd.env("SMPP__BIND_ADDRESS", local(smpp).to_string())
+                .env("SMPP__TLS_BIND_ADDRESS", local(tls).to_string())
+                .env("HTTP__ADDRESS", local(web).to_string())
+                .env("GATEWAY__API_BASE_URL", format!("http://{sim}/3rdparty/v1"))
+                .env("GATEWAY__TIMEOUT", "5s");
+            if let Some(files) = &tls_files {
+                cmd.env("SMPP__TLS_CERT", &files.cert)
+                    .env("SMPP__TLS_KEY", &files.key);
+            }
+            for (key, value) in &self.env {
+                cmd.env(key, value);
+            }
+            let url = format!("http://{}/health/ready", local(web));
+            (
+                Proc::spawn(cmd, log),
+                url,
+                (local(smpp), local(tls), local(web)),
+            )
+        })
+        .await;
+
+        Harness {
+            smpp: addrs.0,
+            tls: tls_files.as_ref().map(|_| addrs.1),
+            certificate: tls_files.map(|f| f.der),
+            sim,
+            http,
+            server: Some(server),
+            simulator,
+            _dir: dir,
+        }
+    }
+}
+
+/// Starts a process and waits for its readiness URL, with fresh ports when it died at start.
+async fn start_with_retry<T>(
+    name: &str,
+    dir: &TempDir,
+    http: &reqwest::Client,
+    mut spawn: impl FnMut(&Path) -> (Proc, String, T),
+) -> (Proc, T) {
+    let mut failures = String::new();
+    for attempt in 0..START_ATTEMPTS {
+        let log = dir.path().join(format!("{name}-{attempt}.log"));
+        let (mut proc, url, extra) = spawn(&log);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                let _ = writeln!(failures, "{name} exited with {status}:\n{}", proc.log());
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!("{name} not ready within {START_TIMEOUT:?}:\n{}", proc.log());
+            }
+            if let Ok(resp) = http.get(&url).send().await
+                && resp.status().is_success()
+            {
+                return (proc, extra);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("{name} did not start:\n{failures}");
+}
+
+/// reqwest and the TLS client are built without a default crypto provider.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+struct CertificateFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    der: Vec<u8>,
+}
+
+fn write_certificate(dir: &Path) -> CertificateFiles {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("generate a certificate");
+    let files = CertificateFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        der: cert.der().to_vec(),
+    };
+    fs::write(&files.cert, cert.pem()).expect("write certificate");
+    fs::write(&files.key, signing_key.serialize_pem()).expect("write key");
+    files
+}
+
+/// A running simulator and server. Both are killed on drop; a failing test prints their logs.
+pub struct Harness {
+    pub smpp: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    /// DER of the server's self-signed certificate when TLS is on.
+    pub certificate: Option<Vec<u8>>,
+    pub sim: SocketAddr,
+    http: reqwest::Client,
+    server: Option<Proc>,
+    simulator: Proc,
+    _dir: TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== server log =====\n{}", self.server_log());
+            eprintln!("===== simulator log =====\n{}", self.simulator.log());
+        }
+    }
+}
+
+impl Harness {
+    pub async fn connect(&self) -> Client {
+        let stream = TcpStream::connect(self.smpp)
+            .await
+            .expect("connect to the SMPP port");
+        Client::new(stream)
+    }
+
+    /// A connection bound with the demo account.
+    pub async fn bound(&self, kind: BindKind) -> Client {
+        let mut client = self.connect().await;
+        let resp = client.bind(kind, DEMO_USER, DEMO_PASSWORD).await;
+        assert_eq!(resp.status, ESME_ROK, "bind refused: {resp:?}");
+        client
+    }
+
+    pub fn server_log(&self) -> String {
+        self.server.as_ref().map(Proc::log).unwrap_or_default()
+    }
+
+    pub fn server_pid(&self) -> u32 {
+        self.server.as_ref().expect("server running").child.id()
+    }
+
+    /// Kills the simulator, so the gateway becomes unreachable.
+    pub fn stop_simulator(&mut self) {
+        let _ = self.simulator.child.kill();
+        let _ = self.simulator.child.wait();
+    }
+
+    /// Whether the server process is still running.
+    pub fn server_alive(&mut self) -> bool {
+        let server = self.server.as_mut().expect("server started");
+        matches!(server.child.try_wait(), Ok(None))
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.server_pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the server to exit on its own.
+    pub async fn server_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            let server = self.server.as_mut().expect("server started");
+            if let Some(status) = server.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running {within:?} after being asked to stop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.sim);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: body is not JSON: {e}"))
+    }
+
+    /// Every message the simulator accepted, oldest first, with the request body as received.
+    pub async fn sim_messages(&self) -> Vec<Value> {
+        match self.get_json("/simulator/v1/messages").await {
+            Value::Array(items) => items,
+            other => panic!("/simulator/v1/messages: {other}"),
+        }
+    }
+
+    /// The simulator's message with this id.
+    pub async fn sim_message(&self, id: &str) -> Value {
+        let messages = self.sim_messages().await;
+        messages
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("the simulator has no message {id:?}: {messages:#?}"))
+    }
+
+    /// Waits until the simulator holds at least `count` messages.
+    pub async fn wait_for_messages(&self, count: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let messages = self.sim_messages().await;
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the simulator got {} messages within {within:?}, expected {count}: {messages:#?}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Calls per "METHOD /path STATUS" as the simulator counted them.
+    pub async fn sim_requests(&self) -> BTreeMap<String, u64> {
+        let value = self.get_json("/simulator/v1/requests").await;
+        serde_json::from_value(value).expect("request counters")
+    }
+
+    pub async fn sim_request_count(&self, key: &str) -> u64 {
+        self.sim_requests().await.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Runs the binary to completion with its output in files, killing it after `within`.
+pub fn run_to_exit(mut cmd: Command, within: Duration) -> (ExitStatus, String, String) {
+    let dir = TempDir::new("run");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    cmd.stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"));
+    let mut child = cmd.spawn().expect("spawn smsgate-smpp");
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {within:?}; stderr:\n{}",
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        fs::read_to_string(&out_path).unwrap_or_default(),
+        fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
