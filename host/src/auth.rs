@@ -1,37 +1,64 @@
-//! Who may bind. By default an ESME's system_id/password are its SMSGate username/password,
-//! checked with one gateway call. A success is remembered briefly so a reconnect storm of many
-//! binds does not turn into as many gateway calls; a failure is never remembered, so a fixed
-//! password works at once.
+//! Who may bind, and as which SMSGate account. The authenticate plugins decide first; when none
+//! has an opinion, the ESME's system_id/password are its SMSGate username/password. Either way
+//! the resulting credentials are checked with one gateway call. A success is remembered briefly
+//! so a reconnect storm of many binds does not turn into as many gateway calls; a failure is
+//! never remembered, so a fixed password works at once. The per-account limits a plugin sets
+//! (binds at once, messages per second) are enforced here for every session of the account.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tracing::debug;
 
 use crate::codec::pdu::Bind;
 use crate::codec::status::*;
 use crate::gateway::{self, Credentials, Gateway};
+use crate::plugins::{AuthOutcome, Plugins, types};
+use crate::policy;
 
 /// The SMSGate account a bound session acts for.
-#[derive(Debug)]
 pub struct Account {
-    /// The name used in logs and to keep accounts apart (the bind's system_id).
+    /// The name used in logs and to keep accounts apart.
     pub name: String,
     pub credentials: Credentials,
+    /// The gateway of this account (a tenant may live on a private SMSGate server).
+    pub gateway: Gateway,
+    /// Device and SIM slot used when no route chooses.
+    pub device_id: Option<String>,
+    pub sim_number: Option<u8>,
+    pub max_binds: Option<u32>,
+    pub messages_per_second: Option<u32>,
+    pub labels: Vec<(String, String)>,
 }
 
-impl Account {
-    pub fn new(name: &str, credentials: Credentials) -> Self {
-        Account {
-            name: name.to_string(),
-            credentials,
-        }
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("credentials", &self.credentials)
+            .field("gateway", &self.gateway.base_url())
+            .finish_non_exhaustive()
     }
 }
 
-pub struct Authenticator {
-    gateway: Gateway,
-    ttl: Duration,
-    verified: Mutex<HashMap<Credentials, Instant>>,
+impl Account {
+    /// The default account: system_id and password are the SMSGate credentials.
+    pub fn new(name: &str, credentials: Credentials, gateway: Gateway) -> Self {
+        Account {
+            name: name.to_string(),
+            credentials,
+            gateway,
+            device_id: None,
+            sim_number: None,
+            max_binds: None,
+            messages_per_second: None,
+            labels: Vec::new(),
+        }
+    }
 }
 
 /// Why a bind was refused: the status for the ESME, a reason for the log.
@@ -41,64 +68,272 @@ pub struct Refusal {
     pub reason: String,
 }
 
+impl Refusal {
+    fn new(status: u32, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A bound session's hold on its account; dropping it frees the bind slot.
+pub struct BoundAccount {
+    pub account: Arc<Account>,
+    registry: Arc<Registry>,
+    /// Shared by every session of the account.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl BoundAccount {
+    /// Whether one more message fits the account's messages-per-second limit now.
+    pub fn admit_message(&self) -> bool {
+        self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+    }
+}
+
+impl Drop for BoundAccount {
+    fn drop(&mut self) {
+        self.registry.release(&self.account.name);
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    accounts: Mutex<HashMap<String, AccountState>>,
+}
+
+struct AccountState {
+    binds: u32,
+    limiter: Option<(u32, Arc<DefaultDirectRateLimiter>)>,
+}
+
+impl Registry {
+    fn admit(&self, account: &Account) -> Result<Option<Arc<DefaultDirectRateLimiter>>, Refusal> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let state = accounts
+            .entry(account.name.clone())
+            .or_insert(AccountState {
+                binds: 0,
+                limiter: None,
+            });
+        if let Some(max) = account.max_binds
+            && state.binds >= max
+        {
+            return Err(Refusal::new(
+                ESME_RBINDFAIL,
+                format!("account already has {max} binds, its limit"),
+            ));
+        }
+        state.binds += 1;
+        // The newest bind's limit wins, so a changed plugin configuration applies without
+        // waiting for every session to go away.
+        let limiter = match (
+            account.messages_per_second.and_then(NonZeroU32::new),
+            &state.limiter,
+        ) {
+            (None, _) => None,
+            (Some(rate), Some((current, limiter))) if *current == rate.get() => {
+                Some(Arc::clone(limiter))
+            }
+            (Some(rate), _) => {
+                let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
+                state.limiter = Some((rate.get(), Arc::clone(&limiter)));
+                Some(limiter)
+            }
+        };
+        Ok(limiter)
+    }
+
+    fn release(&self, name: &str) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = accounts.get_mut(name) {
+            state.binds = state.binds.saturating_sub(1);
+            if state.binds == 0 {
+                accounts.remove(name);
+            }
+        }
+    }
+}
+
+pub struct Authenticator {
+    gateway: Gateway,
+    plugins: Arc<Plugins>,
+    ttl: Duration,
+    verified: Mutex<HashMap<(String, Credentials), Instant>>,
+    registry: Arc<Registry>,
+}
+
 impl Authenticator {
-    pub fn new(gateway: Gateway, ttl: Duration) -> Self {
+    pub fn new(gateway: Gateway, plugins: Arc<Plugins>, ttl: Duration) -> Self {
         Authenticator {
             gateway,
+            plugins,
             ttl,
             verified: Mutex::new(HashMap::new()),
+            registry: Arc::default(),
         }
     }
 
-    pub async fn authenticate(&self, bind: &Bind) -> Result<Arc<Account>, Refusal> {
+    pub async fn authenticate(
+        &self,
+        bind: &Bind,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<BoundAccount, Refusal> {
+        let request = policy::bind_request(bind, peer, tls);
+        let account = match self.plugins.authenticate(&request) {
+            AuthOutcome::Accept(account) => self.plugin_account(account)?,
+            AuthOutcome::Reject(status) => {
+                return Err(Refusal::new(status, "refused by an authenticate plugin"));
+            }
+            AuthOutcome::Default => self.default_account(bind)?,
+        };
+        self.check(&account, bind).await?;
+        let limiter = self.registry.admit(&account)?;
+        Ok(BoundAccount {
+            account: Arc::new(account),
+            registry: Arc::clone(&self.registry),
+            limiter,
+        })
+    }
+
+    fn default_account(&self, bind: &Bind) -> Result<Account, Refusal> {
         if bind.system_id.is_empty() {
-            return Err(Refusal {
-                status: ESME_RINVSYSID,
-                reason: "empty system_id".into(),
-            });
+            return Err(Refusal::new(ESME_RINVSYSID, "empty system_id"));
         }
         if bind.password.is_empty() {
-            return Err(Refusal {
-                status: ESME_RINVPASWD,
-                reason: "empty password".into(),
-            });
+            return Err(Refusal::new(ESME_RINVPASWD, "empty password"));
         }
         let credentials = Credentials::Basic {
             username: bind.system_id.clone(),
             password: bind.password.clone(),
         };
-        if !self.recently_verified(&credentials) {
-            self.gateway
-                .check_credentials(&credentials)
-                .await
-                .map_err(|e| Refusal {
-                    status: gateway::bind_status(&e),
-                    // Clients that cut passwords to 8 characters are the usual cause of a
-                    // refusal; the length (never the password) tells an operator so.
-                    reason: format!("{e} (password length {})", bind.password.chars().count()),
-                })?;
-            self.remember(&credentials);
-        }
-        Ok(Arc::new(Account::new(&bind.system_id, credentials)))
+        Ok(Account::new(
+            &bind.system_id,
+            credentials,
+            self.gateway.clone(),
+        ))
     }
 
-    fn recently_verified(&self, credentials: &Credentials) -> bool {
+    fn plugin_account(&self, account: types::Account) -> Result<Account, Refusal> {
+        let gateway = match &account.api_base_url {
+            None => self.gateway.clone(),
+            Some(url) => self.gateway.with_base_url(url).map_err(|e| {
+                Refusal::new(
+                    ESME_RBINDFAIL,
+                    format!(
+                        "plugin gave account {:?} a bad api-base-url: {e}",
+                        account.id
+                    ),
+                )
+            })?,
+        };
+        let credentials = match account.credentials {
+            types::Credentials::Basic(basic) => Credentials::Basic {
+                username: basic.username,
+                password: basic.password,
+            },
+            types::Credentials::Bearer(token) => Credentials::Bearer { token },
+        };
+        Ok(Account {
+            name: account.id,
+            credentials,
+            gateway,
+            device_id: account.device_id,
+            sim_number: account.sim_number,
+            max_binds: account.limits.max_binds,
+            messages_per_second: account.limits.messages_per_second,
+            labels: account.labels,
+        })
+    }
+
+    /// One gateway call proves the credentials work (for that account's gateway).
+    async fn check(&self, account: &Account, bind: &Bind) -> Result<(), Refusal> {
+        let key = (
+            account.gateway.base_url().to_string(),
+            account.credentials.clone(),
+        );
+        if self.recently_verified(&key) {
+            debug!("credentials verified recently; no gateway call");
+            return Ok(());
+        }
+        account
+            .gateway
+            .check_credentials(&account.credentials)
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    gateway::bind_status(&e),
+                    // Clients that cut passwords to 8 characters are the usual cause of a
+                    // refusal; the length (never the password) tells an operator so.
+                    format!(
+                        "{e} (bind password length {})",
+                        bind.password.chars().count()
+                    ),
+                )
+            })?;
+        self.remember(key);
+        Ok(())
+    }
+
+    fn recently_verified(&self, key: &(String, Credentials)) -> bool {
         if self.ttl.is_zero() {
             return false;
         }
         let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        verified
-            .get(credentials)
-            .is_some_and(|at| at.elapsed() < self.ttl)
+        verified.get(key).is_some_and(|at| at.elapsed() < self.ttl)
     }
 
-    fn remember(&self, credentials: &Credentials) {
+    fn remember(&self, key: (String, Credentials)) {
         if self.ttl.is_zero() {
             return;
         }
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         let ttl = self.ttl;
         verified.retain(|_, at| at.elapsed() < ttl);
-        verified.insert(credentials.clone(), Instant::now());
+        verified.insert(key, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(max_binds: Option<u32>, rate: Option<u32>) -> Account {
+        let gateway =
+            Gateway::new("http://127.0.0.1:9/3rdparty/v1", Duration::from_secs(1), 0).unwrap();
+        Account {
+            max_binds,
+            messages_per_second: rate,
+            ..Account::new("acct", Credentials::Bearer { token: "t".into() }, gateway)
+        }
+    }
+
+    #[test]
+    fn bind_limit_counts_live_binds_only() {
+        let registry = Arc::new(Registry::default());
+        let acct = account(Some(2), None);
+        let hold = |registry: &Arc<Registry>| BoundAccount {
+            limiter: registry.admit(&acct).unwrap(),
+            account: Arc::new(account(Some(2), None)),
+            registry: Arc::clone(registry),
+        };
+        let first = hold(&registry);
+        let _second = hold(&registry);
+        assert_eq!(registry.admit(&acct).unwrap_err().status, ESME_RBINDFAIL);
+        drop(first);
+        assert!(registry.admit(&acct).is_ok());
+    }
+
+    #[test]
+    fn messages_per_second_is_shared_by_the_account() {
+        let registry = Arc::new(Registry::default());
+        let acct = account(None, Some(3));
+        let a = registry.admit(&acct).unwrap().unwrap();
+        let b = registry.admit(&acct).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let admitted = (0..10).filter(|_| a.check().is_ok()).count();
+        assert_eq!(admitted, 3);
     }
 }

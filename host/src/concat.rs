@@ -159,12 +159,19 @@ mod tests {
     use crate::udh::Concat;
 
     fn account(name: &str) -> Arc<Account> {
+        let gateway = crate::gateway::Gateway::new(
+            "http://127.0.0.1:9/3rdparty/v1",
+            Duration::from_secs(1),
+            0,
+        )
+        .unwrap();
         Arc::new(Account::new(
             name,
             Credentials::Basic {
                 username: name.into(),
                 password: "pw".into(),
             },
+            gateway,
         ))
     }
 
@@ -188,6 +195,7 @@ mod tests {
             validity: None,
             schedule_at: None,
             tlvs: vec![],
+            labels: vec![],
         }
     }
 
@@ -241,11 +249,11 @@ mod tests {
 
     #[test]
     fn incomplete_messages_expire_with_what_arrived() {
-        let r = Reassembler::new(Duration::from_millis(10), 100);
+        let r = Reassembler::new(Duration::from_secs(60), 100);
         r.add(&account("a"), template("+1"), part(9, 3, 1, "A"));
         r.add(&account("a"), template("+1"), part(9, 3, 3, "C"));
         assert!(r.take_expired(Instant::now()).is_empty());
-        let expired = r.take_expired(Instant::now() + Duration::from_millis(20));
+        let expired = r.take_expired(Instant::now() + Duration::from_secs(61));
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].payload, b"AC");
         assert_eq!(expired[0].received, vec![1, 3]);

@@ -13,12 +13,13 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+pub use crate::plugins::PluginsConfig;
 use crate::simulator::SimulatorConfig;
 use crate::text::DefaultAlphabet;
 
 /// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
-/// `SIMULATOR__`).
-const SECTIONS: [&str; 4] = ["smpp", "gateway", "http", "simulator"];
+/// `SIMULATOR__`, `PLUGINS__`).
+const SECTIONS: [&str; 5] = ["smpp", "gateway", "http", "simulator", "plugins"];
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +28,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub http: HttpConfig,
     pub simulator: SimulatorConfig,
+    pub plugins: PluginsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -212,6 +214,22 @@ impl Config {
         self.simulator
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let plugins = &self.plugins;
+        check(
+            !plugins.default_timeout.is_zero(),
+            "plugins.default_timeout",
+            "must be longer than 0s",
+        )?;
+        check(
+            (64 << 10..=4 << 30).contains(&plugins.default_memory),
+            "plugins.default_memory",
+            "must be between 64KiB and 4GiB",
+        )?;
+        check(
+            !plugins.dir.as_os_str().is_empty(),
+            "plugins.dir",
+            "must not be empty",
+        )?;
         Ok(())
     }
 
@@ -514,6 +532,66 @@ mod tests {
             toml::to_string(&defaults.smpp).unwrap()
         );
         assert_eq!(example.simulator.rules.len(), 4);
+    }
+
+    #[test]
+    fn plugins_section_defaults_env_and_sizes() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.plugins.dir, PathBuf::from("./plugins"));
+        assert_eq!(
+            c.plugins.cache_dir,
+            std::env::temp_dir().join("smsgate-smpp-plugin-cache")
+        );
+        assert!(c.plugins.watch);
+        assert_eq!(c.plugins.default_timeout, Duration::from_millis(10));
+        assert_eq!(c.plugins.default_memory, 16 << 20);
+
+        let c = load_in_jail(
+            Some("[plugins]\ndefault_memory = \"512KiB\"\ndefault_timeout = \"25ms\"\n"),
+            &[
+                ("PLUGINS__DIR", "/srv/plugins"),
+                ("PLUGINS__WATCH", "false"),
+                ("PLUGINS__CACHE_DIR", "/var/cache/smsgate"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.plugins.dir, PathBuf::from("/srv/plugins"));
+        assert_eq!(c.plugins.cache_dir, PathBuf::from("/var/cache/smsgate"));
+        assert!(!c.plugins.watch);
+        assert_eq!(c.plugins.default_memory, 512 << 10);
+        assert_eq!(c.plugins.default_timeout, Duration::from_millis(25));
+
+        let c = load_in_jail(None, &[("PLUGINS__DEFAULT_MEMORY", "1048576")]).unwrap();
+        assert_eq!(c.plugins.default_memory, 1 << 20);
+        let shown = c.to_masked_toml().unwrap();
+        assert!(shown.contains("default_memory = \"1MiB\""), "{shown}");
+    }
+
+    #[test]
+    fn bad_plugin_settings_name_the_key() {
+        for (env, key) in [
+            (
+                ("PLUGINS__DEFAULT_MEMORY", "16 parsecs"),
+                "plugins.default_memory",
+            ),
+            (
+                ("PLUGINS__DEFAULT_MEMORY", "1KiB"),
+                "plugins.default_memory",
+            ),
+            (
+                ("PLUGINS__DEFAULT_TIMEOUT", "soon"),
+                "plugins.default_timeout",
+            ),
+            (
+                ("PLUGINS__DEFAULT_TIMEOUT", "0ms"),
+                "plugins.default_timeout",
+            ),
+            (("PLUGINS__WATCH", "sometimes"), "plugins.watch"),
+            (("PLUGINS__DIRR", "/x"), "dirr"),
+        ] {
+            let err = load_in_jail(None, &[env]).unwrap_err();
+            assert!(err.contains(key), "{env:?}: {err}");
+        }
     }
 
     #[test]

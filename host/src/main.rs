@@ -12,6 +12,8 @@ mod listener;
 mod message;
 mod metrics;
 mod pipeline;
+mod plugins;
+mod policy;
 mod server;
 mod session;
 mod shutdown;
@@ -29,6 +31,7 @@ use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
+use crate::plugins::runner::{self, RunHook};
 use crate::shutdown::Shutdown;
 use crate::simulator::Simulator;
 
@@ -83,6 +86,44 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Check a policy plugin (a WebAssembly component) or run one of its hooks on a JSON
+    /// fixture, with the limits the server would apply ([plugins] defaults and NAME.toml).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate FILE.wasm against the plugin contract and print its name, version and hooks.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        plugin: PluginConfigArg,
+    },
+    /// Run one hook on a JSON fixture and print the verdict, the time taken and the fuel used
+    /// (examples/fixtures/ has one fixture per hook).
+    Run {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        hook: RunHook,
+        /// The hook's input as JSON, e.g. {"account": {...}, "message": {...}}.
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        plugin: PluginConfigArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct PluginConfigArg {
+    /// The plugin's NAME.toml (default: the .toml beside FILE.wasm, if there is one).
+    /// (`--config` is the server's configuration, which supplies the [plugins] defaults.)
+    #[arg(long, value_name = "NAME.toml")]
+    plugin_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -124,6 +165,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Simulator::new(config.simulator)
                 .serve(socket, async move { shutdown.cancelled().await })
                 .await?;
+            Ok(())
+        }
+        Some(Command::Plugin { command, config }) => {
+            let config = Config::load(config.config.as_deref())?;
+            let output = match command {
+                PluginCommand::Check { file, plugin } => {
+                    runner::check(&file, plugin.plugin_config.as_deref(), &config.plugins)?
+                }
+                PluginCommand::Run {
+                    file,
+                    hook,
+                    input,
+                    plugin,
+                } => runner::run(
+                    &file,
+                    hook,
+                    &input,
+                    plugin.plugin_config.as_deref(),
+                    &config.plugins,
+                )?,
+            };
+            print!("{output}");
             Ok(())
         }
     }

@@ -41,6 +41,8 @@ pub struct Submission {
     pub schedule_at: Option<DateTime<Utc>>,
     /// Every TLV of the PDU, including the ones already interpreted.
     pub tlvs: Vec<Tlv>,
+    /// Annotations plugins attach for later plugins in the chain.
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -239,6 +241,7 @@ fn decode(
         validity,
         schedule_at,
         tlvs: fields.tlvs.to_vec(),
+        labels: Vec::new(),
     };
     match concat {
         Some(concat) if concat.total > 1 => Ok(Decoded::Part {
@@ -421,10 +424,11 @@ impl Submission {
             Some(Expiry::After(d)) => (Some(d.as_secs()), None),
             Some(Expiry::At(at)) => (None, Some(at)),
         };
+        // Again here, because a plugin may have rewritten the destinations the SMPP way.
         let mut phone_numbers: Vec<String> = Vec::with_capacity(self.destinations.len());
-        for d in &self.destinations {
+        for d in self.destinations.iter().map(normalise_destination) {
             if !phone_numbers.contains(&d.addr) {
-                phone_numbers.push(d.addr.clone());
+                phone_numbers.push(d.addr);
             }
         }
         OutgoingMessage {

@@ -13,6 +13,8 @@ use crate::concat::{Assembled, Progress};
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Content, Decoded, Rejection, Submission};
+use crate::plugins::types;
+use crate::policy;
 use crate::server::Context;
 use crate::text;
 
@@ -32,7 +34,7 @@ pub async fn submit(
     match decoded {
         Decoded::Whole(submission) => {
             let message_id = ids::new_message_id();
-            let state = send(ctx, account, &submission, &message_id).await?;
+            let state = send(ctx, account, submission, &message_id).await?;
             Ok(Accepted { message_id, state })
         }
         Decoded::Part { template, part } => match ctx.concat.add(account, template, part) {
@@ -49,7 +51,7 @@ pub async fn submit(
             )),
             Progress::Complete(assembled) => {
                 let submission = reassembled(ctx, &assembled)?;
-                let state = send(ctx, account, &submission, &assembled.message_id).await?;
+                let state = send(ctx, account, submission, &assembled.message_id).await?;
                 Ok(Accepted {
                     message_id: assembled.part_id,
                     state,
@@ -73,7 +75,7 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
         );
         let result = match reassembled(ctx, &assembled) {
             Ok(submission) => {
-                send(ctx, &assembled.account, &submission, &assembled.message_id).await
+                send(ctx, &assembled.account, submission, &assembled.message_id).await
             }
             Err(e) => Err(e),
         };
@@ -98,14 +100,35 @@ fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, Rejec
     })
 }
 
+/// The transform-submit chain, then the route chain; a reject from either refuses the message.
+fn apply_plugins(
+    ctx: &Context,
+    account: &Account,
+    submission: Submission,
+) -> Result<(Submission, Option<types::RouteDecision>), Rejection> {
+    let view = policy::account_view(account);
+    let message = ctx
+        .plugins
+        .transform_submit(&view, policy::message(&submission))
+        .map_err(|status| Rejection::new(status, "refused by a transform-submit plugin"))?;
+    let decision = ctx
+        .plugins
+        .route(&view, &message)
+        .map_err(|status| Rejection::new(status, "refused by a route plugin"))?;
+    Ok((policy::apply(submission, message), decision))
+}
+
 async fn send(
     ctx: &Context,
     account: &Account,
-    submission: &Submission,
+    submission: Submission,
     message_id: &str,
 ) -> Result<Option<MessageState>, Rejection> {
-    let body = submission.to_gateway(message_id, Utc::now());
-    match ctx.gateway.send_message(&account.credentials, &body).await {
+    let (submission, decision) = apply_plugins(ctx, account, submission)?;
+    let mut body = submission.to_gateway(message_id, Utc::now());
+    let routed_credentials = policy::route(&mut body, account, decision.as_ref());
+    let credentials = routed_credentials.as_ref().unwrap_or(&account.credentials);
+    match account.gateway.send_message(credentials, &body).await {
         Ok(state) => {
             let segments = match &submission.content {
                 Content::Text(text) => text::segment_count(text),

@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::http::{self, Readiness};
 use crate::listener::{self, Listener};
 use crate::pipeline;
+use crate::plugins::Plugins;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::simulator::Simulator;
 
@@ -25,9 +26,9 @@ const MAX_PENDING_CONCAT: usize = 10_000;
 /// What every session shares.
 pub struct Context {
     pub config: Config,
-    pub gateway: Gateway,
     pub auth: Authenticator,
     pub concat: Reassembler,
+    pub plugins: Arc<Plugins>,
 }
 
 pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -42,6 +43,8 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
         config.gateway.retries,
     )?;
     info!(api = %config.gateway.api_base_url, "gateway");
+    let plugins = Arc::new(Plugins::load(&config.plugins)?);
+    plugins.spawn_reloader(shutdown.clone());
     let tls = match (&config.smpp.tls_cert, &config.smpp.tls_key) {
         (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
         _ => None,
@@ -55,9 +58,9 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
     info!(address = %config.http.address, "http listening");
 
     let ctx = Arc::new(Context {
-        auth: Authenticator::new(gateway.clone(), config.smpp.bind_cache_ttl),
+        auth: Authenticator::new(gateway, Arc::clone(&plugins), config.smpp.bind_cache_ttl),
         concat: Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
-        gateway,
+        plugins,
         config,
     });
     let readiness = Readiness::default();

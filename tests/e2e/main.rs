@@ -11,6 +11,7 @@ mod config;
 mod gateway_status;
 mod malformed;
 mod multi;
+mod plugins;
 mod query;
 mod submit;
 mod timers;

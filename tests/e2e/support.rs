@@ -7,8 +7,8 @@ use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,11 +26,14 @@ pub const LONG_PASSWORD: &str = "Lp9-xT2#qW7!mZ4$vB8k";
 
 /// A process that has not become ready by then is broken, not slow.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// The debug build compiles each plugin with unoptimised Cranelift, seconds per component when
+/// the artifact cache is cold, and parallel tests compete for the same cores.
+const PLUGIN_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Another test may take a port between our probe and the process binding it.
 const START_ATTEMPTS: usize = 3;
 
 /// Variables that would let the caller's environment reconfigure the processes under test.
-const CONFIG_PREFIXES: [&str; 4] = ["SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__"];
+const CONFIG_PREFIXES: [&str; 5] = ["SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__", "PLUGINS__"];
 
 /// What the simulator does with messages to numbers matching a rule's pattern.
 pub enum Outcome {
@@ -141,8 +144,10 @@ impl Drop for Proc {
 pub struct Setup {
     step_delay: String,
     rules: Vec<(String, Outcome)>,
+    accounts: Vec<(String, String)>,
     env: Vec<(String, String)>,
     tls: bool,
+    start_timeout: Duration,
 }
 
 impl Default for Setup {
@@ -156,8 +161,10 @@ impl Setup {
         Setup {
             step_delay: "50ms".into(),
             rules: Vec::new(),
+            accounts: Vec::new(),
             env: Vec::new(),
             tls: false,
+            start_timeout: START_TIMEOUT,
         }
     }
 
@@ -173,10 +180,23 @@ impl Setup {
         self
     }
 
+    /// A simulator account besides the demo and long-password ones.
+    pub fn account(mut self, username: &str, password: &str) -> Self {
+        self.accounts.push((username.into(), password.into()));
+        self
+    }
+
     /// An environment variable for the server (not the simulator).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// The server loads its policy plugins from `dir`.
+    pub fn plugins(mut self, dir: &Path) -> Self {
+        self.start_timeout = PLUGIN_START_TIMEOUT;
+        let dir = dir.to_str().expect("plugin directory path is UTF-8");
+        self.env("PLUGINS__DIR", dir)
     }
 
     /// Also serve SMPP over TLS with a freshly generated self-signed certificate.
@@ -192,6 +212,12 @@ impl Setup {
              [[simulator.accounts]]\nusername = {LONG_USER:?}\npassword = {LONG_PASSWORD:?}\n",
             self.step_delay
         );
+        for (username, password) in &self.accounts {
+            let _ = write!(
+                toml,
+                "\n[[simulator.accounts]]\nusername = {username:?}\npassword = {password:?}\n"
+            );
+        }
         for (pattern, outcome) in &self.rules {
             // Literal strings keep regex backslashes as they are.
             let _ = write!(
@@ -204,17 +230,22 @@ impl Setup {
     }
 
     pub async fn start(self) -> Harness {
+        self.start_simulator().await.start_server().await
+    }
+
+    /// Starts only the simulator, for tests that need to ask it something (a device id) before
+    /// the server is configured.
+    pub async fn start_simulator(self) -> SimulatorOnly {
         install_crypto_provider();
         let dir = TempDir::new("harness");
         let config = dir.path().join("simulator.toml");
         fs::write(&config, self.simulator_toml()).expect("write simulator config");
-        let tls_files = self.tls.then(|| write_certificate(dir.path()));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("http client");
 
-        let (simulator, sim) = start_with_retry("simulator", &dir, &http, |log| {
+        let (simulator, sim) = start_with_retry("simulator", &dir, &http, START_TIMEOUT, |log| {
             let port = free_port();
             let mut cmd = command();
             cmd.arg("simulator")
@@ -226,8 +257,56 @@ impl Setup {
             (Proc::spawn(cmd, log), url, local(port))
         })
         .await;
+        SimulatorOnly {
+            setup: self,
+            sim,
+            http,
+            simulator,
+            dir,
+        }
+    }
+}
 
-        let (server, addrs) = start_with_retry("server", &dir, &http, |log| {
+/// A running simulator whose server has not been started yet.
+pub struct SimulatorOnly {
+    setup: Setup,
+    pub sim: SocketAddr,
+    http: reqwest::Client,
+    simulator: Proc,
+    dir: TempDir,
+}
+
+impl SimulatorOnly {
+    /// The id of the account's one device, as `GET /devices` lists it.
+    pub async fn device_id(&self, username: &str, password: &str) -> String {
+        let url = format!("http://{}/3rdparty/v1/devices", self.sim);
+        let devices: Value = self
+            .http
+            .get(&url)
+            .basic_auth(username, Some(password))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("GET {url} as {username}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: body is not JSON: {e}"));
+        devices[0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GET {url}: no device id in {devices}"))
+            .to_string()
+    }
+
+    pub async fn start_server(self) -> Harness {
+        let SimulatorOnly {
+            setup,
+            sim,
+            http,
+            simulator,
+            dir,
+        } = self;
+        let tls_files = setup.tls.then(|| write_certificate(dir.path()));
+        let (server, addrs) = start_with_retry("server", &dir, &http, setup.start_timeout, |log| {
             let (smpp, tls, web) = (free_port(), free_port(), free_port());
             let mut cmd = command();
             cmd.env("SMPP__BIND_ADDRESS", local(smpp).to_string())
@@ -239,7 +318,7 @@ impl Setup {
                 cmd.env("SMPP__TLS_CERT", &files.cert)
                     .env("SMPP__TLS_KEY", &files.key);
             }
-            for (key, value) in &self.env {
+            for (key, value) in &setup.env {
                 cmd.env(key, value);
             }
             let url = format!("http://{}/health/ready", local(web));
@@ -269,20 +348,21 @@ async fn start_with_retry<T>(
     name: &str,
     dir: &TempDir,
     http: &reqwest::Client,
+    timeout: Duration,
     mut spawn: impl FnMut(&Path) -> (Proc, String, T),
 ) -> (Proc, T) {
     let mut failures = String::new();
     for attempt in 0..START_ATTEMPTS {
         let log = dir.path().join(format!("{name}-{attempt}.log"));
         let (mut proc, url, extra) = spawn(&log);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = proc.child.try_wait() {
                 let _ = writeln!(failures, "{name} exited with {status}:\n{}", proc.log());
                 break;
             }
             if Instant::now() > deadline {
-                panic!("{name} not ready within {START_TIMEOUT:?}:\n{}", proc.log());
+                panic!("{name} not ready within {timeout:?}:\n{}", proc.log());
             }
             if let Ok(resp) = http.get(&url).send().await
                 && resp.status().is_success()
@@ -382,12 +462,21 @@ impl Harness {
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Asks the server to reload its plugins.
+    pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.server_pid().to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Waits for the server to exit on its own.
@@ -491,4 +580,61 @@ pub fn run_to_exit(mut cmd: Command, within: Duration) -> (ExitStatus, String, S
         fs::read_to_string(&out_path).unwrap_or_default(),
         fs::read_to_string(&err_path).unwrap_or_default(),
     )
+}
+
+/// Every wasm crate the tests load, built together so that cargo runs once.
+const PLUGIN_PACKAGES: [&str; 6] = [
+    "credential-map",
+    "e164",
+    "prefix-router",
+    "sender-allowlist",
+    "misbehave",
+    "wrong-world",
+];
+
+/// The component of a plugin crate (`e164`, `credential-map`) in the workspace's target
+/// directory, where tests/run builds it. When one is missing, for instance under a bare
+/// `cargo test --test e2e`, the crates are built once per test process with the flags tests/run
+/// uses, so both share one target directory and one build.
+pub fn plugin_wasm(package: &str) -> PathBuf {
+    assert!(
+        PLUGIN_PACKAGES.contains(&package),
+        "{package} is not in PLUGIN_PACKAGES"
+    );
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let path = |package: &str| wasm_dir().join(format!("{}.wasm", package.replace('-', "_")));
+    if !PLUGIN_PACKAGES.iter().all(|p| path(p).is_file()) {
+        BUILT.get_or_init(build_plugins);
+    }
+    let wasm = path(package);
+    assert!(wasm.is_file(), "{} was not built", wasm.display());
+    wasm
+}
+
+fn wasm_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2").join("wasm")
+}
+
+fn build_plugins() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"]);
+    for package in PLUGIN_PACKAGES {
+        cmd.args(["-p", package]);
+    }
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo to build the plugins");
+    assert!(
+        output.status.success(),
+        "building the plugins failed ({}); `rustup target add wasm32-wasip2` may be missing:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

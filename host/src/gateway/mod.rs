@@ -19,7 +19,14 @@ pub use status_map::{bind_status, cancel_status, query_status, submit_status};
 /// Whose SMSGate account a call is made for. Debug never shows the secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// A JWT access token.
+    Bearer {
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -30,6 +37,7 @@ impl std::fmt::Debug for Credentials {
                 .field("username", username)
                 .field("password", &"<redacted>")
                 .finish(),
+            Credentials::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
         }
     }
 }
@@ -151,6 +159,19 @@ impl Gateway {
         })
     }
 
+    /// The same client (and connection pool) for another SMSGate server, for tenants whose
+    /// accounts live on a private server.
+    pub fn with_base_url(&self, api_base_url: &str) -> anyhow::Result<Self> {
+        Ok(Gateway {
+            base: Url::parse(api_base_url)?,
+            ..self.clone()
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     /// The bind check: any call that needs valid credentials; `GET /devices` is the cheapest.
     pub async fn check_credentials(&self, creds: &Credentials) -> Result<(), GatewayError> {
         self.call("ping", creds, Method::GET, &["devices"], None::<&()>)
@@ -259,6 +280,7 @@ impl Gateway {
             Credentials::Basic { username, password } => {
                 request.basic_auth(username, Some(password))
             }
+            Credentials::Bearer { token } => request.bearer_auth(token),
         };
         if let Some(body) = body {
             request = request.json(body);
@@ -320,9 +342,15 @@ mod tests {
             username: "alice".into(),
             password: "s3cret-password".into(),
         };
-        let shown = format!("{basic:?}");
+        let bearer = Credentials::Bearer {
+            token: "tok-123".into(),
+        };
+        let shown = format!("{basic:?} {bearer:?}");
         assert!(shown.contains("alice"));
-        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok-123"),
+            "{shown}"
+        );
     }
 
     #[test]

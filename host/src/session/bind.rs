@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::{Instrument, Span, info, warn};
 
 use super::{Event, Session, State};
-use crate::auth::{Account, Refusal};
+use crate::auth::{BoundAccount, Refusal};
 use crate::codec::pdu::{Bind, BindKind, ResponseBody};
 use crate::codec::status::{self, *};
 use crate::metrics;
@@ -26,9 +26,10 @@ impl Session {
         let ctx = Arc::clone(&self.ctx);
         let events = self.events.clone();
         let kind = bind.kind;
+        let (peer, tls) = (self.peer, self.tls);
         tokio::spawn(
             async move {
-                let result = ctx.auth.authenticate(&bind).await;
+                let result = ctx.auth.authenticate(&bind, peer, tls).await;
                 let _ = events.send(Event::BindChecked {
                     sequence_number,
                     kind,
@@ -43,7 +44,7 @@ impl Session {
         &mut self,
         sequence_number: u32,
         kind: BindKind,
-        result: Result<Arc<Account>, Refusal>,
+        result: Result<BoundAccount, Refusal>,
     ) {
         if !matches!(self.state, State::Binding) {
             // Shutdown began while the check ran.
@@ -57,10 +58,13 @@ impl Session {
             .with_label_values(&[kind.short_name(), outcome])
             .inc();
         match result {
-            Ok(account) => {
-                Span::current().record("system_id", account.name.as_str());
+            Ok(bound) => {
+                Span::current().record("system_id", bound.account.name.as_str());
                 info!(bind = kind.as_str(), "bound");
-                self.set_state(State::Bound { kind, account });
+                self.set_state(State::Bound {
+                    kind,
+                    account: Arc::new(bound),
+                });
                 self.answer_bind(sequence_number, kind, ESME_ROK).await;
             }
             Err(refusal) => {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::{Account, Refusal};
+use crate::auth::{BoundAccount, Refusal};
 use crate::codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use crate::codec::status::*;
 use crate::codec::{SmppCodec, status};
@@ -29,13 +29,12 @@ use crate::shutdown::Shutdown;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
-#[derive(Debug)]
 enum State {
     Open,
     Binding,
     Bound {
         kind: BindKind,
-        account: Arc<Account>,
+        account: Arc<BoundAccount>,
     },
     /// The server sent unbind and waits for unbind_resp.
     Unbinding(BindKind),
@@ -60,7 +59,7 @@ enum Event {
     BindChecked {
         sequence_number: u32,
         kind: BindKind,
-        result: Result<Arc<Account>, Refusal>,
+        result: Result<BoundAccount, Refusal>,
     },
 }
 
@@ -74,6 +73,8 @@ enum Flow {
 
 pub struct Session {
     ctx: Arc<Context>,
+    peer: SocketAddr,
+    tls: bool,
     state: State,
     out: mpsc::Sender<Outbound>,
     events: mpsc::UnboundedSender<Event>,
@@ -93,10 +94,12 @@ where
 {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("session", id, %peer, tls, system_id = tracing::field::Empty);
-    serve(stream, ctx, shutdown).instrument(span).await
+    serve(stream, peer, tls, ctx, shutdown)
+        .instrument(span)
+        .await
 }
 
-async fn serve<S>(stream: S, ctx: Arc<Context>, shutdown: Shutdown)
+async fn serve<S>(stream: S, peer: SocketAddr, tls: bool, ctx: Arc<Context>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -113,6 +116,8 @@ where
     let mut session = Session {
         window: Arc::new(Semaphore::new(smpp.window)),
         ctx: Arc::clone(&ctx),
+        peer,
+        tls,
         state: State::Open,
         out,
         events,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tracing::{debug, info};
 
-use crate::auth::Account;
+use crate::auth::{Account, BoundAccount};
 use crate::codec::pdu::{
     Address, CancelSm, DestAddress, QuerySm, Request, ResponseBody, SubmitMulti, UnsuccessSme,
 };
@@ -31,11 +31,19 @@ const DELETED: u8 = 4;
 const UNDELIVERABLE: u8 = 5;
 const UNKNOWN: u8 = 7;
 
-pub async fn handle(
-    ctx: &Context,
-    account: &Arc<Account>,
-    request: Request,
-) -> (u32, ResponseBody) {
+pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u32, ResponseBody) {
+    let account = &bound.account;
+    let submits = matches!(
+        request,
+        Request::SubmitSm(_) | Request::DataSm(_) | Request::SubmitMulti(_)
+    );
+    if submits && !bound.admit_message() {
+        debug!("account over its messages-per-second limit");
+        return (
+            ESME_RTHROTTLED,
+            ResponseBody::error_for(request.command_id()),
+        );
+    }
     let alphabet = ctx.config.smpp.default_alphabet;
     let now = Utc::now();
     let started = Instant::now();
@@ -60,7 +68,7 @@ pub async fn handle(
         }
         Request::SubmitMulti(pdu) => submit_multi(ctx, account, &pdu).await,
         Request::QuerySm(pdu) => {
-            let (status, body) = query(ctx, account, &pdu).await;
+            let (status, body) = query(account, &pdu).await;
             let metrics = metrics::get();
             metrics
                 .query_sm_duration
@@ -71,7 +79,7 @@ pub async fn handle(
                 .inc();
             (status, body)
         }
-        Request::CancelSm(pdu) => cancel(ctx, account, &pdu).await,
+        Request::CancelSm(pdu) => cancel(account, &pdu).await,
         Request::ReplaceSm(_) => (
             // SMSGate has no way to change a message once accepted.
             ESME_RREPLACEFAIL,
@@ -207,9 +215,9 @@ fn failed_recipients(state: &MessageState, destinations: &[Address]) -> Vec<Unsu
         .collect()
 }
 
-async fn query(ctx: &Context, account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
+async fn query(account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
     let gateway_id = ids::gateway_id(&pdu.message_id);
-    match ctx
+    match account
         .gateway
         .get_message(&account.credentials, gateway_id)
         .await
@@ -254,13 +262,13 @@ fn message_state(gateway_state: &str) -> u8 {
     }
 }
 
-async fn cancel(ctx: &Context, account: &Account, pdu: &CancelSm) -> (u32, ResponseBody) {
+async fn cancel(account: &Account, pdu: &CancelSm) -> (u32, ResponseBody) {
     if pdu.message_id.is_empty() {
         // Cancelling "everything from this source to that destination" has no gateway call.
         return (ESME_RCANCELFAIL, ResponseBody::CancelSm);
     }
     let gateway_id = ids::gateway_id(&pdu.message_id);
-    match ctx
+    match account
         .gateway
         .cancel_message(&account.credentials, gateway_id)
         .await

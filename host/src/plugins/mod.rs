@@ -1,0 +1,370 @@
+//! Policy plugins: WebAssembly components (the `plugin` world of wit/v0.1.0) that operators drop
+//! into `plugins.dir` to decide binds, rewrite and route submits and filter deliveries. This
+//! module is what the rest of the server sees: a chain per hook, called synchronously, where a
+//! misbehaving plugin costs at most its deadline and its failure policy says what happens then.
+//!
+//! Chain semantics: `authenticate` takes the first answer that is not `pass`;
+//! `transform_submit` feeds each plugin the previous one's output and stops at a reject;
+//! `route` takes the first answer that is not `continue`; `transform_deliver` feeds each plugin
+//! the previous one's output and stops at a drop. Plugins run by `order`, then by name.
+
+mod loader;
+mod manifest;
+mod reload;
+pub mod runner;
+mod runtime;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tracing::{debug, info, warn};
+
+pub use self::settings::PluginsConfig;
+
+use self::manifest::{FailurePolicy, Policies};
+use self::runtime::{Called, Failure, HostState, Instances, Runtime};
+use bindings::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit/v0.1.0",
+        exports: { default: async },
+    });
+}
+
+/// The contract's types, as the server passes them to plugins and gets them back.
+pub mod types {
+    pub use super::bindings::smsgate::smpp_plugin::types::{
+        Account, AccountLimits, Address, AuthResult, BasicCredentials, BinaryContent, BindRequest,
+        BindType, Content, Credentials, Deliver, DeliverKind, DeliverResult, Message,
+        RouteDecision, RouteResult, Tlv, TransformResult, Validity,
+    };
+}
+
+/// ESME_RBINDFAIL: what a fail-closed authenticate answers.
+const BIND_FAILED: u32 = 0x0D;
+/// ESME_RSYSERR: what a fail-closed submit hook answers; ESMEs retry it later.
+const SYSTEM_ERROR: u32 = 0x08;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Authenticate = 0,
+    TransformSubmit = 1,
+    Route = 2,
+    TransformDeliver = 3,
+}
+
+impl Hook {
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Authenticate => "authenticate",
+            Hook::TransformSubmit => "transform-submit",
+            Hook::Route => "route",
+            Hook::TransformDeliver => "transform-deliver",
+        }
+    }
+
+    /// Accepts the WIT spelling and the Rust one (`transform_submit`).
+    fn from_name(name: &str) -> Option<Hook> {
+        match name.replace('_', "-").as_str() {
+            "authenticate" => Some(Hook::Authenticate),
+            "transform-submit" => Some(Hook::TransformSubmit),
+            "route" => Some(Hook::Route),
+            "transform-deliver" => Some(Hook::TransformDeliver),
+            _ => None,
+        }
+    }
+
+    fn flag(self) -> Hooks {
+        match self {
+            Hook::Authenticate => Hooks::AUTHENTICATE,
+            Hook::TransformSubmit => Hooks::TRANSFORM_SUBMIT,
+            Hook::Route => Hooks::ROUTE,
+            Hook::TransformDeliver => Hooks::TRANSFORM_DELIVER,
+        }
+    }
+}
+
+/// What the authenticate chain decided.
+#[derive(Debug)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "read by the bind path once the chain is wired into it"
+    )
+)]
+pub enum AuthOutcome {
+    Accept(types::Account),
+    /// An SMPP command_status for the bind response.
+    Reject(u32),
+    /// No plugin had an opinion: system_id and password are the SMSGate credentials.
+    Default,
+}
+
+/// One loaded plugin: its file name (`NAME` of NAME.wasm, used in logs), what it declared, its
+/// place in the chain, and its instances.
+struct Plugin {
+    name: String,
+    info: PluginInfo,
+    order: i64,
+    policies: Policies,
+    /// Whether the compiled code came from the artifact cache.
+    cached: bool,
+    instances: Instances,
+}
+
+impl Plugin {
+    fn implements(&self, hook: Hook) -> bool {
+        self.info.hooks.contains(hook.flag())
+    }
+
+    /// Calls one hook; a failure is logged with the policy that will be applied.
+    fn call<R>(
+        &self,
+        hook: Hook,
+        f: impl AsyncFnOnce(&bindings::Plugin, &mut wasmtime::Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<Called<R>, FailurePolicy> {
+        self.instances.call(f).map_err(|failure: Failure| {
+            let policy = self.policies.get(hook);
+            warn!(
+                plugin = %self.name,
+                hook = hook.name(),
+                %policy,
+                "plugin {failure}"
+            );
+            policy
+        })
+    }
+}
+
+/// A loaded set of plugins in chain order. Its runtime (engine and epoch ticker) lives exactly as
+/// long as the set, so a replaced set goes away when its last call finishes.
+pub struct Chain {
+    plugins: Vec<Plugin>,
+    _runtime: Option<Runtime>,
+}
+
+impl Chain {
+    fn empty() -> Chain {
+        Chain {
+            plugins: Vec::new(),
+            _runtime: None,
+        }
+    }
+
+    fn new(runtime: Runtime, plugins: Vec<Plugin>) -> Chain {
+        Chain {
+            plugins,
+            _runtime: Some(runtime),
+        }
+    }
+
+    fn with(&self, hook: Hook) -> impl Iterator<Item = &Plugin> {
+        self.plugins.iter().filter(move |p| p.implements(hook))
+    }
+}
+
+/// The plugin chains of the server. Share it as `Arc<Plugins>`; a reload swaps the whole set at
+/// once, and calls already running finish on the set they started with.
+pub struct Plugins {
+    chain: ArcSwap<Chain>,
+    /// Where a reload reads from; `None` for `empty()`, which never reloads.
+    config: Option<PluginsConfig>,
+}
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "called from the bind, submit and delivery paths as they are wired up; remove once all are"
+    )
+)]
+impl Plugins {
+    /// Loads and checks every plugin of `config.dir`; any plugin that is refused fails the load
+    /// with its file and the reason. A missing or empty directory gives an empty chain.
+    pub fn load(config: &PluginsConfig) -> anyhow::Result<Plugins> {
+        let chain = loader::load_set(config)?;
+        log_set(&chain, "plugins loaded");
+        Ok(Plugins {
+            chain: ArcSwap::from_pointee(chain),
+            config: Some(config.clone()),
+        })
+    }
+
+    pub fn empty() -> Plugins {
+        Plugins {
+            chain: ArcSwap::from_pointee(Chain::empty()),
+            config: None,
+        }
+    }
+
+    /// Loads the directory again and swaps the new set in; when it fails the current set stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(config) = &self.config else {
+            return Ok(());
+        };
+        let chain = loader::load_set(config)?;
+        log_set(&chain, "plugins reloaded");
+        self.chain.store(Arc::new(chain));
+        Ok(())
+    }
+
+    /// The plugins in chain order, by file name.
+    pub fn names(&self) -> Vec<String> {
+        self.chain
+            .load()
+            .plugins
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    pub fn authenticate(&self, request: &types::BindRequest) -> AuthOutcome {
+        let chain = self.chain.load();
+        for plugin in chain.with(Hook::Authenticate) {
+            let result = plugin.call(Hook::Authenticate, async |p, store| {
+                p.call_authenticate(store, request).await
+            });
+            match result {
+                Ok(called) => {
+                    // The account carries credentials: only its id is logged.
+                    let summary = match &called.value {
+                        types::AuthResult::Accept(account) => format!("accept {}", account.id),
+                        types::AuthResult::Reject(status) => format!("reject {status:#04x}"),
+                        types::AuthResult::Pass => "pass".into(),
+                    };
+                    log_outcome(plugin, Hook::Authenticate, &called, &summary);
+                    match called.value {
+                        types::AuthResult::Accept(account) => return AuthOutcome::Accept(account),
+                        types::AuthResult::Reject(status) => return AuthOutcome::Reject(status),
+                        types::AuthResult::Pass => {}
+                    }
+                }
+                Err(FailurePolicy::FailClosed) => return AuthOutcome::Reject(BIND_FAILED),
+                Err(FailurePolicy::FailOpen) => {}
+            }
+        }
+        AuthOutcome::Default
+    }
+
+    /// The message after every transform, or the command_status of the first reject.
+    pub fn transform_submit(
+        &self,
+        account: &types::Account,
+        mut message: types::Message,
+    ) -> Result<types::Message, u32> {
+        let chain = self.chain.load();
+        for plugin in chain.with(Hook::TransformSubmit) {
+            let result = plugin.call(Hook::TransformSubmit, async |p, store| {
+                p.call_transform_submit(store, account, &message).await
+            });
+            match result {
+                Ok(called) => {
+                    let summary = match &called.value {
+                        types::TransformResult::Continue => "continue".to_string(),
+                        types::TransformResult::Replace(_) => "replace".into(),
+                        types::TransformResult::Reject(status) => format!("reject {status:#04x}"),
+                    };
+                    log_outcome(plugin, Hook::TransformSubmit, &called, &summary);
+                    match called.value {
+                        types::TransformResult::Continue => {}
+                        types::TransformResult::Replace(next) => message = next,
+                        types::TransformResult::Reject(status) => return Err(status),
+                    }
+                }
+                Err(FailurePolicy::FailClosed) => return Err(SYSTEM_ERROR),
+                Err(FailurePolicy::FailOpen) => {}
+            }
+        }
+        Ok(message)
+    }
+
+    /// The first routing decision, `None` when every plugin said continue, or a reject status.
+    pub fn route(
+        &self,
+        account: &types::Account,
+        message: &types::Message,
+    ) -> Result<Option<types::RouteDecision>, u32> {
+        let chain = self.chain.load();
+        for plugin in chain.with(Hook::Route) {
+            let result = plugin.call(Hook::Route, async |p, store| {
+                p.call_route(store, account, message).await
+            });
+            match result {
+                Ok(called) => {
+                    let summary = match &called.value {
+                        types::RouteResult::Continue => "continue".to_string(),
+                        types::RouteResult::Route(decision) => format!(
+                            "route device={:?} sim={:?} priority={:?}",
+                            decision.device_id, decision.sim_number, decision.priority
+                        ),
+                        types::RouteResult::Reject(status) => format!("reject {status:#04x}"),
+                    };
+                    log_outcome(plugin, Hook::Route, &called, &summary);
+                    match called.value {
+                        types::RouteResult::Continue => {}
+                        types::RouteResult::Route(decision) => return Ok(Some(decision)),
+                        types::RouteResult::Reject(status) => return Err(status),
+                    }
+                }
+                Err(FailurePolicy::FailClosed) => return Err(SYSTEM_ERROR),
+                Err(FailurePolicy::FailOpen) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The deliver_sm to send after every transform, or `None` when a plugin dropped it (or a
+    /// fail-closed plugin failed).
+    pub fn transform_deliver(
+        &self,
+        account: &types::Account,
+        mut deliver: types::Deliver,
+    ) -> Option<types::Deliver> {
+        let chain = self.chain.load();
+        for plugin in chain.with(Hook::TransformDeliver) {
+            let result = plugin.call(Hook::TransformDeliver, async |p, store| {
+                p.call_transform_deliver(store, account, &deliver).await
+            });
+            match result {
+                Ok(called) => {
+                    let summary = match &called.value {
+                        types::DeliverResult::Continue => "continue",
+                        types::DeliverResult::Replace(_) => "replace",
+                        types::DeliverResult::Drop => "drop",
+                    };
+                    log_outcome(plugin, Hook::TransformDeliver, &called, summary);
+                    match called.value {
+                        types::DeliverResult::Continue => {}
+                        types::DeliverResult::Replace(next) => deliver = next,
+                        types::DeliverResult::Drop => return None,
+                    }
+                }
+                Err(FailurePolicy::FailClosed) => return None,
+                Err(FailurePolicy::FailOpen) => {}
+            }
+        }
+        Some(deliver)
+    }
+}
+
+fn log_outcome<R>(plugin: &Plugin, hook: Hook, called: &Called<R>, outcome: &str) {
+    debug!(
+        plugin = %plugin.name,
+        hook = hook.name(),
+        outcome,
+        micros = called.elapsed.as_micros() as u64,
+        "plugin hook"
+    );
+}
+
+fn log_set(chain: &Chain, what: &str) {
+    let names: Vec<&str> = chain.plugins.iter().map(|p| p.name.as_str()).collect();
+    let cached = chain.plugins.iter().filter(|p| p.cached).count();
+    info!(plugins = ?names, from_cache = cached, "{what}");
+}

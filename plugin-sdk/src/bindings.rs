@@ -1,0 +1,96 @@
+//! The bindings generated from the contract. Plugin code never sees this module: the types are
+//! re-exported at the crate root and the host functions are wrapped, so the SDK can change how
+//! the glue looks without breaking plugins.
+
+// The generated glue (import shims, lifting functions, the world's type aliases) has no docs
+// of its own and mirrors the WIT signatures; none of it is public API.
+#![allow(missing_docs, clippy::too_many_arguments)]
+
+wit_bindgen::generate!({
+    path: "../wit/v0.1.0",
+    world: "plugin",
+    // Clone is always generated and Debug is hand-written by wit-bindgen, so only the
+    // comparisons are added; deriving Debug again would conflict.
+    additional_derives: [PartialEq, Eq],
+    // The export macro expands in the plugin crate, so it has to be exported and has to find
+    // the generated glue through this crate rather than through `self`.
+    pub_export_macro: true,
+    default_bindings_module: "$crate::__private",
+    // Docs for what the contract leaves undocumented, so the re-exported types read well in
+    // rustdoc; the WIT's own comments come first where it has them.
+    additional_type_attributes: {
+        "smsgate:smpp-plugin/types@0.1.0/bind-type": [#[doc = "Which bind the ESME sent, i.e. which directions its session carries."]],
+        "smsgate:smpp-plugin/types@0.1.0/basic-credentials": [#[doc = "A username and password for SMSGate."]],
+        "smsgate:smpp-plugin/types@0.1.0/account-limits": [#[doc = "Limits for an account; `None` leaves the server's default in place."]],
+        "smsgate:smpp-plugin/types@0.1.0/auth-result": [#[doc = "The answer to [`Plugin::authenticate`](crate::Plugin::authenticate)."]],
+        "smsgate:smpp-plugin/types@0.1.0/address": [#[doc = "An SMPP address: type of number, numbering plan and the address itself."]],
+        "smsgate:smpp-plugin/types@0.1.0/binary-content": [#[doc = "8-bit data for an application port (WAP push, vCard, ...)."]],
+        "smsgate:smpp-plugin/types@0.1.0/content": [#[doc = "What a message carries."]],
+        "smsgate:smpp-plugin/types@0.1.0/validity": [#[doc = "How long delivery of a message may be tried."]],
+        "smsgate:smpp-plugin/types@0.1.0/tlv": [#[doc = "An SMPP optional parameter (TLV) as on the wire."]],
+        "smsgate:smpp-plugin/types@0.1.0/transform-result": [#[doc = "The answer to [`Plugin::transform_submit`](crate::Plugin::transform_submit)."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-decision": [#[doc = "How to send a message; fields left `None` keep the account's defaults."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-result": [#[doc = "The answer to [`Plugin::route`](crate::Plugin::route)."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver-kind": [#[doc = "What a deliver_sm to the ESME carries."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver-result": [#[doc = "The answer to [`Plugin::transform_deliver`](crate::Plugin::transform_deliver)."]],
+        "smsgate:smpp-plugin/host@0.1.0/level": [#[doc = "How important a log line is."]],
+    },
+    additional_member_attributes: {
+        "smsgate:smpp-plugin/types@0.1.0/bind-type.transmitter": [#[doc = "bind_transmitter: the ESME only submits."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-type.receiver": [#[doc = "bind_receiver: the ESME only receives deliver_sm."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-type.transceiver": [#[doc = "bind_transceiver: both."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-request.system-id": [#[doc = "The ESME's system_id, its user name."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-request.password": [#[doc = "The password, as the ESME sent it."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-request.system-type": [#[doc = "The ESME's system_type; often empty."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-request.bind-type": [#[doc = "Which bind it is."]],
+        "smsgate:smpp-plugin/types@0.1.0/bind-request.address-range": [#[doc = "The address_range the ESME asked to receive for; often empty."]],
+        "smsgate:smpp-plugin/types@0.1.0/basic-credentials.username": [#[doc = "The SMSGate user name."]],
+        "smsgate:smpp-plugin/types@0.1.0/basic-credentials.password": [#[doc = "The SMSGate password."]],
+        "smsgate:smpp-plugin/types@0.1.0/credentials.basic": [#[doc = "Username and password."]],
+        "smsgate:smpp-plugin/types@0.1.0/account.credentials": [#[doc = "How the server authenticates to SMSGate for this account."]],
+        "smsgate:smpp-plugin/types@0.1.0/account.sim-number": [#[doc = "The SIM slot (SMSGate counts from 1) used when a route does not choose."]],
+        "smsgate:smpp-plugin/types@0.1.0/account.limits": [#[doc = "Limits on binds and throughput."]],
+        "smsgate:smpp-plugin/types@0.1.0/account.labels": [#[doc = "Free-form annotations (key, value) for plugins, such as a customer tier."]],
+        "smsgate:smpp-plugin/types@0.1.0/auth-result.accept": [#[doc = "The bind succeeds; the session acts for this account."]],
+        "smsgate:smpp-plugin/types@0.1.0/auth-result.reject": [#[doc = "The bind fails with this command_status."]],
+        "smsgate:smpp-plugin/types@0.1.0/address.ton": [#[doc = "Type of number: 0 unknown, 1 international, 2 national, 5 alphanumeric, ..."]],
+        "smsgate:smpp-plugin/types@0.1.0/address.npi": [#[doc = "Numbering plan indicator: 0 unknown, 1 ISDN (E.164), ..."]],
+        "smsgate:smpp-plugin/types@0.1.0/address.addr": [#[doc = "The address as on the wire: digits (without `+` for international numbers) or a sender name."]],
+        "smsgate:smpp-plugin/types@0.1.0/binary-content.data": [#[doc = "The payload."]],
+        "smsgate:smpp-plugin/types@0.1.0/binary-content.port": [#[doc = "The destination application port."]],
+        "smsgate:smpp-plugin/types@0.1.0/content.text": [#[doc = "Text, decoded from the message's data_coding."]],
+        "smsgate:smpp-plugin/types@0.1.0/content.binary": [#[doc = "Binary data for an application port."]],
+        "smsgate:smpp-plugin/types@0.1.0/tlv.tag": [#[doc = "The parameter tag, such as 0x0424 for message_payload."]],
+        "smsgate:smpp-plugin/types@0.1.0/tlv.value": [#[doc = "The value bytes."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.service-type": [#[doc = "SMPP service_type; usually empty."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.source": [#[doc = "The sender (source_addr)."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.destinations": [#[doc = "The recipients: one for submit_sm and data_sm, one or more for submit_multi."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.esm-class": [#[doc = "SMPP esm_class: messaging mode, message type and GSM features."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.protocol-id": [#[doc = "SMPP protocol_id."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.registered-delivery": [#[doc = "SMPP registered_delivery; bits 1-0 ask for a delivery receipt."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.data-coding": [#[doc = "SMPP data_coding as the ESME sent it."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.content": [#[doc = "The text or binary payload."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.validity": [#[doc = "How long delivery may be tried; `None` for the default."]],
+        "smsgate:smpp-plugin/types@0.1.0/message.tlvs": [#[doc = "The optional parameters (TLVs) of the PDU."]],
+        "smsgate:smpp-plugin/types@0.1.0/transform-result.replace": [#[doc = "Go on with this message instead."]],
+        "smsgate:smpp-plugin/types@0.1.0/transform-result.reject": [#[doc = "Refuse the message with this command_status."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-decision.device-id": [#[doc = "The SMSGate device to send from."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-decision.sim-number": [#[doc = "The SIM slot to send with (SMSGate counts from 1)."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-result.route": [#[doc = "Send as this decision says."]],
+        "smsgate:smpp-plugin/types@0.1.0/route-result.reject": [#[doc = "Refuse the message with this command_status."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.kind": [#[doc = "A receipt or an incoming SMS."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.source": [#[doc = "The deliver_sm's source_addr."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.destination": [#[doc = "The deliver_sm's destination_addr."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.content": [#[doc = "The receipt text or the received SMS."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.error-code": [#[doc = "For receipts: the network error code when delivery failed."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver.labels": [#[doc = "Free-form annotations, for later plugins in the chain."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver-result.continue": [#[doc = "Deliver it unchanged."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver-result.replace": [#[doc = "Deliver this instead."]],
+        "smsgate:smpp-plugin/types@0.1.0/deliver-result.drop": [#[doc = "Do not deliver it."]],
+        "smsgate:smpp-plugin/host@0.1.0/level.trace": [#[doc = "Step-by-step detail."]],
+        "smsgate:smpp-plugin/host@0.1.0/level.debug": [#[doc = "Detail for diagnosing."]],
+        "smsgate:smpp-plugin/host@0.1.0/level.info": [#[doc = "Notable events."]],
+        "smsgate:smpp-plugin/host@0.1.0/level.warn": [#[doc = "Something is off but handled."]],
+        "smsgate:smpp-plugin/host@0.1.0/level.error": [#[doc = "Something failed."]],
+    },
+});
