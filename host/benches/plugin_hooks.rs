@@ -4,7 +4,7 @@
 //! is a median of at most 3 µs per hook.
 //!
 //! `cargo bench --bench plugin_hooks` (env: BENCH_CALLS, default 100000). The fixture is taken
-//! from target/wasm32-wasip2/release, or built there first.
+//! from target/wasm32-wasip2/{wasm,release}, or built there first.
 
 // Checking this target with cfg(test) but no test harness compiles the modules' tests without
 // the #[test] functions that use their imports.
@@ -131,23 +131,29 @@ fn fixture() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    let wasm = target.join("wasm32-wasip2/release/misbehave.wasm");
-    if !wasm.is_file() {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&workspace)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "misbehave",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the fixture plugin failed");
+    let built = ["wasm", "release"].map(|profile| {
+        target
+            .join("wasm32-wasip2")
+            .join(profile)
+            .join("misbehave.wasm")
+    });
+    if let Some(wasm) = built.iter().find(|wasm| wasm.is_file()) {
+        return wasm.clone();
     }
-    wasm
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "misbehave",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the fixture plugin failed");
+    built[1].clone()
 }
 
 fn account() -> types::Account {

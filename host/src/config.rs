@@ -238,6 +238,9 @@ impl Config {
         let mut shown = self.clone();
         for account in &mut shown.simulator.accounts {
             account.password = "********".into();
+            if account.signing_key.is_some() {
+                account.signing_key = Some("********".into());
+            }
         }
         toml::to_string_pretty(&shown).context("rendering the configuration")
     }
@@ -568,7 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_plugin_settings_name_the_key() {
+    fn plugins_section_mistakes_name_the_key() {
         for (env, key) in [
             (
                 ("PLUGINS__DEFAULT_MEMORY", "16 parsecs"),

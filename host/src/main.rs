@@ -77,12 +77,13 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration (file + environment) with secrets masked.
     Config(ConfigArg),
-    /// Serve only the SMSGate simulator's REST API, for GATEWAY__API_BASE_URL to point at.
+    /// Serve only the SMSGate simulator's REST API, for GATEWAY__API_BASE_URL to point at (the
+    /// default), or hand a running simulator an incoming SMS.
     Simulator {
-        /// Address to listen on; the API is under /3rdparty/v1 and the inspection API under
-        /// /simulator/v1.
-        #[arg(long, default_value = "127.0.0.1:3100")]
-        listen: SocketAddr,
+        #[command(subcommand)]
+        command: Option<SimulatorCommand>,
+        #[command(flatten)]
+        serve: SimulatorServeArgs,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -94,6 +95,23 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+#[derive(clap::Args, Clone)]
+struct SimulatorServeArgs {
+    /// Address to listen on; the API is under /3rdparty/v1 and the inspection API under
+    /// /simulator/v1.
+    #[arg(long, default_value = "127.0.0.1:3100")]
+    listen: SocketAddr,
+}
+
+#[derive(Subcommand)]
+enum SimulatorCommand {
+    /// Serve the simulator's REST API (the default).
+    Serve(SimulatorServeArgs),
+    /// Make an account's simulated phone receive an SMS: the simulator fires sms:received (or
+    /// sms:data-received for --data) at the account's webhooks.
+    InjectMo(simulator::InjectMo),
 }
 
 #[derive(Subcommand)]
@@ -155,18 +173,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_masked_toml()?);
             Ok(())
         }
-        Some(Command::Simulator { listen, config }) => {
-            let config = Config::load(config.config.as_deref())?;
-            let socket = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {listen}: {e}"))?;
-            let shutdown = signal_shutdown();
-            tracing::info!(address = %listen, "SMSGate simulator listening");
-            Simulator::new(config.simulator)
-                .serve(socket, async move { shutdown.cancelled().await })
-                .await?;
-            Ok(())
-        }
+        Some(Command::Simulator {
+            command,
+            serve,
+            config,
+        }) => match command {
+            None => serve_simulator(serve, &config).await,
+            Some(SimulatorCommand::Serve(args)) => serve_simulator(args, &config).await,
+            Some(SimulatorCommand::InjectMo(args)) => {
+                println!("{}", simulator::inject_mo(&args).await?);
+                Ok(())
+            }
+        },
         Some(Command::Plugin { command, config }) => {
             let config = Config::load(config.config.as_deref())?;
             let output = match command {
@@ -190,6 +208,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(config.config.as_deref())?;
+    let listen = args.listen;
+    let socket = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {listen}: {e}"))?;
+    let shutdown = signal_shutdown();
+    tracing::info!(address = %listen, "SMSGate simulator listening");
+    Simulator::new(config.simulator)
+        .serve(socket, async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -110,7 +110,9 @@ async fn gateway_calls(h: &Harness, call: &str) -> u64 {
         .sum()
 }
 
-fn credential_map(extra_users: &str) -> String {
+/// credential-map mapping shop1/short8ch to the tenant. `tail` follows shop1's entry, so it
+/// may add keys to that entry and then tables of other users.
+fn credential_map(tail: &str) -> String {
     format!(
         r#"order = 10
 failure_policy = "fail-closed"
@@ -122,7 +124,7 @@ unknown = "pass"
 password = "short8ch"
 smsgate_username = "{TENANT}"
 smsgate_password = "{TENANT_PASSWORD}"
-{extra_users}
+{tail}
 "#
     )
 }

@@ -1,7 +1,9 @@
 """Starts the real binary twice, as a standalone SMSGate simulator and as the SMPP server in
 front of it, so that smpplib talks to exactly what an operator would run.
 
-SMSGATE_SMPP_BIN names the binary (tests/run passes the freshly built debug one).
+SMSGATE_SMPP_BIN names the binary (tests/run passes the freshly built debug one). Plugin
+components are taken from CARGO_TARGET_DIR (default target/) under wasm32-wasip2/wasm/, where
+tests/run builds them; a missing one is built with the same cargo command.
 """
 
 import os
@@ -22,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 # the query_sm test does not wait for long.
 STEP_DELAY = "100ms"
 
-CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__")
+CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__", "PLUGINS__")
+
+# The default account every stack's simulator has.
+DEMO_ACCOUNT = ("demo", "demo1234")
 
 # Filled by the fixtures so that a failing test's report shows what the processes logged.
 _LOGS = {}
@@ -116,11 +121,11 @@ def tls_ca():
     return trustme.CA()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, tls_ca):
-    """The simulator and the server in front of it, both stopped with SIGTERM at the end."""
+def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
+    """Starts a simulator with `accounts` and the server in front of it, loading its plugins
+    from `plugins_dir`; yields the Stack and stops both with SIGTERM, as an orchestrator would,
+    expecting exit code 0."""
     binary = _binary()
-    work = tmp_path_factory.mktemp("stack")
 
     cert = tls_ca.issue_cert("127.0.0.1", "localhost")
     cert_path = work / "server.crt"
@@ -135,15 +140,15 @@ def stack(tmp_path_factory, tls_ca):
     sim_config.write_text(
         "[simulator]\n"
         f'step_delay = "{STEP_DELAY}"\n'
-        "[[simulator.accounts]]\n"
-        'username = "demo"\n'
-        'password = "demo1234"\n'
-        "[[simulator.accounts]]\n"
-        'username = "longuser"\n'
-        f'password = "{support.LONG_PASSWORD}"\n'
+        + "".join(
+            "[[simulator.accounts]]\n"
+            f'username = "{username}"\n'
+            f'password = "{password}"\n'
+            for username, password in accounts
+        )
     )
     simulator = Process(
-        "simulator",
+        f"{label}simulator",
         [str(binary), "simulator", "--listen", f"127.0.0.1:{sim_port}",
          "--config", str(sim_config)],
         _clean_env({}),
@@ -155,7 +160,7 @@ def stack(tmp_path_factory, tls_ca):
     try:
         simulator.wait_http_ok(f"{sim_url}/3rdparty/v1/health")
         server = Process(
-            "server",
+            f"{label}server",
             [str(binary), "serve"],
             _clean_env(
                 {
@@ -166,11 +171,14 @@ def stack(tmp_path_factory, tls_ca):
                     "HTTP__ADDRESS": f"127.0.0.1:{http_port}",
                     "GATEWAY__API_BASE_URL": f"{sim_url}/3rdparty/v1",
                     "GATEWAY__TIMEOUT": "10s",
+                    "PLUGINS__DIR": str(plugins_dir),
                 }
             ),
             work / "server.log",
         )
-        server.wait_http_ok(f"http://127.0.0.1:{http_port}/health/ready")
+        # The debug build compiles each plugin component at start when the artifact cache
+        # is cold, which takes seconds.
+        server.wait_http_ok(f"http://127.0.0.1:{http_port}/health/ready", timeout=90.0)
     except BaseException:
         # The start-up error is the one to report; how the processes then end is noise.
         for process in (server, simulator):
@@ -191,6 +199,8 @@ def stack(tmp_path_factory, tls_ca):
 
     problems = []
     for process in (server, simulator):
+        # Later failures should not be reported with the logs of processes already gone.
+        _LOGS.pop(process.name, None)
         try:
             code = process.stop()
         except AssertionError as e:
@@ -200,6 +210,71 @@ def stack(tmp_path_factory, tls_ca):
             problems.append(
                 f"{process.name} exited with {code} after SIGTERM:\n{_tail(process.log_path)}"
             )
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, tls_ca):
+    """The simulator and the server in front of it, without plugins."""
+    work = tmp_path_factory.mktemp("stack")
+    # An empty directory rather than the default ./plugins, which depends on the working
+    # directory.
+    plugins_dir = work / "plugins"
+    plugins_dir.mkdir()
+    yield from _start_stack(
+        work,
+        tls_ca,
+        [DEMO_ACCOUNT, ("longuser", support.LONG_PASSWORD)],
+        plugins_dir,
+    )
+
+
+def plugin_wasm(package):
+    """The component of a workspace plugin crate (e.g. "credential-map"), built when missing."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    if not target.is_absolute():
+        target = REPO / target
+    path = target / "wasm32-wasip2" / "wasm" / f"{package.replace('-', '_')}.wasm"
+    if not path.is_file():
+        subprocess.run(
+            ["cargo", "build", "--target", "wasm32-wasip2", "--profile", "wasm", "-p", package],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            check=True,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def plugin_stack(tmp_path_factory, tls_ca):
+    """Starts stacks whose server loads policy plugins:
+    `plugin_stack({"credential-map": "NAME.toml text"}, [(username, password), ...])` copies
+    each plugin's component into a fresh plugin directory with its NAME.toml, gives the
+    simulator the demo account and `accounts`, and returns the Stack. Stopped with the module."""
+    running = []
+
+    def start(plugins, accounts):
+        label = "+".join(plugins)
+        work = tmp_path_factory.mktemp("plugin-stack")
+        plugins_dir = work / "plugins"
+        plugins_dir.mkdir()
+        for name, manifest in plugins.items():
+            (plugins_dir / f"{name}.toml").write_text(manifest)
+            shutil.copyfile(plugin_wasm(name), plugins_dir / f"{name}.wasm")
+        stack = _start_stack(
+            work, tls_ca, [DEMO_ACCOUNT, *accounts], plugins_dir, label=f"{label} "
+        )
+        running.append(stack)
+        return next(stack)
+
+    yield start
+    problems = []
+    for stack in running:
+        try:
+            # The rest of the generator: SIGTERM and the exit code checks.
+            next(stack, None)
+        except AssertionError as e:
+            problems.append(str(e))
     assert not problems, "\n\n".join(problems)
 
 

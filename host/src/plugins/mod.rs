@@ -91,13 +91,6 @@ impl Hook {
 
 /// What the authenticate chain decided.
 #[derive(Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "read by the bind path once the chain is wired into it"
-    )
-)]
 pub enum AuthOutcome {
     Accept(types::Account),
     /// An SMPP command_status for the bind response.

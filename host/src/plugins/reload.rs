@@ -17,13 +17,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// Name, size and modification time of each plugin file; any difference means a change.
 type Snapshot = Vec<(String, u64, Option<SystemTime>)>;
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "started by the server once the plugin chain is wired into it"
-    )
-)]
 impl Plugins {
     /// Reloads on SIGHUP and, with `plugins.watch`, on directory changes, until `shutdown`.
     /// Does nothing for `Plugins::empty()`. Must be called inside the tokio runtime.
@@ -32,8 +25,9 @@ impl Plugins {
             return;
         };
         let plugins = Arc::clone(self);
+        // Registered before returning: until then SIGHUP's default action would end the server.
+        let mut hangup = Hangup::new();
         tokio::spawn(async move {
-            let mut hangup = Hangup::new();
             let mut poll = tokio::time::interval(POLL);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut loaded = snapshot(&config.dir);

@@ -23,6 +23,8 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
 };
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::smsgate::smpp_plugin::{host, types};
@@ -35,6 +37,8 @@ const TICK: Duration = Duration::from_millis(1);
 const IDLE_PER_PLUGIN: usize = 16;
 /// Longest host.log line kept, so a plugin cannot flood the log with one call.
 const MAX_LOG_LINE: usize = 4096;
+/// How much of a plugin's latest stderr output is kept to explain a trap.
+const STDERR_TAIL: usize = 512;
 
 pub struct RuntimeOptions {
     /// Whether stores count fuel (needed when any plugin of the set has a fuel budget, and by
@@ -142,6 +146,8 @@ pub struct HostState {
     table: ResourceTable,
     limits: Limits,
     shared: Arc<Shared>,
+    /// The plugin's stderr when stdio is not granted.
+    stderr: Option<StderrTail>,
 }
 
 impl WasiView for HostState {
@@ -325,9 +331,10 @@ impl Instances {
     }
 
     fn instantiate(&self) -> Result<Instance, Failure> {
-        let wasi = wasi_ctx(&self.shared.capabilities)
+        let (wasi, stderr) = wasi_ctx(&self.shared.capabilities)
             .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
         let state = HostState {
+            stderr,
             wasi,
             table: ResourceTable::new(),
             limits: Limits {
@@ -370,21 +377,26 @@ impl Instances {
         if store.data().limits.refused {
             return Failure::Memory(self.limits.memory);
         }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Failure::Deadline(self.limits.timeout),
-            Some(Trap::OutOfFuel) => Failure::Fuel(self.fuel_budget()),
+        let reason = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => return Failure::Deadline(self.limits.timeout),
+            Some(Trap::OutOfFuel) => return Failure::Fuel(self.fuel_budget()),
             Some(Trap::UnreachableCodeReached) => {
-                Failure::Trap("wasm `unreachable` executed (a panic or abort in the plugin)".into())
+                "wasm `unreachable` executed (a panic or abort in the plugin)".to_string()
             }
-            Some(trap) => Failure::Trap(trap.to_string()),
-            None => Failure::Trap(error.root_cause().to_string()),
+            Some(trap) => trap.to_string(),
+            None => error.root_cause().to_string(),
+        };
+        // A Rust plugin's panic message is on its stderr just before the trap.
+        match store.data().stderr.as_ref().map(StderrTail::text) {
+            Some(said) if !said.is_empty() => Failure::Trap(format!("{reason}; stderr: {said}")),
+            _ => Failure::Trap(reason),
         }
     }
 }
 
 /// Denies everything the manifest does not grant; the sockets interfaces stay linked so that
 /// plugins built with them still load, but every socket use is refused.
-fn wasi_ctx(capabilities: &Capabilities) -> anyhow::Result<WasiCtx> {
+fn wasi_ctx(capabilities: &Capabilities) -> anyhow::Result<(WasiCtx, Option<StderrTail>)> {
     let mut builder = WasiCtxBuilder::new();
     builder
         // File operations then run on the calling thread instead of needing a tokio blocking
@@ -396,9 +408,14 @@ fn wasi_ctx(capabilities: &Capabilities) -> anyhow::Result<WasiCtx> {
     for (name, value) in &capabilities.env {
         builder.env(name, value);
     }
-    if capabilities.stdio {
+    let stderr = if capabilities.stdio {
         builder.inherit_stdout().inherit_stderr();
-    }
+        None
+    } else {
+        let tail = StderrTail::default();
+        builder.stderr(tail.clone());
+        Some(tail)
+    };
     for dir in &capabilities.dirs {
         let perms = if dir.read_only {
             FsPerms::ReadOnly
@@ -409,7 +426,65 @@ fn wasi_ctx(capabilities: &Capabilities) -> anyhow::Result<WasiCtx> {
             .preopened_dir(&dir.host, &dir.guest, perms)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.host.display()))?;
     }
-    Ok(builder.build())
+    Ok((builder.build(), stderr))
+}
+
+/// The last bytes a plugin without stdio wrote to stderr. Nothing is logged from it unless a
+/// call traps; it never blocks and never fails, so a chatty plugin costs only a copy.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    /// The tail as one line, without Rust's hint about RUST_BACKTRACE.
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrTail {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    /// Only WASIp3 asks for this, and p3 is not linked.
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(tokio::io::sink())
+    }
+}
+
+impl OutputStream for StderrTail {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        let mut tail = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        tail.extend_from_slice(&bytes);
+        let excess = tail.len().saturating_sub(STDERR_TAIL);
+        tail.drain(..excess);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrTail {
+    async fn ready(&mut self) {}
 }
 
 /// Drives a wasmtime future on the calling thread. Guest code never waits on anything but the

@@ -7,17 +7,28 @@
 //! per phone number whether a message is delivered, fails, is rejected with an HTTP error, or is
 //! answered late. Deliberately stricter than the real gateway: phone numbers must be E.164.
 //!
+//! Registered webhooks are called the way the phone calls them: `sms:sent`, `sms:delivered`,
+//! `sms:failed` and `sms:cancelled` as messages move on, `sms:received` and `sms:data-received`
+//! for incoming SMS, signed with the account's `signing_key` and retried with a doubling
+//! back-off (see [`events`]).
+//!
 //! `/simulator/v1/...` (no auth) shows what the simulator received, for tests and for people
 //! trying the server out: `GET /messages` (every accepted request with its current state),
-//! `GET /requests` (counts per "METHOD /path STATUS") and `POST /reset`.
+//! `GET /requests` (counts per "METHOD /path STATUS"), `GET /webhook-deliveries` (every webhook
+//! attempt and its result) and `POST /reset`; `POST /inbox` makes the phone receive an SMS.
 //!
 //! A message's state is not driven by timers: it is a pure function of the time elapsed since it
-//! was accepted (see [`state::Lifecycle`]), so thousands of messages cost no tasks.
+//! was accepted (see [`state::Lifecycle`]), so thousands of messages cost no tasks. One task per
+//! simulator announces the transitions as their times come.
 
+mod events;
+mod inject;
 mod routes;
 mod state;
 #[cfg(test)]
 mod tests;
+
+pub use inject::{InjectMo, inject_mo};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,7 +43,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use state::Store;
 
@@ -48,6 +59,11 @@ pub struct SimulatorConfig {
     /// Checked in order against the recipients of each new message; the first rule whose
     /// pattern matches any recipient decides the outcome. No match means delivered.
     pub rules: Vec<OutcomeRule>,
+    /// Accept plain `http://` webhook URLs besides `https://`. The real API refuses them as
+    /// phones deliver only over TLS, but the simulator runs next to a server without a
+    /// certificate; `false` restores the real check.
+    pub allow_http_webhooks: bool,
+    pub webhooks: WebhookDeliveryConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -56,9 +72,12 @@ impl Default for SimulatorConfig {
             accounts: vec![SimAccount {
                 username: "demo".into(),
                 password: "demo1234".into(),
+                signing_key: None,
             }],
             step_delay: Duration::from_secs(1),
             rules: Vec::new(),
+            allow_http_webhooks: true,
+            webhooks: WebhookDeliveryConfig::default(),
         }
     }
 }
@@ -68,15 +87,48 @@ impl Default for SimulatorConfig {
 pub struct SimAccount {
     pub username: String,
     pub password: String,
+    /// Key of the `X-Signature` HMAC on this account's webhook calls, like the app's
+    /// Settings → Webhooks → Signing Key; without one the calls are unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
-/// Configurations get logged; the password must not end up in logs.
+/// Configurations get logged; the password and signing key must not end up in logs.
 impl fmt::Debug for SimAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimAccount")
             .field("username", &self.username)
             .field("password", &"********")
+            .field(
+                "signing_key",
+                &self.signing_key.as_ref().map(|_| "********"),
+            )
             .finish()
+    }
+}
+
+/// How webhook calls are retried. The app retries for about two days (10 s doubling, 14
+/// retries); the defaults here give up within a minute, which suits local runs.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookDeliveryConfig {
+    /// Extra attempts after a failed one (non-2xx answer, connection error or timeout).
+    pub retries: u32,
+    /// Wait before the first retry; each further retry waits twice as long as the one before.
+    #[serde(with = "duration_text")]
+    pub backoff: Duration,
+    /// Time one attempt may take; the app allows 30 s.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+}
+
+impl Default for WebhookDeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retries: 5,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -125,6 +177,11 @@ impl SimulatorConfig {
             if account.password.is_empty() {
                 return Err(format!("{key}.password: must not be empty"));
             }
+            if account.signing_key.as_ref().is_some_and(String::is_empty) {
+                return Err(format!(
+                    "{key}.signing_key: must not be empty (leave it out for unsigned webhooks)"
+                ));
+            }
             if let Some(first) = seen.insert(&account.username, i) {
                 return Err(format!(
                     "{key}.username: {:?} is already used by simulator.accounts[{first}]",
@@ -144,6 +201,9 @@ impl SimulatorConfig {
                     "{key}.outcome.status: {status} is not an HTTP error status (400..=599)"
                 ));
             }
+        }
+        if self.webhooks.timeout.is_zero() {
+            return Err("simulator.webhooks.timeout: must be longer than 0s".into());
         }
         Ok(())
     }
@@ -166,6 +226,7 @@ impl Simulator {
             .map(|account| Account {
                 username: account.username,
                 password: account.password,
+                signing_key: account.signing_key,
                 device: Device {
                     id: state::new_id(),
                     created_at: now,
@@ -191,30 +252,41 @@ impl Simulator {
                 accounts,
                 step: TimeDelta::from_std(config.step_delay).unwrap_or(TimeDelta::MAX),
                 rules,
+                allow_http_webhooks: config.allow_http_webhooks,
+                http: events::http_client(config.webhooks.timeout),
+                webhooks: config.webhooks,
+                timeline_changed: Notify::new(),
                 closing,
             }),
         }
     }
 
-    /// The whole API: `/3rdparty/v1/...` and `/simulator/v1/...`.
+    /// The whole API: `/3rdparty/v1/...` and `/simulator/v1/...`. Status webhooks fire only
+    /// while [`Simulator::serve`] runs.
     pub fn router(&self) -> Router {
         routes::router(Arc::clone(&self.shared))
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish. Requests held
-    /// back by a stall rule are answered at once then, so a long stall cannot block shutdown.
+    /// back by a stall rule are answered at once then, so a long stall cannot block shutdown;
+    /// webhook calls still waiting for an answer or a retry are dropped.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let announcer = tokio::spawn(events::announce_transitions(Arc::clone(&self.shared)));
         let shared = Arc::clone(&self.shared);
-        axum::serve(listener, self.router())
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 shared.closing.send_replace(true);
             })
-            .await
+            .await;
+        // Also when serving failed before any shutdown: the announcer must not outlive it.
+        self.shared.closing.send_replace(true);
+        let _ = announcer.await;
+        served
     }
 }
 
@@ -223,13 +295,22 @@ struct Shared {
     step: TimeDelta,
     rules: Vec<(Regex, Outcome)>,
     store: Mutex<Store>,
-    /// Turns true when `serve` is shutting down; releases stalled requests.
+    allow_http_webhooks: bool,
+    webhooks: WebhookDeliveryConfig,
+    /// One connection pool for every webhook call. A client that could not be built is kept as
+    /// its error, reported with each attempt rather than failing the whole simulator.
+    http: Result<reqwest::Client, String>,
+    /// Woken when a message joins the timeline, which may move the next transition earlier.
+    timeline_changed: Notify,
+    /// Turns true when `serve` is shutting down; releases stalled requests and ends webhook
+    /// delivery.
     closing: watch::Sender<bool>,
 }
 
 struct Account {
     username: String,
     password: String,
+    signing_key: Option<String>,
     device: Device,
 }
 

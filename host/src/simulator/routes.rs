@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::events::{self, Incoming, Received};
 use super::state::{
-    Content, Duplicate, Ending, Lifecycle, Message, MessageState, NotPending, ProcessingState,
-    Schedule, Webhook, WebhookEvent, new_id, rfc3339,
+    Content, DeliveryAttempt, Duplicate, Ending, Lifecycle, Message, MessageState, NotPending,
+    ProcessingState, Schedule, Webhook, WebhookEvent, new_id, rfc3339,
 };
 use super::{Outcome, Shared};
 
@@ -54,6 +55,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     let inspection = Router::new()
         .route("/messages", get(inspect_messages))
         .route("/requests", get(inspect_requests))
+        .route("/webhook-deliveries", get(inspect_webhook_deliveries))
+        .route("/inbox", post(receive_sms))
         .route("/reset", post(reset))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -88,11 +91,22 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
+
+    fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "message": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "message": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"SMSGate simulator\""),
+            );
+        }
+        response
     }
 }
 
@@ -162,15 +176,7 @@ async fn authenticate(
             request.extensions_mut().insert(AccountId(account));
             next.run(request).await
         }
-        None => {
-            let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"SMSGate simulator\""),
-            );
-            response
-        }
+        None => ApiError::unauthorized().into_response(),
     }
 }
 
@@ -266,6 +272,7 @@ struct Submission {
     device_id: Option<String>,
     content: Content,
     phone_numbers: Vec<String>,
+    sim_number: Option<u8>,
     is_encrypted: bool,
     with_delivery_report: bool,
     expires_at: Option<DateTime<Utc>>,
@@ -324,9 +331,7 @@ impl SendRequest {
         if !phone_numbers.iter().all(|n| seen.insert(n)) {
             return Err(ApiError::bad_request("phone numbers must be unique"));
         }
-        if self.sim_number.is_some_and(|n| !(1..=3).contains(&n)) {
-            return Err(ApiError::bad_request("simNumber: must be between 1 and 3"));
-        }
+        let sim_number = self.sim_number.map(sim_slot).transpose()?;
         if self.priority.is_some_and(|p| !(-128..=127).contains(&p)) {
             return Err(ApiError::bad_request(
                 "priority: must be between -128 and 127",
@@ -366,12 +371,20 @@ impl SendRequest {
             device_id,
             content,
             phone_numbers,
+            sim_number,
             is_encrypted: self.is_encrypted.unwrap_or(false),
             with_delivery_report: self.with_delivery_report.unwrap_or(true),
             expires_at,
             schedule_at,
         })
     }
+}
+
+fn sim_slot(number: i64) -> Result<u8, ApiError> {
+    u8::try_from(number)
+        .ok()
+        .filter(|n| (1..=3).contains(n))
+        .ok_or_else(|| ApiError::bad_request("simNumber: must be between 1 and 3"))
 }
 
 fn check_text(field: &str, text: String) -> Result<String, ApiError> {
@@ -475,6 +488,7 @@ async fn send_message(
             device_id: device.id.clone(),
             phone_numbers: submission.phone_numbers,
             content: submission.content,
+            sim_number: submission.sim_number,
             is_encrypted: submission.is_encrypted,
             request,
             lifecycle: Lifecycle::new(Schedule {
@@ -496,6 +510,7 @@ async fn send_message(
             message.to_state(message.lifecycle.snapshot(now), false),
         )
     };
+    shared.timeline_changed.notify_one();
     tracing::debug!(%id, "simulator accepted a message");
 
     if let Some(delay) = stall {
@@ -634,13 +649,24 @@ async fn cancel_message(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<MessageState>, ApiError> {
     let id = path(id)?;
-    let mut store = shared.store();
-    let message = store.get_mut(account, &id).ok_or_else(message_not_found)?;
-    let snapshot = message
-        .lifecycle
-        .cancel(Utc::now())
-        .map_err(|NotPending| ApiError::new(StatusCode::CONFLICT, "message is not pending"))?;
-    Ok(Json(message.to_state(snapshot, false)))
+    let now = Utc::now();
+    let (state, cancelled) = {
+        let mut store = shared.store();
+        let message = store.get_mut(account, &id).ok_or_else(message_not_found)?;
+        let snapshot = message
+            .lifecycle
+            .cancel(now)
+            .map_err(|NotPending| ApiError::new(StatusCode::CONFLICT, "message is not pending"))?;
+        // The phone confirms at once (see `Lifecycle::cancel`), so the event is due now.
+        (
+            message.to_state(snapshot, false),
+            events::transition_events(message, ProcessingState::Cancelled, now),
+        )
+    };
+    for event in cancelled {
+        events::dispatch(&shared, event);
+    }
+    Ok(Json(state))
 }
 
 async fn list_webhooks(
@@ -659,9 +685,13 @@ struct WebhookRequest {
     event: Option<String>,
 }
 
-/// Phones deliver webhooks only over TLS, so the real API refuses anything but https.
-fn is_https_url(url: &str) -> bool {
-    url.strip_prefix("https://").is_some_and(|rest| {
+/// Phones deliver webhooks only over TLS, so the real API refuses anything but https; plain
+/// http is let through only when the configuration allows it.
+fn is_webhook_url(url: &str, allow_http: bool) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://").filter(|_| allow_http));
+    rest.is_some_and(|rest| {
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         !host.is_empty() && !url.chars().any(char::is_whitespace)
     })
@@ -690,8 +720,13 @@ async fn add_webhook(
         return Err(ApiError::bad_request("deviceId: device not found"));
     }
     let url = request.url.unwrap_or_default();
-    if !is_https_url(&url) {
-        return Err(ApiError::bad_request("url: must be an https:// URL"));
+    if !is_webhook_url(&url, shared.allow_http_webhooks) {
+        let schemes = if shared.allow_http_webhooks {
+            "an http:// or https://"
+        } else {
+            "an https://"
+        };
+        return Err(ApiError::bad_request(format!("url: must be {schemes} URL")));
     }
     let event = request.event.unwrap_or_default();
     let event = WebhookEvent::parse(&event).ok_or_else(|| {
@@ -747,6 +782,104 @@ async fn inspect_messages(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>>
 
 async fn inspect_requests(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(json!(shared.store().requests()))
+}
+
+async fn inspect_webhook_deliveries(
+    State(shared): State<Arc<Shared>>,
+) -> Json<Vec<DeliveryAttempt>> {
+    Json(shared.store().deliveries().cloned().collect())
+}
+
+/// An SMS for the simulated phone to receive.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InboxRequest {
+    account: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    text: Option<String>,
+    /// Base64.
+    data: Option<String>,
+    sim_number: Option<i64>,
+}
+
+/// `POST /simulator/v1/inbox`: the account's phone receives an SMS and fires `sms:received`
+/// (text) or `sms:data-received` (data) at the account's webhooks. The account is named in the
+/// body or given by HTTP Basic credentials, which are checked when present.
+async fn receive_sms(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let request: InboxRequest = parse(&body(request)?)?;
+    let named = request.account.filter(|name| !name.is_empty());
+    let account = if headers.contains_key(header::AUTHORIZATION) {
+        let account = shared
+            .authenticate(&headers)
+            .ok_or_else(ApiError::unauthorized)?;
+        if named
+            .as_ref()
+            .is_some_and(|name| *name != shared.accounts[account].username)
+        {
+            return Err(ApiError::bad_request(
+                "account: does not match the credentials",
+            ));
+        }
+        account
+    } else {
+        let name = named.ok_or_else(|| {
+            ApiError::bad_request("account: required (or HTTP Basic credentials)")
+        })?;
+        shared
+            .accounts
+            .iter()
+            .position(|account| account.username == name)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("account: {name:?} is not a simulator account"))
+            })?
+    };
+    let sender = request.from.unwrap_or_default();
+    if sender.is_empty() || sender.chars().count() > MAX_PHONE_LEN {
+        return Err(ApiError::bad_request(format!(
+            "from: must be 1 to {MAX_PHONE_LEN} characters"
+        )));
+    }
+    let content = match (
+        request.text.filter(|text| !text.is_empty()),
+        request.data.filter(|data| !data.is_empty()),
+    ) {
+        (Some(text), None) => Incoming::Text(check_text("text", text)?),
+        (None, Some(data)) => {
+            if data.len() > MAX_TEXT_LEN || STANDARD.decode(&data).is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "data: must be base64 of 1 to {MAX_TEXT_LEN} characters"
+                )));
+            }
+            Incoming::Data(data)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "must specify exactly one of: text or data",
+            ));
+        }
+    };
+    let sim_number = request.sim_number.map(sim_slot).transpose()?.unwrap_or(1);
+    let event = events::received_event(Received {
+        account,
+        sender,
+        recipient: request.to.filter(|to| !to.is_empty()),
+        sim_number,
+        content,
+        at: Utc::now(),
+    });
+    let (id, kind, message_id) = (
+        event.id.clone(),
+        event.kind,
+        event.payload["messageId"].clone(),
+    );
+    let webhooks = events::dispatch(&shared, event);
+    let answer = json!({ "id": id, "event": kind, "messageId": message_id, "webhooks": webhooks });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {

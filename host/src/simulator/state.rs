@@ -2,11 +2,12 @@
 //! request counters.
 //!
 //! Each message carries its whole lifecycle as a plan of timestamped states fixed when it is
-//! accepted; reading a message picks the states whose time has come. Webhook events for the
-//! transitions can be fired by walking the same plan, and the webhooks are kept per account
-//! with typed events for that lookup.
+//! accepted; reading a message picks the states whose time has come. The same plan feeds a
+//! timeline of transitions still to be announced, which the webhook task drains in time order,
+//! and the webhooks are kept per account with typed events for that lookup.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use rand::Rng;
@@ -18,7 +19,17 @@ use serde_json::Value;
 /// long-running standalone simulator under load does not grow without bound.
 const MAX_MESSAGES: usize = 100_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Each kept message has at most three transitions ahead of it; past twice that many, the
+/// timeline is swept of the entries of forgotten messages (scheduled far ahead, they would
+/// otherwise stay until their time comes).
+const MAX_TIMELINE: usize = 6 * MAX_MESSAGES;
+
+/// Webhook attempts kept for inspection; older ones are forgotten first.
+const MAX_DELIVERY_RECORDS: usize = 10_000;
+
+/// Ordered as declared, which puts Sent before Delivered and Failed when a zero step delay
+/// makes them fall due at the same instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub(super) enum ProcessingState {
     Pending,
     Cancelling,
@@ -70,6 +81,16 @@ pub(super) enum Content {
     Data { data: String, port: u16 },
 }
 
+impl Content {
+    /// The SMS parts the phone sends; Android sends a data message as one part or not at all.
+    pub(super) fn parts(&self) -> usize {
+        match self {
+            Self::Text(text) => crate::text::segment_count(text),
+            Self::Data { .. } => 1,
+        }
+    }
+}
+
 /// When the lifecycle of a new message happens.
 pub(super) struct Schedule {
     pub received_at: DateTime<Utc>,
@@ -87,6 +108,8 @@ pub(super) struct Message {
     pub device_id: String,
     pub phone_numbers: Vec<String>,
     pub content: Content,
+    /// The SIM slot the request asked for.
+    pub sim_number: Option<u8>,
     pub is_encrypted: bool,
     /// The request body exactly as received, for the inspection API.
     pub request: Value,
@@ -154,6 +177,15 @@ impl Lifecycle {
 
     pub(super) fn received_at(&self) -> DateTime<Utc> {
         self.plan[0].1
+    }
+
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.cancelled_at.is_some()
+    }
+
+    /// The recipients' error if the plan ends in Failed, whether or not that has happened yet.
+    pub(super) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     pub(super) fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
@@ -356,6 +388,27 @@ pub(super) struct Webhook {
 
 pub(super) struct Duplicate;
 
+/// One attempt to deliver a webhook event, for the inspection API.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryAttempt {
+    pub event_id: String,
+    pub event: WebhookEvent,
+    pub message_id: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// Counts from 1.
+    pub attempt: u32,
+    pub at: String,
+    /// The receiver's HTTP status; absent when no answer came.
+    pub status: Option<u16>,
+    /// Why no answer came: connection error, timeout.
+    pub error: Option<String>,
+}
+
+/// A transition still to be announced: (when, message sequence number, state), soonest on top.
+type Due = Reverse<(DateTime<Utc>, u64, ProcessingState)>;
+
 pub(super) struct Store {
     /// Arrival order; `messages[i]` has sequence number `first_seq + i`.
     messages: VecDeque<Message>,
@@ -366,6 +419,11 @@ pub(super) struct Store {
     webhooks: Vec<Vec<Webhook>>,
     /// "METHOD /path STATUS" → count.
     requests: BTreeMap<String, u64>,
+    timeline: BinaryHeap<Due>,
+    deliveries: VecDeque<DeliveryAttempt>,
+    /// Changes with every reset, so webhook deliveries still retrying from before it can tell
+    /// they belong to a forgotten past.
+    generation: u64,
 }
 
 impl Store {
@@ -376,6 +434,9 @@ impl Store {
             by_id: HashMap::new(),
             webhooks: vec![Vec::new(); accounts],
             requests: BTreeMap::new(),
+            timeline: BinaryHeap::new(),
+            deliveries: VecDeque::new(),
+            generation: 0,
         }
     }
 
@@ -397,6 +458,12 @@ impl Store {
         self.messages.get_mut(position)
     }
 
+    /// `None` once the message has been forgotten.
+    pub(super) fn by_seq(&self, seq: u64) -> Option<&Message> {
+        let position = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.messages.get(position)
+    }
+
     pub(super) fn insert(&mut self, message: Message) -> Result<&Message, Duplicate> {
         let key = (message.account, message.id.clone());
         if self.by_id.contains_key(&key) {
@@ -407,11 +474,42 @@ impl Store {
         {
             self.by_id.remove(&(oldest.account, oldest.id));
             self.first_seq += 1;
+            if self.timeline.len() > MAX_TIMELINE {
+                let first_seq = self.first_seq;
+                self.timeline
+                    .retain(|Reverse((_, seq, _))| *seq >= first_seq);
+            }
         }
-        self.by_id
-            .insert(key, self.first_seq + self.messages.len() as u64);
+        let seq = self.first_seq + self.messages.len() as u64;
+        self.by_id.insert(key, seq);
+        // Acceptance itself is no transition; which of the others fire events is decided when
+        // they come due.
+        self.timeline.extend(
+            message.lifecycle.plan[1..]
+                .iter()
+                .map(|&(state, at)| Reverse((at, seq, state))),
+        );
         self.messages.push_back(message);
         Ok(self.messages.back().expect("just pushed"))
+    }
+
+    /// The next transition due at `now` or earlier, as (message sequence number, state, time).
+    pub(super) fn pop_due(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Option<(u64, ProcessingState, DateTime<Utc>)> {
+        let Reverse((at, seq, state)) = self.timeline.peek()?;
+        if *at > now {
+            return None;
+        }
+        let (at, seq, state) = (*at, *seq, *state);
+        self.timeline.pop();
+        Some((seq, state, at))
+    }
+
+    /// When the next transition falls due.
+    pub(super) fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.timeline.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Every message of every account, oldest first.
@@ -448,9 +546,31 @@ impl Store {
         &self.requests
     }
 
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Dropped when a reset happened since the delivery began (`generation` is then stale).
+    pub(super) fn record_delivery(&mut self, generation: u64, attempt: DeliveryAttempt) {
+        if generation != self.generation {
+            return;
+        }
+        if self.deliveries.len() == MAX_DELIVERY_RECORDS {
+            self.deliveries.pop_front();
+        }
+        self.deliveries.push_back(attempt);
+    }
+
+    /// Oldest first.
+    pub(super) fn deliveries(&self) -> impl Iterator<Item = &DeliveryAttempt> {
+        self.deliveries.iter()
+    }
+
     pub(super) fn reset(&mut self) {
         let accounts = self.webhooks.len();
+        let generation = self.generation.wrapping_add(1);
         *self = Self::new(accounts);
+        self.generation = generation;
     }
 }
 

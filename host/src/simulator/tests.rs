@@ -263,10 +263,12 @@ async fn each_account_has_one_device() {
             SimAccount {
                 username: "demo".into(),
                 password: "demo1234".into(),
+                signing_key: None,
             },
             SimAccount {
                 username: "other".into(),
                 password: "secret:with:colons".into(),
+                signing_key: None,
             },
         ],
         ..SimulatorConfig::default()
@@ -343,10 +345,12 @@ async fn message_ids_are_unique_per_account() {
             SimAccount {
                 username: "demo".into(),
                 password: "demo1234".into(),
+                signing_key: None,
             },
             SimAccount {
                 username: "other".into(),
                 password: "other1234".into(),
+                signing_key: None,
             },
         ],
         step_delay: FOREVER,
@@ -874,12 +878,15 @@ async fn webhooks_are_stored_per_account() {
             SimAccount {
                 username: "demo".into(),
                 password: "demo1234".into(),
+                signing_key: None,
             },
             SimAccount {
                 username: "other".into(),
                 password: "other1234".into(),
+                signing_key: None,
             },
         ],
+        allow_http_webhooks: false,
         ..SimulatorConfig::default()
     })
     .await;
@@ -887,6 +894,7 @@ async fn webhooks_are_stored_per_account() {
     assert_eq!(client.get(path).await.json(), json!([]));
 
     for body in [
+        // Plain http is for local use only; this simulator checks like the real API.
         json!({ "url": "http://example.com/hook", "event": "sms:received" }),
         json!({ "url": "https://", "event": "sms:received" }),
         json!({ "url": "ftp://example.com", "event": "sms:received" }),
@@ -1095,6 +1103,7 @@ fn validate_names_the_offending_key() {
     let account = |username: &str, password: &str| SimAccount {
         username: username.into(),
         password: password.into(),
+        signing_key: None,
     };
     let with_accounts = |accounts| SimulatorConfig {
         accounts,
@@ -1160,4 +1169,698 @@ fn password_comparison_checks_every_byte() {
     assert!(!constant_time_eq(b"demo1234", b"demo1235"));
     assert!(!constant_time_eq(b"demo1234", b"demo123"));
     assert!(!constant_time_eq(b"demo", b"demo\0"));
+}
+
+mod webhooks {
+    use std::collections::{HashSet, VecDeque};
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    use super::*;
+
+    const KEY: &str = "correct horse battery staple";
+    const BACKOFF: Duration = Duration::from_millis(40);
+
+    /// A webhook endpoint that records every request and answers with the next status of its
+    /// script, 200 once the script is used up.
+    #[derive(Clone)]
+    struct Receiver {
+        addr: SocketAddr,
+        calls: Arc<Mutex<Vec<Call>>>,
+        script: Arc<Mutex<VecDeque<u16>>>,
+    }
+
+    #[derive(Clone)]
+    struct Call {
+        path: String,
+        headers: HeaderMap,
+        body: Bytes,
+        at: Instant,
+    }
+
+    impl Call {
+        fn json(&self) -> Value {
+            serde_json::from_slice(&self.body).unwrap()
+        }
+
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(|v| v.to_str().unwrap())
+        }
+    }
+
+    async fn record(
+        State(receiver): State<Receiver>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        receiver.calls.lock().unwrap().push(Call {
+            path: uri.path().to_owned(),
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        let status = receiver.script.lock().unwrap().pop_front().unwrap_or(200);
+        StatusCode::from_u16(status).unwrap()
+    }
+
+    impl Receiver {
+        async fn start(script: &[u16]) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let receiver = Self {
+                addr: listener.local_addr().unwrap(),
+                calls: Arc::default(),
+                script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            };
+            let app = Router::new().fallback(record).with_state(receiver.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            receiver
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        async fn wait_for(&self, count: usize) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.calls().len() < count {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} of {count} webhook calls arrived",
+                    self.calls().len()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        /// Waits for `count` calls, then checks that no more follow for a while.
+        async fn expect(&self, count: usize) -> Vec<Call> {
+            self.wait_for(count).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let calls = self.calls();
+            assert_eq!(calls.len(), count, "more webhook calls than expected");
+            calls
+        }
+    }
+
+    fn account(username: &str, password: &str, signing_key: Option<&str>) -> SimAccount {
+        SimAccount {
+            username: username.into(),
+            password: password.into(),
+            signing_key: signing_key.map(Into::into),
+        }
+    }
+
+    /// "demo" signs its webhooks, "other" does not.
+    fn webhook_config(rules: Vec<OutcomeRule>) -> SimulatorConfig {
+        SimulatorConfig {
+            accounts: vec![
+                account("demo", "demo1234", Some(KEY)),
+                account("other", "other1234", None),
+            ],
+            step_delay: STEP,
+            rules,
+            webhooks: WebhookDeliveryConfig {
+                retries: 3,
+                backoff: BACKOFF,
+                timeout: Duration::from_secs(2),
+            },
+            ..SimulatorConfig::default()
+        }
+    }
+
+    impl Client {
+        async fn register(&self, event: &str, url: &str) -> String {
+            let reply = self
+                .post(
+                    "/3rdparty/v1/webhooks",
+                    &json!({ "url": url, "event": event }),
+                )
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            reply.json()["id"].as_str().unwrap().to_owned()
+        }
+
+        async fn device_id(&self) -> String {
+            self.get("/3rdparty/v1/devices").await.json()[0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+
+        async fn deliveries(&self) -> Vec<Value> {
+            let reply = self
+                .anonymous()
+                .get("/simulator/v1/webhook-deliveries")
+                .await;
+            assert_eq!(reply.status, 200);
+            reply.json().as_array().unwrap().clone()
+        }
+    }
+
+    /// Checks the signature the way a receiver would, independently of the simulator's code.
+    fn assert_signed(call: &Call) {
+        let timestamp = call.header("x-timestamp").expect("X-Timestamp");
+        let seconds: i64 = timestamp.parse().unwrap();
+        assert!((Utc::now().timestamp() - seconds).abs() < 60, "{timestamp}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+        mac.update(&call.body);
+        mac.update(timestamp.as_bytes());
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(call.header("x-signature"), Some(expected.as_str()));
+    }
+
+    /// Event times carry milliseconds, the API's states the full precision.
+    fn assert_same_instant(event_time: DateTime<Utc>, state_time: DateTime<Utc>) {
+        let apart = (state_time - event_time).abs();
+        assert!(
+            apart < chrono::TimeDelta::milliseconds(1),
+            "{event_time} vs {state_time}"
+        );
+    }
+
+    fn assert_phone_time(value: &Value) -> DateTime<Utc> {
+        let text = value.as_str().unwrap();
+        let shape = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$").unwrap();
+        assert!(shape.is_match(text), "{text}");
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    /// The envelope around every payload.
+    fn assert_envelope(call: &Call, event: &str, device_id: &str, webhook_id: &str) -> Value {
+        assert_eq!(call.header("content-type"), Some("application/json"));
+        assert!(
+            call.header("user-agent")
+                .unwrap()
+                .starts_with("me.capcom.smsgateway/"),
+            "{:?}",
+            call.header("user-agent")
+        );
+        let body = call.json();
+        let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["deviceId", "event", "id", "payload", "webhookId"]);
+        assert_eq!(body["event"], event);
+        assert_eq!(body["deviceId"], device_id);
+        assert_eq!(body["webhookId"], webhook_id);
+        assert!(is_generated_id(body["id"].as_str().unwrap()), "{body}");
+        body
+    }
+
+    #[tokio::test]
+    async fn sent_and_delivered_reach_the_webhooks_signed_and_once() {
+        let receiver = Receiver::start(&[]).await;
+        let client = start(webhook_config(vec![])).await;
+        let other = client.with_auth("other", "other1234");
+        let sent_hook = client.register("sms:sent", &receiver.url("/sent")).await;
+        let delivered_hook = client
+            .register("sms:delivered", &receiver.url("/delivered"))
+            .await;
+        client
+            .register("sms:failed", &receiver.url("/failed"))
+            .await;
+        other.register("sms:sent", &receiver.url("/other")).await;
+        let device_id = client.device_id().await;
+
+        let recipients = ["+15550001111", "+15550002222"];
+        let mut body = text_to(&recipients);
+        // 200 GSM characters need two parts.
+        body["textMessage"]["text"] = json!("a".repeat(200));
+        body["simNumber"] = json!(2);
+        let reply = client.submit(&body).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let id = reply.json()["id"].as_str().unwrap().to_owned();
+        let message = client.wait_for(&id, "Delivered").await;
+
+        let calls = receiver.expect(4).await;
+        let mut event_ids = HashSet::new();
+        let mut seen = Vec::new();
+        for call in &calls {
+            assert_signed(call);
+            let (event, hook) = match call.path.as_str() {
+                "/sent" => ("sms:sent", &sent_hook),
+                "/delivered" => ("sms:delivered", &delivered_hook),
+                other => panic!("unexpected call to {other}"),
+            };
+            let body = assert_envelope(call, event, &device_id, hook);
+            assert!(event_ids.insert(body["id"].clone()), "event ids repeat");
+            let payload = &body["payload"];
+            assert_eq!(payload["messageId"], id.as_str());
+            assert_eq!(payload["recipient"], payload["phoneNumber"]);
+            assert_eq!(payload["sender"], Value::Null);
+            assert_eq!(payload["simNumber"], 2);
+            let number = payload["phoneNumber"].as_str().unwrap().to_owned();
+            if event == "sms:sent" {
+                assert_eq!(payload["partsCount"], 2);
+                let sent_at = assert_phone_time(&payload["sentAt"]);
+                assert_same_instant(sent_at, state_time(&message, "Sent"));
+            } else {
+                let delivered_at = assert_phone_time(&payload["deliveredAt"]);
+                assert_same_instant(delivered_at, state_time(&message, "Delivered"));
+            }
+            seen.push((event, number));
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("sms:delivered", recipients[0].to_owned()),
+                ("sms:delivered", recipients[1].to_owned()),
+                ("sms:sent", recipients[0].to_owned()),
+                ("sms:sent", recipients[1].to_owned()),
+            ]
+        );
+
+        let deliveries = client.deliveries().await;
+        assert_eq!(deliveries.len(), 4, "{deliveries:?}");
+        for delivery in &deliveries {
+            assert_eq!(delivery["messageId"], id.as_str());
+            assert_eq!(delivery["attempt"], 1);
+            assert_eq!(delivery["status"], 200);
+            assert_eq!(delivery["error"], Value::Null);
+            assert!(event_ids.contains(&delivery["eventId"]));
+            assert!(delivery["url"].as_str().unwrap().starts_with("http://"));
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_and_cancelled_messages_fire_their_events_unsigned_without_a_key() {
+        let receiver = Receiver::start(&[]).await;
+        let client = start(webhook_config(vec![rule(
+            r"0000$",
+            Outcome::Fail {
+                reason: "RESULT_ERROR_GENERIC_FAILURE".into(),
+            },
+        )]))
+        .await;
+        let other = client.with_auth("other", "other1234");
+        let failed_hook = other.register("sms:failed", &receiver.url("/failed")).await;
+        let cancelled_hook = other
+            .register("sms:cancelled", &receiver.url("/cancelled"))
+            .await;
+        let device_id = other.device_id().await;
+
+        let failing = other.submit(&text_to(&["+15550000000"])).await.json();
+        let failing_id = failing["id"].as_str().unwrap();
+        let mut later = text_to(&["+15550001111"]);
+        later["scheduleAt"] = json!((Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339());
+        let pending = other.submit(&later).await.json();
+        let pending_id = pending["id"].as_str().unwrap();
+        let cancel = other
+            .delete(&format!("/3rdparty/v1/messages/{pending_id}"))
+            .await;
+        assert_eq!(cancel.status, 200);
+
+        let calls = receiver.expect(2).await;
+        for call in &calls {
+            assert_eq!(call.header("x-signature"), None);
+            assert_eq!(call.header("x-timestamp"), None);
+        }
+        let cancelled = calls.iter().find(|c| c.path == "/cancelled").unwrap();
+        let body = assert_envelope(cancelled, "sms:cancelled", &device_id, &cancelled_hook);
+        assert_eq!(body["payload"]["messageId"], pending_id);
+        assert_eq!(body["payload"]["phoneNumber"], "+15550001111");
+        assert_phone_time(&body["payload"]["cancelledAt"]);
+
+        let failed = calls.iter().find(|c| c.path == "/failed").unwrap();
+        let body = assert_envelope(failed, "sms:failed", &device_id, &failed_hook);
+        let payload = &body["payload"];
+        assert_eq!(payload["messageId"], failing_id);
+        assert_eq!(payload["phoneNumber"], "+15550000000");
+        assert_eq!(payload["recipient"], "+15550000000");
+        assert_eq!(payload["simNumber"], 1);
+        assert_eq!(payload["reason"], "RESULT_ERROR_GENERIC_FAILURE");
+        let failed_at = assert_phone_time(&payload["failedAt"]);
+        let message = other.wait_for(failing_id, "Failed").await;
+        assert_same_instant(failed_at, state_time(&message, "Failed"));
+    }
+
+    #[tokio::test]
+    async fn failed_calls_are_retried_with_a_doubling_backoff() {
+        let receiver = Receiver::start(&[500, 500]).await;
+        let client = start(webhook_config(vec![])).await;
+        client.register("sms:received", &receiver.url("/mo")).await;
+        // A port nobody listens on any more: every attempt is a connection error.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let unreachable = format!("http://{}/gone", closed.local_addr().unwrap());
+        drop(closed);
+        client.register("sms:received", &unreachable).await;
+
+        let reply = client
+            .anonymous()
+            .post(
+                "/simulator/v1/inbox",
+                &json!({ "account": "demo", "from": "+4915550001111", "text": "retry me" }),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.json()["webhooks"], 2);
+        let event_id = reply.json()["id"].clone();
+
+        let calls = receiver.expect(3).await;
+        assert!(calls.iter().all(|c| c.body == calls[0].body));
+        assert_eq!(calls[0].json()["id"], event_id);
+        assert!(calls[1].at - calls[0].at >= BACKOFF);
+        assert!(calls[2].at - calls[1].at >= BACKOFF * 2);
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let deliveries = loop {
+            let deliveries = client.deliveries().await;
+            if deliveries.len() == 7 {
+                break deliveries;
+            }
+            assert!(Instant::now() < deadline, "{deliveries:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let to =
+            |url: &str| -> Vec<&Value> { deliveries.iter().filter(|d| d["url"] == url).collect() };
+        let answered = to(&receiver.url("/mo"));
+        let outcomes: Vec<_> = answered
+            .iter()
+            .map(|d| {
+                (
+                    d["attempt"].as_u64().unwrap(),
+                    d["status"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, [(1, 500), (2, 500), (3, 200)]);
+        assert!(answered.iter().all(|d| d["eventId"] == event_id));
+        assert!(answered.iter().all(|d| d["event"] == "sms:received"));
+        let refused = to(&unreachable);
+        // Three retries after the first attempt, then the simulator gives up.
+        assert_eq!(
+            refused
+                .iter()
+                .map(|d| d["attempt"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        for delivery in refused {
+            assert_eq!(delivery["status"], Value::Null);
+            assert!(!delivery["error"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn reset_drops_deliveries_still_retrying() {
+        let receiver = Receiver::start(&[503; 20]).await;
+        // Retries far enough apart that the reset surely lands between two of them.
+        const BACKOFF: Duration = Duration::from_millis(300);
+        let mut config = webhook_config(vec![]);
+        config.webhooks.retries = 20;
+        config.webhooks.backoff = BACKOFF;
+        let client = start(config).await;
+        client.register("sms:received", &receiver.url("/mo")).await;
+        let reply = client
+            .post(
+                "/simulator/v1/inbox",
+                &json!({ "from": "+4915550001111", "text": "x" }),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        receiver.wait_for(1).await;
+        let reset = client
+            .anonymous()
+            .send("POST", "/simulator/v1/reset", &[], b"")
+            .await;
+        assert_eq!(reset.status, 204);
+        tokio::time::sleep(BACKOFF * 3).await;
+        assert_eq!(receiver.calls().len(), 1);
+        assert!(client.deliveries().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn injected_sms_fire_received_and_data_received() {
+        let receiver = Receiver::start(&[]).await;
+        let client = start(webhook_config(vec![])).await;
+        let text_hook = client
+            .register("sms:received", &receiver.url("/text"))
+            .await;
+        let data_hook = client
+            .register("sms:data-received", &receiver.url("/data"))
+            .await;
+        let device_id = client.device_id().await;
+        let inbox = |body: Value| {
+            let client = client.anonymous();
+            async move { client.post("/simulator/v1/inbox", &body).await }
+        };
+
+        let before = Utc::now();
+        let reply = inbox(json!({
+            "account": "demo",
+            "from": "+4917612345678",
+            "to": "+4915112345678",
+            "text": "Grüße aus Berlin",
+            "simNumber": 2,
+        }))
+        .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let answer = reply.json();
+        assert_eq!(answer["event"], "sms:received");
+        assert_eq!(answer["webhooks"], 1);
+        let calls = receiver.expect(1).await;
+        assert_signed(&calls[0]);
+        let body = assert_envelope(&calls[0], "sms:received", &device_id, &text_hook);
+        assert_eq!(body["id"], answer["id"]);
+        let payload = &body["payload"];
+        assert_eq!(payload["message"], "Grüße aus Berlin");
+        assert_eq!(payload["sender"], "+4917612345678");
+        assert_eq!(payload["phoneNumber"], "+4917612345678");
+        assert_eq!(payload["recipient"], "+4915112345678");
+        assert_eq!(payload["simNumber"], 2);
+        assert_eq!(payload["messageId"], answer["messageId"]);
+        let message_id = payload["messageId"].as_str().unwrap();
+        assert!(message_id.len() == 16 && message_id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let received_at = assert_phone_time(&payload["receivedAt"]);
+        assert!(received_at >= before - chrono::TimeDelta::milliseconds(1));
+        assert!(payload.get("data").is_none());
+
+        // Credentials instead of an account name; no recipient known.
+        let reply = client
+            .post(
+                "/simulator/v1/inbox",
+                &json!({ "from": "Bank", "data": "SGVsbG8=" }),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.json()["event"], "sms:data-received");
+        let calls = receiver.expect(2).await;
+        let body = assert_envelope(&calls[1], "sms:data-received", &device_id, &data_hook);
+        let payload = &body["payload"];
+        assert_eq!(payload["data"], "SGVsbG8=");
+        assert_eq!(payload["sender"], "Bank");
+        assert_eq!(payload["recipient"], Value::Null);
+        assert_eq!(payload["simNumber"], 1);
+        assert!(payload.get("message").is_none());
+
+        // No webhook of the other account listens.
+        let reply =
+            inbox(json!({ "account": "other", "from": "+4917612345678", "text": "hi" })).await;
+        assert_eq!(reply.status, 202);
+        assert_eq!(reply.json()["webhooks"], 0);
+
+        for body in [
+            json!({ "from": "+4917612345678", "text": "hi" }),
+            json!({ "account": "nobody", "from": "+4917612345678", "text": "hi" }),
+            json!({ "account": "demo", "text": "hi" }),
+            json!({ "account": "demo", "from": "+4917612345678" }),
+            json!({ "account": "demo", "from": "+4917612345678", "text": "hi", "data": "SGk=" }),
+            json!({ "account": "demo", "from": "+4917612345678", "data": "not base64!" }),
+            json!({ "account": "demo", "from": "+4917612345678", "text": "hi", "simNumber": 4 }),
+            json!({ "account": "demo", "from": "+4917612345678", "text": "hi", "simNumber": 0 }),
+        ] {
+            let reply = inbox(body.clone()).await;
+            assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+            assert!(!reply.message().is_empty());
+        }
+        let mismatch = client
+            .post(
+                "/simulator/v1/inbox",
+                &json!({ "account": "other", "from": "+4917612345678", "text": "hi" }),
+            )
+            .await;
+        assert_eq!(mismatch.status, 400);
+        let wrong = client
+            .with_auth("demo", "wrong")
+            .post(
+                "/simulator/v1/inbox",
+                &json!({ "from": "+4917612345678", "text": "hi" }),
+            )
+            .await;
+        assert_eq!(wrong.status, 401);
+        assert!(wrong.header("www-authenticate").is_some());
+        receiver.expect(2).await;
+    }
+
+    #[tokio::test]
+    async fn inject_mo_hands_the_simulator_an_incoming_sms() {
+        let receiver = Receiver::start(&[]).await;
+        let client = start(webhook_config(vec![])).await;
+        client
+            .register("sms:received", &receiver.url("/text"))
+            .await;
+        client
+            .register("sms:data-received", &receiver.url("/data"))
+            .await;
+        let args = InjectMo {
+            // The API base the server is configured with works as well as the bare address.
+            api: format!("http://{}/3rdparty/v1/", client.addr),
+            user: "demo".into(),
+            password: Some("demo1234".into()),
+            from: "+4917612345678".into(),
+            to: None,
+            text: Some("from the terminal".into()),
+            data: None,
+            sim: 3,
+        };
+        let injected = inject_mo(&args).await.unwrap();
+        assert_eq!(injected.event, "sms:received");
+        assert_eq!(injected.webhooks, 1);
+        assert!(injected.to_string().contains(&injected.id));
+        let calls = receiver.expect(1).await;
+        let body = calls[0].json();
+        assert_eq!(body["id"], injected.id.as_str());
+        assert_eq!(body["payload"]["message"], "from the terminal");
+        assert_eq!(body["payload"]["simNumber"], 3);
+
+        let data = InjectMo {
+            api: format!("http://{}", client.addr),
+            password: None,
+            text: None,
+            data: Some("48 65 6c 6C 6f".into()),
+            ..args.clone()
+        };
+        let injected = inject_mo(&data).await.unwrap();
+        assert_eq!(injected.event, "sms:data-received");
+        let calls = receiver.expect(2).await;
+        assert_eq!(calls[1].json()["payload"]["data"], "SGVsbG8=");
+
+        for (bad, expected) in [
+            (
+                InjectMo {
+                    password: Some("wrong".into()),
+                    ..args.clone()
+                },
+                "401",
+            ),
+            (
+                InjectMo {
+                    user: "nobody".into(),
+                    password: None,
+                    ..args.clone()
+                },
+                "is not a simulator account",
+            ),
+            (
+                InjectMo {
+                    data: Some("4g".into()),
+                    ..data.clone()
+                },
+                "--data",
+            ),
+            (
+                InjectMo {
+                    data: Some("486".into()),
+                    ..data.clone()
+                },
+                "--data",
+            ),
+        ] {
+            let error = inject_mo(&bad).await.unwrap_err().to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should mention {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_of_body_and_timestamp() {
+        // RFC 4231 test case 2, with the message split between body and timestamp.
+        assert_eq!(
+            events::sign("Jefe", b"what do ya want ", "for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn config_reads_webhook_settings() {
+        let config: SimulatorConfig = serde_json::from_value(json!({
+            "accounts": [{ "username": "alice", "password": "pw", "signing_key": "s3cret" }],
+            "allow_http_webhooks": false,
+            "webhooks": { "retries": 14, "backoff": "10s", "timeout": 30 },
+        }))
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.accounts[0].signing_key.as_deref(), Some("s3cret"));
+        assert!(!config.allow_http_webhooks);
+        assert_eq!(
+            config.webhooks,
+            WebhookDeliveryConfig {
+                retries: 14,
+                backoff: Duration::from_secs(10),
+                timeout: Duration::from_secs(30),
+            }
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let back: SimulatorConfig =
+            serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+
+        let defaults = SimulatorConfig::default();
+        assert!(defaults.allow_http_webhooks);
+        assert_eq!(defaults.accounts[0].signing_key, None);
+        assert_eq!(defaults.webhooks.timeout, Duration::from_secs(30));
+        let unsigned = serde_json::to_value(&defaults).unwrap();
+        assert!(unsigned["accounts"][0].get("signing_key").is_none());
+
+        let partial: SimulatorConfig =
+            serde_json::from_value(json!({ "webhooks": { "retries": 0 } })).unwrap();
+        assert_eq!(partial.webhooks.backoff, Duration::from_secs(1));
+
+        assert!(
+            serde_json::from_value::<SimulatorConfig>(json!({ "webhooks": { "retry": 1 } }))
+                .is_err()
+        );
+        let empty_key = SimulatorConfig {
+            accounts: vec![account("a", "b", Some(""))],
+            ..SimulatorConfig::default()
+        };
+        assert!(
+            empty_key
+                .validate()
+                .unwrap_err()
+                .starts_with("simulator.accounts[0].signing_key: ")
+        );
+        let no_time = SimulatorConfig {
+            webhooks: WebhookDeliveryConfig {
+                timeout: Duration::ZERO,
+                ..WebhookDeliveryConfig::default()
+            },
+            ..SimulatorConfig::default()
+        };
+        assert!(
+            no_time
+                .validate()
+                .unwrap_err()
+                .starts_with("simulator.webhooks.timeout: ")
+        );
+    }
 }
