@@ -471,7 +471,7 @@ async fn send_message(
         _ => None,
     };
 
-    let (id, state) = {
+    let ((id, state), earlier) = {
         let mut store = shared.store();
         let id = match submission.id {
             Some(id) => id,
@@ -499,18 +499,24 @@ async fn send_message(
                 ending,
             }),
         };
+        let next_due = store.next_due();
         let message = store.insert(message).map_err(|Duplicate| {
             ApiError::new(
                 StatusCode::CONFLICT,
                 "message with the same ID already exists",
             )
         })?;
-        (
+        let reply = (
             message.id.clone(),
             message.to_state(message.lifecycle.snapshot(now), false),
-        )
+        );
+        // The webhook task sleeps until the earliest transition; waking it for every message
+        // would cost a wake-up per submit under load, so only when the earliest one changed.
+        (reply, store.next_due() != next_due)
     };
-    shared.timeline_changed.notify_one();
+    if earlier {
+        shared.timeline_changed.notify_one();
+    }
     tracing::debug!(%id, "simulator accepted a message");
 
     if let Some(delay) = stall {
