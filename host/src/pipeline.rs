@@ -13,7 +13,7 @@ use crate::concat::{Assembled, Progress};
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Content, Decoded, Rejection, Submission};
-use crate::plugins::types;
+use crate::plugins::{Hook, types};
 use crate::policy;
 use crate::server::Context;
 use crate::text;
@@ -106,6 +106,10 @@ fn apply_plugins(
     account: &Account,
     submission: Submission,
 ) -> Result<(Submission, Option<types::RouteDecision>), Rejection> {
+    // Without submit plugins, copying the message into the contract's form is wasted work.
+    if !ctx.plugins.handles(Hook::TransformSubmit) && !ctx.plugins.handles(Hook::Route) {
+        return Ok((submission, None));
+    }
     let view = policy::account_view(account);
     let message = ctx
         .plugins

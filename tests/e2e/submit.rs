@@ -372,3 +372,38 @@ async fn an_unreachable_gateway_fails_a_submit_with_a_system_error() {
     resp.expect(SUBMIT_SM | RESP, ESME_RSYSERR, 2);
     esme.assert_alive().await;
 }
+
+#[tokio::test]
+async fn metrics_count_what_the_esme_saw() {
+    let h = Setup::new().start().await;
+    let mut esme = h.bound(BindKind::Transmitter).await;
+    accepted(
+        &h,
+        &mut esme,
+        submit_sm("491701234567")
+            .short_message(octets(b"hello"))
+            .build(),
+    )
+    .await;
+    let odd_ucs2 = esme
+        .call(
+            submit_sm("491701234567")
+                .data_coding(DataCoding::from(8))
+                .short_message(octets(&[0x00, 0x41, 0x00]))
+                .build(),
+        )
+        .await;
+    assert_eq!(odd_ucs2.status, ESME_RINVMSGLEN, "{odd_ucs2:?}");
+    let text = h.metrics().await;
+    for line in [
+        "smpp_sessions_active{state=\"bound_tx\"} 1",
+        "smpp_bind_attempts_total{status=\"success\",type=\"tx\"} 1",
+        "smpp_submit_sm_total{status=\"ESME_ROK\"} 1",
+        "smpp_submit_sm_total{status=\"ESME_RINVMSGLEN\"} 1",
+        "smpp_errors_total{code=\"0x00000001\"} 1",
+        "smsgate_requests_total{operation=\"submit_sms\",status=\"success\"} 1",
+        "smsgate_requests_total{operation=\"ping\",status=\"success\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}

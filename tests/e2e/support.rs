@@ -335,6 +335,7 @@ impl SimulatorOnly {
             tls: tls_files.as_ref().map(|_| addrs.1),
             certificate: tls_files.map(|f| f.der),
             sim,
+            web: addrs.2,
             http,
             server: Some(server),
             simulator,
@@ -410,6 +411,8 @@ pub struct Harness {
     /// DER of the server's self-signed certificate when TLS is on.
     pub certificate: Option<Vec<u8>>,
     pub sim: SocketAddr,
+    /// The server's HTTP side (health, metrics).
+    pub web: SocketAddr,
     http: reqwest::Client,
     server: Option<Proc>,
     simulator: Proc,
@@ -493,6 +496,19 @@ impl Harness {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The server's Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.web);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
     async fn get_json(&self, path: &str) -> Value {

@@ -258,13 +258,13 @@ impl Gateway {
         let started = Instant::now();
         let result = self.request(creds, method, segments, body).await;
         let outcome = match &result {
-            Ok(_) => "success".to_string(),
-            Err(GatewayError::Http { status, .. }) => status.as_u16().to_string(),
-            Err(GatewayError::Timeout(_)) => "timeout".to_string(),
-            Err(GatewayError::Network(_)) => "network_error".to_string(),
-            Err(GatewayError::Decode(_)) => "decode_error".to_string(),
+            Ok(_) => "success",
+            Err(GatewayError::Http { status, .. }) => status.as_str(),
+            Err(GatewayError::Timeout(_)) => "timeout",
+            Err(GatewayError::Network(_)) => "network_error",
+            Err(GatewayError::Decode(_)) => "decode_error",
         };
-        metrics::get().gateway_call(operation, &outcome, started.elapsed());
+        metrics::get().gateway_call(operation, outcome, started.elapsed());
         result
     }
 

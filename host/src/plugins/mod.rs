@@ -196,6 +196,11 @@ impl Plugins {
         }
     }
 
+    /// Whether any loaded plugin implements `hook`, so callers can skip building its input.
+    pub fn handles(&self, hook: Hook) -> bool {
+        self.chain.load().with(hook).next().is_some()
+    }
+
     /// Loads the directory again and swaps the new set in; when it fails the current set stays.
     pub fn reload(&self) -> anyhow::Result<()> {
         let Some(config) = &self.config else {
@@ -226,12 +231,13 @@ impl Plugins {
             match result {
                 Ok(called) => {
                     // The account carries credentials: only its id is logged.
-                    let summary = match &called.value {
-                        types::AuthResult::Accept(account) => format!("accept {}", account.id),
-                        types::AuthResult::Reject(status) => format!("reject {status:#04x}"),
-                        types::AuthResult::Pass => "pass".into(),
-                    };
-                    log_outcome(plugin, Hook::Authenticate, &called, &summary);
+                    log_outcome(plugin, Hook::Authenticate, &called, || {
+                        match &called.value {
+                            types::AuthResult::Accept(account) => format!("accept {}", account.id),
+                            types::AuthResult::Reject(status) => format!("reject {status:#04x}"),
+                            types::AuthResult::Pass => "pass".into(),
+                        }
+                    });
                     match called.value {
                         types::AuthResult::Accept(account) => return AuthOutcome::Accept(account),
                         types::AuthResult::Reject(status) => return AuthOutcome::Reject(status),
@@ -258,12 +264,15 @@ impl Plugins {
             });
             match result {
                 Ok(called) => {
-                    let summary = match &called.value {
-                        types::TransformResult::Continue => "continue".to_string(),
-                        types::TransformResult::Replace(_) => "replace".into(),
-                        types::TransformResult::Reject(status) => format!("reject {status:#04x}"),
-                    };
-                    log_outcome(plugin, Hook::TransformSubmit, &called, &summary);
+                    log_outcome(plugin, Hook::TransformSubmit, &called, || {
+                        match &called.value {
+                            types::TransformResult::Continue => "continue".to_string(),
+                            types::TransformResult::Replace(_) => "replace".into(),
+                            types::TransformResult::Reject(status) => {
+                                format!("reject {status:#04x}")
+                            }
+                        }
+                    });
                     match called.value {
                         types::TransformResult::Continue => {}
                         types::TransformResult::Replace(next) => message = next,
@@ -290,15 +299,14 @@ impl Plugins {
             });
             match result {
                 Ok(called) => {
-                    let summary = match &called.value {
+                    log_outcome(plugin, Hook::Route, &called, || match &called.value {
                         types::RouteResult::Continue => "continue".to_string(),
                         types::RouteResult::Route(decision) => format!(
                             "route device={:?} sim={:?} priority={:?}",
                             decision.device_id, decision.sim_number, decision.priority
                         ),
                         types::RouteResult::Reject(status) => format!("reject {status:#04x}"),
-                    };
-                    log_outcome(plugin, Hook::Route, &called, &summary);
+                    });
                     match called.value {
                         types::RouteResult::Continue => {}
                         types::RouteResult::Route(decision) => return Ok(Some(decision)),
@@ -326,12 +334,14 @@ impl Plugins {
             });
             match result {
                 Ok(called) => {
-                    let summary = match &called.value {
-                        types::DeliverResult::Continue => "continue",
-                        types::DeliverResult::Replace(_) => "replace",
-                        types::DeliverResult::Drop => "drop",
-                    };
-                    log_outcome(plugin, Hook::TransformDeliver, &called, summary);
+                    log_outcome(plugin, Hook::TransformDeliver, &called, || {
+                        match &called.value {
+                            types::DeliverResult::Continue => "continue",
+                            types::DeliverResult::Replace(_) => "replace",
+                            types::DeliverResult::Drop => "drop",
+                        }
+                        .to_string()
+                    });
                     match called.value {
                         types::DeliverResult::Continue => {}
                         types::DeliverResult::Replace(next) => deliver = next,
@@ -346,11 +356,20 @@ impl Plugins {
     }
 }
 
-fn log_outcome<R>(plugin: &Plugin, hook: Hook, called: &Called<R>, outcome: &str) {
+/// The outcome text is built only when debug logging is on: this runs on every submit.
+fn log_outcome<R>(
+    plugin: &Plugin,
+    hook: Hook,
+    called: &Called<R>,
+    outcome: impl FnOnce() -> String,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     debug!(
         plugin = %plugin.name,
         hook = hook.name(),
-        outcome,
+        outcome = outcome(),
         micros = called.elapsed.as_micros() as u64,
         "plugin hook"
     );
