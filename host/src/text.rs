@@ -241,7 +241,6 @@ fn gsm7_width(c: char) -> Option<usize> {
 
 /// Encodes `text` as unpacked GSM 7-bit septets, escaping extension characters; `None` when a
 /// character is outside the default and extension tables.
-#[cfg(test)]
 pub fn encode_gsm7(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
@@ -253,7 +252,6 @@ pub fn encode_gsm7(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Encodes `text` as UTF-16BE, the form UCS-2 receivers accept in practice.
-#[cfg(test)]
 pub fn encode_ucs2(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }

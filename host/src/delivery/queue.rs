@@ -1,0 +1,902 @@
+//! The durable queue between the webhook endpoint and the dispatcher.
+//!
+//! A delivery receipt or incoming message belongs to this queue from the moment the webhook
+//! answers 2xx until the ESME answers its deliver_sm with ESME_ROK, so every change is a redb
+//! transaction committed with fsync before the call returns: a process killed at any point
+//! keeps every item it acknowledged. Items are opaque bytes, kept in arrival order per account,
+//! recognised by (account, event id) so that webhook retries are stored once, and dropped
+//! after a TTL so that an account whose ESME never binds cannot fill the disk.
+
+use std::fs;
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{
+    Builder, CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
+    Table, TableDefinition, TableError, TransactionError, WriteTransaction,
+};
+
+/// (account, seq): keyed by account first so that the dispatcher's `peek` is a single range
+/// scan in arrival order.
+type ItemKey<'a> = (&'a str, u64);
+/// (event id, payload, enqueued at in unix ms, attempts).
+type ItemValue<'a> = (&'a str, &'a [u8], u64, u32);
+
+const ITEMS: TableDefinition<ItemKey, ItemValue> = TableDefinition::new("items");
+/// seq → (account, enqueued at in unix ms): the dispatcher hands back only the seq.
+const SEQS: TableDefinition<u64, (&str, u64)> = TableDefinition::new("seqs");
+/// (enqueued at in unix ms, seq): lets `expire` find old items without reading every payload;
+/// wall-clock time may step back, so seq order alone does not give age order.
+const EXPIRY: TableDefinition<(u64, u64), ()> = TableDefinition::new("expiry");
+/// (account, event id) → arrival in unix ms. Outlives the item itself, because a webhook may be
+/// retried after the ESME has already acknowledged the first copy.
+const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("seen");
+/// (arrival in unix ms, account, event id): the pruning order of `SEEN`.
+const SEEN_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("seen_expiry");
+/// Counters kept in the same transactions as the items, so that the limits are exact and cost
+/// one lookup rather than a scan.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const SCHEMA: &str = "schema";
+const NEXT_SEQ: &str = "next_seq";
+const ITEM_COUNT: &str = "items";
+const BYTE_COUNT: &str = "bytes";
+
+/// Bumped when the table layout changes, so an older server refuses a newer file instead of
+/// misreading it.
+const SCHEMA_VERSION: u64 = 1;
+
+/// redb defaults to a 1 GiB page cache; the queue is written and read near its tail, and the
+/// server has better uses for the memory.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bounds of the queue. A full queue makes the webhook answer 503, so the phone keeps the event
+/// and retries later rather than the server losing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    pub max_items: usize,
+    /// Sum of the payload sizes.
+    pub max_bytes: u64,
+    /// Age after which an undelivered item is dropped and an event id is forgotten.
+    pub ttl: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            max_items: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+            ttl: Duration::from_secs(72 * 60 * 60),
+        }
+    }
+}
+
+/// Outcome of an accepted `push`; both mean the event is safely held and the webhook may
+/// answer 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Stored(u64),
+    /// The (account, event id) arrived within the TTL already, whether or not it was delivered.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub seq: u64,
+    pub account: String,
+    pub event_id: String,
+    pub payload: Vec<u8>,
+    pub enqueued_at: SystemTime,
+    /// Delivery attempts that did not end in ESME_ROK.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountStats {
+    pub account: String,
+    pub items: usize,
+    /// Age of the oldest item; zero when the wall clock has stepped back since it arrived.
+    pub oldest: Duration,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("delivery queue is full")]
+    Full,
+    #[error("payload of {size} bytes exceeds the queue's limit of {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+    #[error("queue file {} is in use by another process", .0.display())]
+    Locked(PathBuf),
+    #[error("queue file {} has schema version {found}, this build reads {SCHEMA_VERSION}", .path.display())]
+    Schema { path: PathBuf, found: u64 },
+    #[error("cannot create queue directory {}: {source}", .path.display())]
+    Directory { path: PathBuf, source: io::Error },
+    #[error("queue storage: {0}")]
+    Storage(#[from] redb::Error),
+}
+
+macro_rules! storage_error {
+    ($($source:ty),*) => {$(
+        impl From<$source> for QueueError {
+            fn from(error: $source) -> Self {
+                Self::Storage(error.into())
+            }
+        }
+    )*};
+}
+
+storage_error!(
+    DatabaseError,
+    TransactionError,
+    TableError,
+    StorageError,
+    CommitError
+);
+
+/// The queue file. Cheap to share: redb serialises write transactions and lets reads run
+/// beside them, so the methods take `&self` and the whole queue can sit in an `Arc`.
+pub struct Queue {
+    db: Database,
+    options: QueueOptions,
+}
+
+impl Queue {
+    /// Opens the queue file, creating it and its directory on first use and keeping whatever an
+    /// earlier run left in it.
+    pub fn open(path: &Path, options: QueueOptions) -> Result<Queue, QueueError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| QueueError::Directory {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let db = Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|error| match error {
+                DatabaseError::DatabaseAlreadyOpen => QueueError::Locked(path.to_owned()),
+                other => other.into(),
+            })?;
+
+        // Read transactions fail on tables that were never created, so create them all up front.
+        let txn = db.begin_write()?;
+        {
+            let tables = Tables::open(&txn)?;
+            let mut meta = tables.meta;
+            match counter(&meta, SCHEMA)? {
+                0 => {
+                    meta.insert(SCHEMA, SCHEMA_VERSION)?;
+                }
+                SCHEMA_VERSION => {}
+                found => {
+                    return Err(QueueError::Schema {
+                        path: path.to_owned(),
+                        found,
+                    });
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(Queue { db, options })
+    }
+
+    /// Stores an event; it is on disk when this returns `Ok`.
+    pub fn push(&self, account: &str, event_id: &str, payload: &[u8]) -> Result<Push, QueueError> {
+        self.push_at(account, event_id, payload, SystemTime::now())
+    }
+
+    fn push_at(
+        &self,
+        account: &str,
+        event_id: &str,
+        payload: &[u8],
+        now: SystemTime,
+    ) -> Result<Push, QueueError> {
+        let size = payload.len() as u64;
+        if size > self.options.max_bytes {
+            // Would never fit, however long the phone retried.
+            return Err(QueueError::TooLarge {
+                size,
+                max: self.options.max_bytes,
+            });
+        }
+        let now_ms = unix_ms(now);
+
+        // Returning early drops the transaction uncommitted, which aborts it.
+        let txn = self.db.begin_write()?;
+        let seq = {
+            let mut tables = Tables::open(&txn)?;
+            let seen = tables
+                .seen
+                .get((account, event_id))?
+                .map(|arrival| arrival.value());
+            if let Some(arrival) = seen {
+                // An entry past the TTL may still wait for `expire` to prune it; it no longer
+                // counts, so the answer does not depend on when `expire` last ran.
+                if arrival >= self.cutoff(now_ms) {
+                    return Ok(Push::Duplicate);
+                }
+                tables.seen_expiry.remove((arrival, account, event_id))?;
+            }
+
+            // A duplicate is answered even when full, since it needs no room.
+            let items = counter(&tables.meta, ITEM_COUNT)?;
+            let bytes = counter(&tables.meta, BYTE_COUNT)?;
+            if items >= self.options.max_items as u64 || bytes + size > self.options.max_bytes {
+                return Err(QueueError::Full);
+            }
+
+            // Persisted rather than derived from the highest key, so a seq is never reused after
+            // the queue has drained, and an ack that arrives late cannot hit a newer item.
+            let seq = counter(&tables.meta, NEXT_SEQ)?.max(1);
+            tables
+                .items
+                .insert((account, seq), (event_id, payload, now_ms, 0))?;
+            tables.seqs.insert(seq, (account, now_ms))?;
+            tables.expiry.insert((now_ms, seq), ())?;
+            tables.seen.insert((account, event_id), now_ms)?;
+            tables.seen_expiry.insert((now_ms, account, event_id), ())?;
+            tables.meta.insert(NEXT_SEQ, seq + 1)?;
+            tables.meta.insert(ITEM_COUNT, items + 1)?;
+            tables.meta.insert(BYTE_COUNT, bytes + size)?;
+            seq
+        };
+        txn.commit()?;
+        Ok(Push::Stored(seq))
+    }
+
+    /// Up to `limit` of the account's oldest items, in arrival order, left in the queue.
+    pub fn peek(&self, account: &str, limit: usize) -> Result<Vec<Item>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let items = txn.open_table(ITEMS)?;
+        items
+            .range((account, 0)..=(account, u64::MAX))?
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (account, seq) = key.value();
+                Ok(item(seq, account, value.value()))
+            })
+            .collect()
+    }
+
+    /// Removes a delivered item. Returns whether it was still queued: a second ack of the same
+    /// seq, or an ack racing `expire`, is harmless.
+    pub fn ack(&self, seq: u64) -> Result<bool, QueueError> {
+        let txn = self.db.begin_write()?;
+        let removed = Tables::open(&txn)?.remove(seq)?.is_some();
+        if removed {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(removed)
+    }
+
+    /// Counts a failed delivery attempt, keeping the item at its place in the account's order.
+    /// Returns the new attempt count, or `None` when the item is no longer queued.
+    pub fn retry_later(&self, seq: u64) -> Result<Option<u32>, QueueError> {
+        let txn = self.db.begin_write()?;
+        let attempts = {
+            let mut tables = Tables::open(&txn)?;
+            let Some(account) = tables
+                .seqs
+                .get(seq)?
+                .map(|entry| entry.value().0.to_owned())
+            else {
+                return Ok(None);
+            };
+            let key = (account.as_str(), seq);
+            let Some((event_id, payload, enqueued_ms, attempts)) =
+                tables.items.get(key)?.map(|entry| {
+                    let (event_id, payload, enqueued_ms, attempts) = entry.value();
+                    (
+                        event_id.to_owned(),
+                        payload.to_vec(),
+                        enqueued_ms,
+                        attempts.saturating_add(1),
+                    )
+                })
+            else {
+                return Ok(None);
+            };
+            tables.items.insert(
+                key,
+                (event_id.as_str(), payload.as_slice(), enqueued_ms, attempts),
+            )?;
+            attempts
+        };
+        txn.commit()?;
+        Ok(Some(attempts))
+    }
+
+    /// Accounts with at least one queued item, in name order.
+    pub fn accounts_with_items(&self) -> Result<Vec<String>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let items = txn.open_table(ITEMS)?;
+        let mut accounts: Vec<String> = Vec::new();
+        loop {
+            // Seek past the current account instead of walking all of its items.
+            let next = match accounts.last() {
+                None => items.first()?,
+                Some(last) => items
+                    .range::<(&str, u64)>((
+                        Bound::Excluded((last.as_str(), u64::MAX)),
+                        Bound::Unbounded,
+                    ))?
+                    .next()
+                    .transpose()?,
+            };
+            let Some((key, _)) = next else {
+                return Ok(accounts);
+            };
+            accounts.push(key.value().0.to_owned());
+        }
+    }
+
+    /// Removes and returns the items older than the TTL at `now`, and forgets event ids that
+    /// arrived before then.
+    pub fn expire(&self, now: SystemTime) -> Result<Vec<Item>, QueueError> {
+        let cutoff = self.cutoff(unix_ms(now));
+        let txn = self.db.begin_write()?;
+        let (expired, forgotten) = {
+            let mut tables = Tables::open(&txn)?;
+            let due = tables
+                .expiry
+                .range(..(cutoff, 0))?
+                .map(|entry| entry.map(|(key, _)| key.value().1))
+                .collect::<Result<Vec<u64>, _>>()?;
+            let mut expired = Vec::with_capacity(due.len());
+            for seq in due {
+                expired.extend(tables.remove(seq)?);
+            }
+
+            let stale = tables
+                .seen_expiry
+                .extract_from_if(..(cutoff, "", ""), |_, _| true)?
+                .map(|entry| {
+                    entry.map(|(key, _)| {
+                        let (_, account, event_id) = key.value();
+                        (account.to_owned(), event_id.to_owned())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for (account, event_id) in &stale {
+                tables.seen.remove((account.as_str(), event_id.as_str()))?;
+            }
+            (expired, stale.len())
+        };
+        // Most calls find nothing; skipping the commit spares an fsync per tick.
+        if expired.is_empty() && forgotten == 0 {
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+        }
+        Ok(expired)
+    }
+
+    /// Per-account totals, in account order. Reads every item, so it is meant for the operator's
+    /// `queue stats`, not for a hot path.
+    pub fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
+        let now_ms = unix_ms(SystemTime::now());
+        let txn = self.db.begin_read()?;
+        let items = txn.open_table(ITEMS)?;
+        let mut stats: Vec<AccountStats> = Vec::new();
+        for entry in items.iter()? {
+            let (key, value) = entry?;
+            let (account, _) = key.value();
+            let (_, payload, enqueued_ms, _) = value.value();
+            let age = Duration::from_millis(now_ms.saturating_sub(enqueued_ms));
+            match stats.last_mut() {
+                Some(last) if last.account == account => {
+                    last.items += 1;
+                    last.oldest = last.oldest.max(age);
+                    last.bytes += payload.len() as u64;
+                }
+                _ => stats.push(AccountStats {
+                    account: account.to_owned(),
+                    items: 1,
+                    oldest: age,
+                    bytes: payload.len() as u64,
+                }),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Arrival time (unix ms) before which items and event ids are past the TTL.
+    fn cutoff(&self, now_ms: u64) -> u64 {
+        let ttl_ms = u64::try_from(self.options.ttl.as_millis()).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(ttl_ms)
+    }
+}
+
+/// Every table, opened in one write transaction.
+struct Tables<'txn> {
+    items: Table<'txn, ItemKey<'static>, ItemValue<'static>>,
+    seqs: Table<'txn, u64, (&'static str, u64)>,
+    expiry: Table<'txn, (u64, u64), ()>,
+    seen: Table<'txn, (&'static str, &'static str), u64>,
+    seen_expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
+    meta: Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            items: txn.open_table(ITEMS)?,
+            seqs: txn.open_table(SEQS)?,
+            expiry: txn.open_table(EXPIRY)?,
+            seen: txn.open_table(SEEN)?,
+            seen_expiry: txn.open_table(SEEN_EXPIRY)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+
+    /// Removes an item and its index entries, leaving its event id remembered.
+    fn remove(&mut self, seq: u64) -> Result<Option<Item>, StorageError> {
+        let Some((account, enqueued_ms)) = self.seqs.remove(seq)?.map(|entry| {
+            let (account, enqueued_ms) = entry.value();
+            (account.to_owned(), enqueued_ms)
+        }) else {
+            return Ok(None);
+        };
+        self.expiry.remove((enqueued_ms, seq))?;
+        let Some(removed) = self
+            .items
+            .remove((account.as_str(), seq))?
+            .map(|entry| item(seq, &account, entry.value()))
+        else {
+            return Ok(None);
+        };
+        let items = counter(&self.meta, ITEM_COUNT)?;
+        let bytes = counter(&self.meta, BYTE_COUNT)?;
+        self.meta.insert(ITEM_COUNT, items.saturating_sub(1))?;
+        self.meta.insert(
+            BYTE_COUNT,
+            bytes.saturating_sub(removed.payload.len() as u64),
+        )?;
+        Ok(Some(removed))
+    }
+}
+
+fn counter(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, StorageError> {
+    Ok(meta.get(key)?.map_or(0, |value| value.value()))
+}
+
+fn item(seq: u64, account: &str, (event_id, payload, enqueued_ms, attempts): ItemValue) -> Item {
+    Item {
+        seq,
+        account: account.to_owned(),
+        event_id: event_id.to_owned(),
+        payload: payload.to_vec(),
+        enqueued_at: UNIX_EPOCH + Duration::from_millis(enqueued_ms),
+        attempts,
+    }
+}
+
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+
+    /// Tells a copy of the test binary to act as the other process of a cross-process test.
+    const CHILD_ROLE: &str = "SMSGATE_QUEUE_TEST_CHILD";
+    const CHILD_PATH: &str = "SMSGATE_QUEUE_TEST_PATH";
+    const CRASH_PUSHES: u64 = 50;
+    const HOLDER_READY: &str = "queue holder ready";
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "smsgate-queue-{name}-{}-{}",
+                std::process::id(),
+                unix_ms(SystemTime::now())
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn file(&self) -> PathBuf {
+            self.0.join("queue.redb")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open(dir: &TempDir) -> Queue {
+        Queue::open(&dir.file(), QueueOptions::default()).unwrap()
+    }
+
+    fn stored(push: Push) -> u64 {
+        match push {
+            Push::Stored(seq) => seq,
+            Push::Duplicate => panic!("expected a stored item, got a duplicate"),
+        }
+    }
+
+    fn event_ids(items: &[Item]) -> Vec<&str> {
+        items.iter().map(|item| item.event_id.as_str()).collect()
+    }
+
+    /// Runs `test` again in a child copy of this binary, with the role it plays there.
+    fn child(test: &str, role: &str, path: &Path) -> Command {
+        let module = module_path!().split_once("::").unwrap().1;
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([&format!("{module}::{test}"), "--exact", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD_ROLE, role)
+            .env(CHILD_PATH, path);
+        command
+    }
+
+    #[test]
+    fn queue_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Queue>();
+    }
+
+    #[test]
+    fn keeps_arrival_order_per_account() {
+        let dir = TempDir::new("order");
+        let queue = open(&dir);
+        let a1 = stored(queue.push("alpha", "a1", b"one").unwrap());
+        stored(queue.push("beta", "b1", b"uno").unwrap());
+        let a2 = stored(queue.push("alpha", "a2", b"two").unwrap());
+        stored(queue.push("beta", "b2", b"dos").unwrap());
+        stored(queue.push("alpha", "a3", b"three").unwrap());
+
+        let alpha = queue.peek("alpha", 10).unwrap();
+        assert_eq!(event_ids(&alpha), ["a1", "a2", "a3"]);
+        assert!(alpha.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+        assert_eq!(alpha[1].payload, b"two");
+        assert_eq!(alpha[1].account, "alpha");
+        assert_eq!(alpha[1].attempts, 0);
+        assert_eq!(event_ids(&queue.peek("beta", 10).unwrap()), ["b1", "b2"]);
+        assert_eq!(event_ids(&queue.peek("alpha", 2).unwrap()), ["a1", "a2"]);
+        assert!(queue.peek("gamma", 10).unwrap().is_empty());
+        assert_eq!(queue.accounts_with_items().unwrap(), ["alpha", "beta"]);
+
+        // Peeking leaves the items in place; acking removes exactly one, once.
+        assert_eq!(queue.peek("alpha", 1).unwrap()[0].seq, a1);
+        assert!(queue.ack(a1).unwrap());
+        assert!(!queue.ack(a1).unwrap());
+        assert_eq!(event_ids(&queue.peek("alpha", 10).unwrap()), ["a2", "a3"]);
+        assert!(queue.ack(a2).unwrap());
+
+        for item in queue.peek("beta", 10).unwrap() {
+            assert!(queue.ack(item.seq).unwrap());
+        }
+        assert_eq!(queue.accounts_with_items().unwrap(), ["alpha"]);
+    }
+
+    #[test]
+    fn stores_an_event_once_while_its_id_is_remembered() {
+        let dir = TempDir::new("dedupe");
+        let queue = open(&dir);
+        let t0 = SystemTime::now();
+        let seq = stored(queue.push_at("alpha", "e1", b"x", t0).unwrap());
+        assert_eq!(
+            queue.push_at("alpha", "e1", b"x", t0).unwrap(),
+            Push::Duplicate
+        );
+        // Event ids are per account.
+        stored(queue.push_at("beta", "e1", b"x", t0).unwrap());
+
+        // A webhook retried after the ESME got the first copy must not make a second one.
+        assert!(queue.ack(seq).unwrap());
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(
+            queue.push_at("alpha", "e1", b"x", later).unwrap(),
+            Push::Duplicate
+        );
+        assert!(queue.peek("alpha", 10).unwrap().is_empty());
+
+        // Past the TTL the id is forgotten, whether or not `expire` has pruned it yet.
+        let past_ttl = t0 + QueueOptions::default().ttl + Duration::from_millis(1);
+        let again = stored(queue.push_at("alpha", "e1", b"x", past_ttl).unwrap());
+        assert!(again > seq);
+        assert_eq!(
+            queue.push_at("alpha", "e1", b"x", past_ttl).unwrap(),
+            Push::Duplicate
+        );
+    }
+
+    #[test]
+    fn reopening_keeps_items_and_the_sequence() {
+        let dir = TempDir::new("reopen");
+        let (kept, acked) = {
+            let queue = open(&dir);
+            let kept = stored(queue.push("alpha", "e1", b"kept").unwrap());
+            let acked = stored(queue.push("alpha", "e2", b"acked").unwrap());
+            assert!(queue.ack(acked).unwrap());
+            (kept, acked)
+        };
+
+        let queue = open(&dir);
+        let items = queue.peek("alpha", 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            (items[0].seq, items[0].payload.as_slice()),
+            (kept, &b"kept"[..])
+        );
+        assert_eq!(
+            queue.push("alpha", "e2", b"acked").unwrap(),
+            Push::Duplicate
+        );
+        // The acked item had the highest seq; it is not handed out again.
+        assert!(stored(queue.push("alpha", "e3", b"new").unwrap()) > acked);
+    }
+
+    #[test]
+    fn pushes_survive_an_abort_right_after_they_return() {
+        if std::env::var(CHILD_ROLE).as_deref() == Ok("abort") {
+            let queue = Queue::open(
+                Path::new(&std::env::var_os(CHILD_PATH).unwrap()),
+                QueueOptions::default(),
+            )
+            .unwrap();
+            for n in 0..CRASH_PUSHES {
+                stored(
+                    queue
+                        .push("alpha", &format!("e{n}"), &n.to_be_bytes())
+                        .unwrap(),
+                );
+            }
+            std::process::abort();
+        }
+
+        let dir = TempDir::new("abort");
+        let status = child(
+            "pushes_survive_an_abort_right_after_they_return",
+            "abort",
+            &dir.file(),
+        )
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+        assert!(!status.success(), "the writer was meant to abort");
+
+        let queue = open(&dir);
+        let items = queue.peek("alpha", usize::MAX).unwrap();
+        assert_eq!(items.len() as u64, CRASH_PUSHES);
+        for (n, item) in (0..CRASH_PUSHES).zip(&items) {
+            assert_eq!(item.event_id, format!("e{n}"));
+            assert_eq!(item.payload, n.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn refuses_a_file_another_process_holds() {
+        if std::env::var(CHILD_ROLE).as_deref() == Ok("hold") {
+            let queue = Queue::open(
+                Path::new(&std::env::var_os(CHILD_PATH).unwrap()),
+                QueueOptions::default(),
+            )
+            .unwrap();
+            stored(queue.push("alpha", "held", b"x").unwrap());
+            println!("{HOLDER_READY}");
+            io::stdout().flush().unwrap();
+            // Hold the file until the parent kills this process.
+            io::stdin().read_line(&mut String::new()).unwrap();
+            return;
+        }
+
+        let dir = TempDir::new("locked");
+        let mut holder = child("refuses_a_file_another_process_holds", "hold", &dir.file())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(holder.stdout.take().unwrap());
+        let mut line = String::new();
+        // libtest prints the test's name on the same line, before the marker.
+        while !line.contains(HOLDER_READY) {
+            line.clear();
+            assert_ne!(
+                stdout.read_line(&mut line).unwrap(),
+                0,
+                "holder exited early"
+            );
+        }
+
+        let error = Queue::open(&dir.file(), QueueOptions::default()).err();
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        match error {
+            Some(QueueError::Locked(path)) => assert_eq!(path, dir.file()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+
+        // SIGKILL releases the lock and keeps what the holder pushed.
+        let queue = open(&dir);
+        assert_eq!(event_ids(&queue.peek("alpha", 10).unwrap()), ["held"]);
+    }
+
+    #[test]
+    fn is_full_at_max_items() {
+        let dir = TempDir::new("max-items");
+        let options = QueueOptions {
+            max_items: 2,
+            ..QueueOptions::default()
+        };
+        let queue = Queue::open(&dir.file(), options).unwrap();
+        let first = stored(queue.push("alpha", "e1", b"x").unwrap());
+        stored(queue.push("beta", "e2", b"x").unwrap());
+        assert!(matches!(
+            queue.push("alpha", "e3", b"x"),
+            Err(QueueError::Full)
+        ));
+        // A retry of a held event is still answered as held.
+        assert_eq!(queue.push("alpha", "e1", b"x").unwrap(), Push::Duplicate);
+
+        assert!(queue.ack(first).unwrap());
+        stored(queue.push("alpha", "e3", b"x").unwrap());
+    }
+
+    #[test]
+    fn is_full_at_max_bytes() {
+        let dir = TempDir::new("max-bytes");
+        let options = QueueOptions {
+            max_bytes: 10,
+            ..QueueOptions::default()
+        };
+        let queue = Queue::open(&dir.file(), options).unwrap();
+        let first = stored(queue.push("alpha", "e1", &[0; 6]).unwrap());
+        assert!(matches!(
+            queue.push("alpha", "e2", &[0; 5]),
+            Err(QueueError::Full)
+        ));
+        stored(queue.push("alpha", "e3", &[0; 4]).unwrap());
+        assert!(matches!(
+            queue.push("alpha", "e4", &[0; 11]),
+            Err(QueueError::TooLarge { size: 11, max: 10 })
+        ));
+
+        assert!(queue.ack(first).unwrap());
+        stored(queue.push("alpha", "e2", &[0; 5]).unwrap());
+    }
+
+    #[test]
+    fn expire_removes_and_returns_items_past_the_ttl() {
+        let dir = TempDir::new("expire");
+        let queue = open(&dir);
+        let ttl = QueueOptions::default().ttl;
+        let t0 = SystemTime::now() - Duration::from_secs(10);
+        let old = stored(queue.push_at("alpha", "old", b"old", t0).unwrap());
+        stored(
+            queue
+                .push_at("beta", "young", b"young", t0 + Duration::from_secs(5))
+                .unwrap(),
+        );
+
+        assert!(queue.expire(t0 + ttl).unwrap().is_empty());
+        let expired = queue.expire(t0 + ttl + Duration::from_millis(1)).unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!(
+            (
+                expired[0].seq,
+                expired[0].account.as_str(),
+                expired[0].payload.as_slice()
+            ),
+            (old, "alpha", &b"old"[..])
+        );
+        assert_eq!(unix_ms(expired[0].enqueued_at), unix_ms(t0));
+        assert!(queue.peek("alpha", 10).unwrap().is_empty());
+        assert_eq!(event_ids(&queue.peek("beta", 10).unwrap()), ["young"]);
+        assert_eq!(queue.accounts_with_items().unwrap(), ["beta"]);
+        assert!(!queue.ack(old).unwrap());
+        assert!(
+            queue
+                .expire(t0 + ttl + Duration::from_millis(1))
+                .unwrap()
+                .is_empty()
+        );
+
+        // Its event id went with it; the young one is still remembered.
+        stored(queue.push("alpha", "old", b"old").unwrap());
+        assert_eq!(
+            queue.push("beta", "young", b"young").unwrap(),
+            Push::Duplicate
+        );
+        let stats = queue.stats().unwrap();
+        assert_eq!(stats.iter().map(|s| s.bytes).sum::<u64>(), 8);
+    }
+
+    #[test]
+    fn stats_per_account() {
+        let dir = TempDir::new("stats");
+        let queue = open(&dir);
+        assert!(queue.stats().unwrap().is_empty());
+        let now = SystemTime::now();
+        queue
+            .push_at("beta", "b1", &[0; 7], now - Duration::from_secs(60))
+            .unwrap();
+        queue.push_at("alpha", "a1", &[0; 3], now).unwrap();
+        queue
+            .push_at("alpha", "a2", &[0; 4], now - Duration::from_secs(120))
+            .unwrap();
+
+        let stats = queue.stats().unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!(
+            (stats[0].account.as_str(), stats[0].items, stats[0].bytes),
+            ("alpha", 2, 7)
+        );
+        assert_eq!(
+            (stats[1].account.as_str(), stats[1].items, stats[1].bytes),
+            ("beta", 1, 7)
+        );
+        // The oldest is the earliest arrival, not the lowest seq.
+        assert!(stats[0].oldest >= Duration::from_secs(120));
+        assert!(stats[0].oldest < Duration::from_secs(180));
+        assert!(stats[1].oldest >= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retry_later_counts_attempts_and_keeps_order() {
+        let dir = TempDir::new("retry");
+        let queue = open(&dir);
+        let first = stored(queue.push("alpha", "e1", b"one").unwrap());
+        stored(queue.push("alpha", "e2", b"two").unwrap());
+
+        assert_eq!(queue.retry_later(first).unwrap(), Some(1));
+        assert_eq!(queue.retry_later(first).unwrap(), Some(2));
+        let items = queue.peek("alpha", 10).unwrap();
+        assert_eq!(event_ids(&items), ["e1", "e2"]);
+        assert_eq!((items[0].attempts, items[1].attempts), (2, 0));
+        assert_eq!(items[0].payload, b"one");
+
+        assert!(queue.ack(first).unwrap());
+        assert_eq!(queue.retry_later(first).unwrap(), None);
+        assert_eq!(queue.retry_later(9_999).unwrap(), None);
+    }
+
+    #[test]
+    fn concurrent_pushes_get_distinct_sequences() {
+        let dir = TempDir::new("threads");
+        let queue = Arc::new(open(&dir));
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|n| {
+                            stored(
+                                queue
+                                    .push("alpha", &format!("t{thread}-{n}"), b"x")
+                                    .unwrap(),
+                            )
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 100);
+        assert_eq!(queue.peek("alpha", usize::MAX).unwrap().len(), 100);
+    }
+}
