@@ -20,6 +20,9 @@ use crate::gateway::{self, Credentials, Gateway};
 use crate::plugins::{AuthOutcome, Plugins, types};
 use crate::policy;
 
+/// The account label by which an authenticate plugin passes the webhook signing key.
+pub const SIGNING_KEY_LABEL: &str = "webhook-signing-key";
+
 /// The SMSGate account a bound session acts for.
 pub struct Account {
     /// The name used in logs and to keep accounts apart.
@@ -33,6 +36,10 @@ pub struct Account {
     pub max_binds: Option<u32>,
     pub messages_per_second: Option<u32>,
     pub labels: Vec<(String, String)>,
+    /// The key this account's phones sign webhooks with, when an authenticate plugin knows it
+    /// (label `webhook-signing-key`, which is taken out of the labels so that no later hook
+    /// sees it).
+    pub webhook_signing_key: Option<String>,
 }
 
 impl std::fmt::Debug for Account {
@@ -57,6 +64,7 @@ impl Account {
             max_binds: None,
             messages_per_second: None,
             labels: Vec::new(),
+            webhook_signing_key: None,
         }
     }
 }
@@ -236,6 +244,10 @@ impl Authenticator {
             },
             types::Credentials::Bearer(token) => Credentials::Bearer { token },
         };
+        let (keys, labels): (Vec<_>, Vec<_>) = account
+            .labels
+            .into_iter()
+            .partition(|(name, _)| name == SIGNING_KEY_LABEL);
         Ok(Account {
             name: account.id,
             credentials,
@@ -244,7 +256,8 @@ impl Authenticator {
             sim_number: account.sim_number,
             max_binds: account.limits.max_binds,
             messages_per_second: account.limits.messages_per_second,
-            labels: account.labels,
+            labels,
+            webhook_signing_key: keys.into_iter().next().map(|(_, key)| key),
         })
     }
 

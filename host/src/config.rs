@@ -13,13 +13,15 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::MessageIdFormat;
+pub use crate::delivery::DeliveryConfig;
 pub use crate::plugins::PluginsConfig;
 use crate::simulator::SimulatorConfig;
 use crate::text::DefaultAlphabet;
 
 /// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
-/// `SIMULATOR__`, `PLUGINS__`).
-const SECTIONS: [&str; 5] = ["smpp", "gateway", "http", "simulator", "plugins"];
+/// `DELIVERY__`, `SIMULATOR__`, `PLUGINS__`).
+const SECTIONS: [&str; 6] = ["smpp", "gateway", "http", "delivery", "simulator", "plugins"];
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +29,7 @@ pub struct Config {
     pub smpp: SmppConfig,
     pub gateway: GatewayConfig,
     pub http: HttpConfig,
+    pub delivery: DeliveryConfig,
     pub simulator: SimulatorConfig,
     pub plugins: PluginsConfig,
 }
@@ -78,6 +81,9 @@ pub struct SmppConfig {
     /// On shutdown, how long bound ESMEs get to answer unbind and in-flight work to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Spelling of the message ids ESMEs get: alphanumeric, or hex/decimal for ESMEs that store
+    /// ids as 64-bit integers. Server-wide, because ids are minted before a session is known.
+    pub message_id_format: MessageIdFormat,
 }
 
 impl Default for SmppConfig {
@@ -102,6 +108,7 @@ impl Default for SmppConfig {
             concat_timeout: Duration::from_secs(60),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
+            message_id_format: MessageIdFormat::Alphanumeric,
         }
     }
 }
@@ -133,12 +140,18 @@ impl Default for GatewayConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub address: SocketAddr,
+    /// Serve HTTPS with this certificate chain and key (PEM): the phone posts webhooks only to
+    /// https URLs, unless a proxy in front terminates TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             address: ([127, 0, 0, 1], 3000).into(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -207,6 +220,14 @@ impl Config {
                 smpp.tls_bind_address
             );
         }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => bail!("http.tls_key: must be set when http.tls_cert is set"),
+            (None, Some(_)) => bail!("http.tls_cert: must be set when http.tls_key is set"),
+            _ => {}
+        }
+        self.delivery
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         check_url("gateway.api_base_url", &self.gateway.api_base_url)?;
         if let Some(url) = &self.gateway.webhook_base_url {
             check_url("gateway.webhook_base_url", url)?;
@@ -236,6 +257,9 @@ impl Config {
     /// The effective configuration as TOML, with secrets masked.
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
+        let mask = |key: &mut String| *key = "********".into();
+        shown.delivery.signing_key.as_mut().map(mask);
+        shown.delivery.signing_keys.values_mut().for_each(mask);
         for account in &mut shown.simulator.accounts {
             account.password = "********".into();
             if account.signing_key.is_some() {
@@ -603,5 +627,32 @@ mod tests {
         let shown = c.to_masked_toml().unwrap();
         assert!(!shown.contains("demo1234"), "{shown}");
         assert!(shown.contains("bind_address"));
+    }
+
+    #[test]
+    fn message_id_format_from_file_and_env() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.smpp.message_id_format, MessageIdFormat::Alphanumeric);
+        let c = load_in_jail(Some("[smpp]\nmessage_id_format = \"hex\"\n"), &[]).unwrap();
+        assert_eq!(c.smpp.message_id_format, MessageIdFormat::Hex);
+        let c = load_in_jail(
+            Some("[smpp]\nmessage_id_format = \"hex\"\n"),
+            &[("SMPP__MESSAGE_ID_FORMAT", "Decimal")],
+        )
+        .unwrap();
+        assert_eq!(c.smpp.message_id_format, MessageIdFormat::Decimal);
+        let shown = c.to_masked_toml().unwrap();
+        assert!(shown.contains("message_id_format = \"decimal\""), "{shown}");
+
+        for (file, env) in [
+            (None, &[("SMPP__MESSAGE_ID_FORMAT", "base64")][..]),
+            (Some("[smpp]\nmessage_id_format = \"uuid\"\n"), &[][..]),
+            (Some("[smpp]\nmessage_id_format = 16\n"), &[][..]),
+        ] {
+            let err = load_in_jail(file, env).unwrap_err();
+            assert!(err.contains("smpp.message_id_format"), "{err}");
+        }
+        let err = load_in_jail(None, &[("SMPP__MESSAGE_ID_FORMAT", "base64")]).unwrap_err();
+        assert!(err.contains("alphanumeric, hex, decimal"), "{err}");
     }
 }

@@ -1,9 +1,13 @@
 //! The HTTP side: health endpoints and Prometheus metrics on the Go server's paths, so existing
-//! probes, orchestrators and dashboards keep working. The webhook routes of the delivery path will live beside them.
+//! probes, orchestrators and dashboards keep working; the webhook routes of the delivery path
+//! are merged in beside them. Plain HTTP, or HTTPS when `http.tls_cert`/`http.tls_key` are set,
+//! because the phone posts webhooks to https URLs only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
@@ -11,7 +15,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tracing::debug;
 
+use crate::config::HttpConfig;
+use crate::listener;
 use crate::shutdown::Shutdown;
 
 /// Set once every listener is up; cleared when shutdown starts.
@@ -38,20 +49,100 @@ pub fn router(readiness: Readiness) -> Router {
         .with_state(readiness)
 }
 
-pub async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address)
+/// The bound HTTP socket, plain or TLS.
+pub enum HttpListener {
+    Plain(tokio::net::TcpListener),
+    Tls(TlsListener),
+}
+
+pub async fn bind(config: &HttpConfig) -> anyhow::Result<HttpListener> {
+    let address = config.address;
+    let socket = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("http.address: cannot listen on {address}"))
+        .with_context(|| format!("http.address: cannot listen on {address}"))?;
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let acceptor = listener::tls_acceptor(cert, key, "http")?;
+            Ok(HttpListener::Tls(TlsListener::spawn(socket, acceptor)?))
+        }
+        _ => Ok(HttpListener::Plain(socket)),
+    }
 }
 
 pub async fn serve(
-    listener: tokio::net::TcpListener,
-    readiness: Readiness,
+    listener: HttpListener,
+    routes: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(readiness))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let stop = async move { shutdown.cancelled().await };
+    match listener {
+        HttpListener::Plain(socket) => {
+            axum::serve(socket, routes)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        HttpListener::Tls(tls) => axum::serve(tls, routes).with_graceful_shutdown(stop).await,
+    }
+}
+
+/// Connections whose TLS handshake has finished. Handshakes run on tasks of their own, so a
+/// client that stalls mid-handshake holds up nobody else.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+/// A client gets this long to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TlsListener {
+    fn spawn(socket: tokio::net::TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = socket.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match socket.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        debug!(error = %e, "http accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "https handshake failed"),
+                        Err(_) => debug!(%peer, "https handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept task is gone only if the runtime is shutting down.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {

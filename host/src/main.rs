@@ -23,7 +23,7 @@ mod simulator;
 mod smpp_time;
 mod text;
 mod udh;
-mod webhook_event;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +90,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Inspect the delivery queue (receipts and incoming SMS waiting for a receiver).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Check a policy plugin (a WebAssembly component) or run one of its hooks on a JSON
     /// fixture, with the limits the server would apply ([plugins] defaults and NAME.toml).
     Plugin {
@@ -115,6 +122,13 @@ enum SimulatorCommand {
     /// Make an account's simulated phone receive an SMS: the simulator fires sms:received (or
     /// sms:data-received for --data) at the account's webhooks.
     InjectMo(simulator::InjectMo),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Per account: items waiting, their size and the age of the oldest. Reads the queue file
+    /// under delivery.data_dir, or asks the running server when it holds the file.
+    Stats,
 }
 
 #[derive(Subcommand)]
@@ -188,6 +202,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Some(Command::Queue {
+            command: QueueCommand::Stats,
+            config,
+        }) => {
+            let config = Config::load(config.config.as_deref())?;
+            queue_stats(&config).await
+        }
         Some(Command::Plugin { command, config }) => {
             let config = Config::load(config.config.as_deref())?;
             let output = match command {
@@ -211,6 +232,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn queue_stats(config: &Config) -> anyhow::Result<()> {
+    let path = config.delivery.queue_path();
+    let stats = match delivery::stats_from_file(&path) {
+        Ok(stats) => stats,
+        Err(delivery::queue::QueueError::Locked(_)) => delivery::stats_from_server(&config.http)
+            .await
+            .map_err(|e| anyhow::anyhow!("{} is held by a running server: {e}", path.display()))?,
+        Err(e) => return Err(e.into()),
+    };
+    delivery::print_stats(&stats);
+    Ok(())
 }
 
 async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {

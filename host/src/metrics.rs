@@ -29,6 +29,9 @@ pub struct Metrics {
     /// `operation`: ping, submit_sms, query_sms, cancel_sms; `status`: HTTP code or error kind.
     pub gateway_requests: IntCounterVec,
     pub gateway_duration: HistogramVec,
+    /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,
+    /// retry_later, malformed, error.
+    pub webhooks: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -111,6 +114,11 @@ impl Metrics {
                 &["operation", "status"],
             ),
             gateway_duration,
+            webhooks: counter(
+                "smpp_webhooks_total",
+                "SMSGate webhook calls by outcome",
+                &["outcome"],
+            ),
             registry,
         }
     }

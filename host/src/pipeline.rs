@@ -10,11 +10,13 @@ use tracing::{debug, info, warn};
 use crate::auth::Account;
 use crate::codec::status::*;
 use crate::concat::{Assembled, Progress};
+use crate::delivery::sent::SentRecord;
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Content, Decoded, Rejection, Submission};
 use crate::plugins::{Hook, types};
 use crate::policy;
+use crate::receipt;
 use crate::server::Context;
 use crate::text;
 
@@ -34,7 +36,7 @@ pub async fn submit(
     match decoded {
         Decoded::Whole(submission) => {
             let message_id = ids::new_message_id();
-            let state = send(ctx, account, submission, &message_id).await?;
+            let state = send(ctx, account, submission, &message_id, &[]).await?;
             Ok(Accepted { message_id, state })
         }
         Decoded::Part { template, part } => match ctx.concat.add(account, template, part) {
@@ -51,7 +53,8 @@ pub async fn submit(
             )),
             Progress::Complete(assembled) => {
                 let submission = reassembled(ctx, &assembled)?;
-                let state = send(ctx, account, submission, &assembled.message_id).await?;
+                let parts = part_ids(&assembled);
+                let state = send(ctx, account, submission, &assembled.message_id, &parts).await?;
                 Ok(Accepted {
                     message_id: assembled.part_id,
                     state,
@@ -75,7 +78,8 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
         );
         let result = match reassembled(ctx, &assembled) {
             Ok(submission) => {
-                send(ctx, &assembled.account, submission, &assembled.message_id).await
+                let parts = part_ids(&assembled);
+                send(ctx, &assembled.account, submission, &assembled.message_id, &parts).await
             }
             Err(e) => Err(e),
         };
@@ -88,6 +92,15 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
             );
         }
     }
+}
+
+/// The ids the ESME got for the parts that arrived; each may get a receipt.
+fn part_ids(assembled: &Assembled) -> Vec<String> {
+    assembled
+        .received
+        .iter()
+        .map(|&sequence| ids::part_id(&assembled.message_id, sequence))
+        .collect()
 }
 
 fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, Rejection> {
@@ -122,12 +135,47 @@ fn apply_plugins(
     Ok((policy::apply(submission, message), decision))
 }
 
+/// Remembers, before the gateway can report on it, a message whose ESME wants receipts; the
+/// receipt quotes the ESME's own addresses, so they are taken before any plugin changes them.
+async fn record_for_receipts(
+    ctx: &Context,
+    account: &Account,
+    submission: &Submission,
+    message_id: &str,
+    part_ids: &[String],
+) -> Result<(), Rejection> {
+    if !receipt::wants_any(submission.registered_delivery) {
+        return Ok(());
+    }
+    let record = SentRecord {
+        account: account.name.clone(),
+        source: submission.source.clone(),
+        destinations: submission.destinations.clone(),
+        registered_delivery: submission.registered_delivery,
+        submitted_at: Utc::now(),
+        text_prefix: match &submission.content {
+            Content::Text(text) => Some(text.chars().take(20).collect()),
+            Content::Binary { .. } => None,
+        },
+        part_ids: part_ids.to_vec(),
+    };
+    ctx.delivery
+        .record_submit(message_id, record)
+        .await
+        .map_err(|e| {
+            warn!(%message_id, error = %e, "cannot record the message for its receipts");
+            Rejection::new(ESME_RSYSERR, "the receipt record could not be stored")
+        })
+}
+
 async fn send(
     ctx: &Context,
     account: &Account,
     submission: Submission,
     message_id: &str,
+    part_ids: &[String],
 ) -> Result<Option<MessageState>, Rejection> {
+    record_for_receipts(ctx, account, &submission, message_id, part_ids).await?;
     let (submission, decision) = apply_plugins(ctx, account, submission)?;
     let mut body = submission.to_gateway(message_id, Utc::now());
     let routed_credentials = policy::route(&mut body, account, decision.as_ref());

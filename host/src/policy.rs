@@ -151,7 +151,7 @@ pub fn route(
         })
 }
 
-fn address(a: &Address) -> types::Address {
+pub fn address(a: &Address) -> types::Address {
     types::Address {
         ton: a.ton,
         npi: a.npi,
@@ -159,7 +159,7 @@ fn address(a: &Address) -> types::Address {
     }
 }
 
-fn from_address(a: types::Address) -> Address {
+pub fn from_address(a: types::Address) -> Address {
     Address {
         ton: a.ton,
         npi: a.npi,

@@ -4,10 +4,6 @@
 //! Only the bytes are decided here; which session gets a PDU, and whether, is the delivery
 //! path's business.
 
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the delivery path next")
-)]
 
 use std::ops::Range;
 
@@ -34,7 +30,7 @@ const NETWORK_TYPE_GSM: u8 = 3;
 
 /// The application port SMSGate receives binary messages on; the webhook does not report the
 /// sender's port, so the source port is left 0.
-const SMSGATE_DATA_PORT: u16 = 53739;
+pub const SMSGATE_DATA_PORT: u16 = 53739;
 
 /// User data header information elements (3GPP TS 23.040 §9.2.3.24).
 const IEI_CONCAT_8BIT: u8 = 0x00;
@@ -48,9 +44,7 @@ pub enum ReceiptState {
     Expired,
     Deleted,
     Undeliverable,
-    Accepted,
     Unknown,
-    Rejected,
 }
 
 impl ReceiptState {
@@ -62,9 +56,7 @@ impl ReceiptState {
             Self::Expired => 3,
             Self::Deleted => 4,
             Self::Undeliverable => 5,
-            Self::Accepted => 6,
             Self::Unknown => 7,
-            Self::Rejected => 8,
         }
     }
 
@@ -76,9 +68,7 @@ impl ReceiptState {
             Self::Expired => "EXPIRED",
             Self::Deleted => "DELETED",
             Self::Undeliverable => "UNDELIV",
-            Self::Accepted => "ACCEPTD",
             Self::Unknown => "UNKNOWN",
-            Self::Rejected => "REJECTD",
         }
     }
 
@@ -88,13 +78,17 @@ impl ReceiptState {
     }
 
     /// A final state in which the message did not, or is not known to, reach the handset.
-    /// ACCEPTED (read on the subscriber's behalf by customer service) is not a failure.
     pub const fn is_failure(self) -> bool {
         matches!(
             self,
-            Self::Expired | Self::Deleted | Self::Undeliverable | Self::Unknown | Self::Rejected
+            Self::Expired | Self::Deleted | Self::Undeliverable | Self::Unknown
         )
     }
+}
+
+/// Whether a message submitted with `registered_delivery` may get any receipt at all.
+pub fn wants_any(registered_delivery: u8) -> bool {
+    registered_delivery & 0x03 != 0 || registered_delivery & INTERMEDIATE != 0
 }
 
 /// Whether a message submitted with `registered_delivery` should get a receipt for `state`.
@@ -175,6 +169,11 @@ pub fn build_receipt(receipt: &Receipt<'_>, alphabet: DefaultAlphabet) -> Delive
         receipt.error,
         receipt.original_text,
     );
+    receipt_with_text(receipt, &text, alphabet)
+}
+
+/// The receipt with `text` as its body, for a text a plugin rewrote.
+pub fn receipt_with_text(receipt: &Receipt<'_>, text: &str, alphabet: DefaultAlphabet) -> DeliverSm {
     let short_message: Vec<u8> = text
         .chars()
         .flat_map(|c| default_coding(c, alphabet).unwrap_or_else(|| vec![b'?']))
@@ -450,15 +449,13 @@ mod tests {
         }
     }
 
-    const ALL: [ReceiptState; 8] = [
+    const ALL: [ReceiptState; 6] = [
         ReceiptState::Enroute,
         ReceiptState::Delivered,
         ReceiptState::Expired,
         ReceiptState::Deleted,
         ReceiptState::Undeliverable,
-        ReceiptState::Accepted,
         ReceiptState::Unknown,
-        ReceiptState::Rejected,
     ];
 
     #[test]
@@ -472,9 +469,7 @@ mod tests {
                 (3, "EXPIRED"),
                 (4, "DELETED"),
                 (5, "UNDELIV"),
-                (6, "ACCEPTD"),
                 (7, "UNKNOWN"),
-                (8, "REJECTD"),
             ]
         );
     }
@@ -507,14 +502,14 @@ mod tests {
         );
         let text = receipt_text(
             "x",
-            ReceiptState::Rejected,
+            ReceiptState::Expired,
             at(2025, 1, 1, 0, 0),
             at(2025, 1, 1, 0, 0),
             4321,
             Some("привет, мир! 😀 ещё немного"),
         );
         assert!(
-            text.ends_with("stat:REJECTD err:999 text:привет, мир! 😀 ещё н"),
+            text.ends_with("stat:EXPIRED err:999 text:привет, мир! 😀 ещё н"),
             "{text}"
         );
     }
@@ -527,23 +522,15 @@ mod tests {
             (0x00, &[]),
             (
                 0x01,
-                &[
-                    Delivered,
-                    Expired,
-                    Deleted,
-                    Undeliverable,
-                    Accepted,
-                    Unknown,
-                    Rejected,
-                ],
+                &[Delivered, Expired, Deleted, Undeliverable, Unknown],
             ),
-            (0x02, &[Expired, Deleted, Undeliverable, Unknown, Rejected]),
-            (0x03, &[Delivered, Accepted]),
+            (0x02, &[Expired, Deleted, Undeliverable, Unknown]),
+            (0x03, &[Delivered]),
             (0x10, &[Enroute]),
             (0x11, &ALL),
             (
                 0x12,
-                &[Enroute, Expired, Deleted, Undeliverable, Unknown, Rejected],
+                &[Enroute, Expired, Deleted, Undeliverable, Unknown],
             ),
             // SME acknowledgement bits do not ask for SMSC receipts.
             (0x0C, &[]),

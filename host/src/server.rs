@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::auth::Authenticator;
 use crate::concat::Reassembler;
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::gateway::Gateway;
 use crate::http::{self, Readiness};
 use crate::listener::{self, Listener};
@@ -19,6 +20,7 @@ use crate::pipeline;
 use crate::plugins::Plugins;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::simulator::Simulator;
+use crate::webhooks;
 
 /// Concatenated messages being reassembled at once, over all accounts.
 const MAX_PENDING_CONCAT: usize = 10_000;
@@ -29,9 +31,11 @@ pub struct Context {
     pub auth: Authenticator,
     pub concat: Reassembler,
     pub plugins: Arc<Plugins>,
+    pub delivery: Arc<Delivery>,
 }
 
 pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::ids::set_format(config.smpp.message_id_format);
     let background = TaskTracker::new();
     if simulate {
         let address = start_simulator(&config, &shutdown, &background).await?;
@@ -46,7 +50,7 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
     let plugins = Arc::new(Plugins::load(&config.plugins)?);
     plugins.spawn_reloader(shutdown.clone());
     let tls = match (&config.smpp.tls_cert, &config.smpp.tls_key) {
-        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key, "smpp")?),
         _ => None,
     };
     let plain = Listener::plain(config.smpp.bind_address).await?;
@@ -54,20 +58,31 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
         Some(acceptor) => Some(Listener::tls(config.smpp.tls_bind_address, acceptor).await?),
         None => None,
     };
-    let http_listener = http::bind(config.http.address).await?;
-    info!(address = %config.http.address, "http listening");
+    let http_listener = http::bind(&config.http).await?;
+    info!(address = %config.http.address, tls = config.http.tls_cert.is_some(), "http listening");
+    let delivery = Delivery::open(
+        &config.delivery,
+        config.gateway.webhook_base_url.clone(),
+        config.smpp.default_alphabet,
+        Arc::clone(&plugins),
+        shutdown.clone(),
+        background.clone(),
+    )?;
+    info!(data_dir = %config.delivery.data_dir.display(), "delivery queue open");
 
     let ctx = Arc::new(Context {
         auth: Authenticator::new(gateway, Arc::clone(&plugins), config.smpp.bind_cache_ttl),
         concat: Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
         plugins,
+        delivery,
         config,
     });
     let readiness = Readiness::default();
     background.spawn({
         let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
+        let routes = http::router(readiness).merge(webhooks::router(Arc::clone(&ctx.delivery)));
         async move {
-            if let Err(e) = http::serve(http_listener, readiness, shutdown).await {
+            if let Err(e) = http::serve(http_listener, routes, shutdown).await {
                 warn!(error = %e, "http server stopped");
             }
         }

@@ -313,7 +313,8 @@ impl SimulatorOnly {
                 .env("SMPP__TLS_BIND_ADDRESS", local(tls).to_string())
                 .env("HTTP__ADDRESS", local(web).to_string())
                 .env("GATEWAY__API_BASE_URL", format!("http://{sim}/3rdparty/v1"))
-                .env("GATEWAY__TIMEOUT", "5s");
+                .env("GATEWAY__TIMEOUT", "5s")
+                .env("DELIVERY__DATA_DIR", dir.path().join("data"));
             if let Some(files) = &tls_files {
                 cmd.env("SMPP__TLS_CERT", &files.cert)
                     .env("SMPP__TLS_KEY", &files.key);

@@ -99,6 +99,10 @@ impl BindKind {
     pub const fn can_transmit(self) -> bool {
         matches!(self, Self::Transmitter | Self::Transceiver)
     }
+
+    pub const fn can_receive(self) -> bool {
+        matches!(self, Self::Receiver | Self::Transceiver)
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -734,13 +738,10 @@ pub enum Outbound {
     Unbind {
         sequence_number: u32,
     },
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "wired into the delivery path next")
-    )]
+    /// A deliver_sm body encoded when its event was queued; only the header is added here.
     DeliverSm {
         sequence_number: u32,
-        pdu: DeliverSm,
+        body: Bytes,
     },
 }
 
@@ -779,7 +780,7 @@ impl Outbound {
             // On error only the header is returned, whatever the body says.
             Self::Response { status, body, .. } if *status == ESME_ROK => body.put(dst),
             Self::Response { .. } | Self::EnquireLink { .. } | Self::Unbind { .. } => {}
-            Self::DeliverSm { pdu, .. } => pdu.put(dst),
+            Self::DeliverSm { body, .. } => dst.put_slice(body),
         }
     }
 }
@@ -804,6 +805,13 @@ pub struct DeliverSm {
 }
 
 impl DeliverSm {
+    /// The body as it goes on the wire, without the header.
+    pub fn encode(&self) -> Bytes {
+        let mut dst = BytesMut::with_capacity(64 + self.short_message.len());
+        self.put(&mut dst);
+        dst.freeze()
+    }
+
     fn put(&self, dst: &mut BytesMut) {
         put_c_string(dst, &self.service_type);
         put_address(dst, &self.source);
@@ -1881,7 +1889,7 @@ mod tests {
     fn encodes_deliver_sm() {
         let out = Outbound::DeliverSm {
             sequence_number: 9,
-            pdu: deliver_sm(b"id:1", Vec::new()),
+            body: deliver_sm(b"id:1", Vec::new()).encode(),
         };
         assert_eq!(out.command_id(), DELIVER_SM);
         assert_eq!(out.command_status(), ESME_ROK);
@@ -1915,7 +1923,7 @@ mod tests {
         );
         let bytes = encoded(Outbound::DeliverSm {
             sequence_number: 1,
-            pdu,
+            body: pdu.encode(),
         });
         let body_end = 16 + 34;
         assert_eq!(bytes[body_end - 1], 0, "sm_length");
@@ -1962,7 +1970,7 @@ mod tests {
         encode_pdu(
             &Outbound::DeliverSm {
                 sequence_number: 77,
-                pdu,
+                body: pdu.encode(),
             },
             &mut buf,
         );

@@ -1,4 +1,545 @@
 //! The delivery path: events the phone reports (receipts, incoming SMS) become deliver_sm for
-//! the account's receiver sessions, held in a durable queue until an ESME acknowledges them.
+//! the account's receiver sessions, held in a durable queue from the webhook's 2xx until an ESME
+//! answers ESME_ROK.
+//!
+//! `Delivery` is the one object the rest of the server talks to: sessions announce receivers,
+//! the submit pipeline records messages that want receipts, the webhook endpoint hands over
+//! events. Behind it, one dispatcher task per account drains that account's queue.
 
+mod compose;
+mod dispatch;
 pub mod queue;
+pub mod receivers;
+pub mod registration;
+pub mod sent;
+mod tokens;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+use tracing::{info, warn};
+
+use crate::auth::Account;
+use crate::config::{HttpConfig, humantime_serde};
+use crate::plugins::Plugins;
+use crate::receipt::LongMessages;
+use crate::shutdown::{Shutdown, TaskTracker};
+use crate::text::DefaultAlphabet;
+use crate::webhooks::event::{self, SignatureError};
+use queue::{AccountStats, Push, Queue, QueueError, QueueOptions};
+use receivers::{Outgoing, Receivers};
+use registration::Registrar;
+use sent::{SentLog, SentRecord};
+use tokens::Tokens;
+
+/// Which part ids of a concatenated message get a receipt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartReceipts {
+    /// One per part id the ESME got, as an SMSC that sent each part separately would.
+    #[default]
+    Each,
+    /// Only for the last part's id, for ESMEs that track a long message by that id.
+    Last,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Where the queue, the record of sent messages and the webhook token secret live.
+    pub data_dir: PathBuf,
+    /// How long an undelivered event, and the record of a sent message, are kept.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Bounds of the queue; beyond them the webhook answers 503 and the phone retries later.
+    pub max_items: usize,
+    pub max_bytes: u64,
+    /// deliver_sm awaiting deliver_sm_resp per receiver session.
+    pub window: usize,
+    /// Back-off after a failed attempt: doubles from `retry_initial` up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long a session that answered ESME_RTHROTTLED is left alone.
+    #[serde(with = "humantime_serde")]
+    pub throttle_pause: Duration,
+    /// How long webhooks stay registered after an account's last receiver unbinds.
+    #[serde(with = "humantime_serde")]
+    pub webhook_grace: Duration,
+    pub part_receipts: PartReceipts,
+    /// How incoming texts longer than one SMS are sent: "udh" parts or one "payload".
+    #[serde(with = "long_messages_text")]
+    pub long_messages: LongMessages,
+    /// destination_addr of an incoming SMS when the phone does not report its own number.
+    pub mo_destination: Option<String>,
+    /// Webhook signing key of every account without its own.
+    pub signing_key: Option<String>,
+    /// Signing keys by account name (the system_id, or the id an authenticate plugin gives).
+    pub signing_keys: BTreeMap<String, String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            data_dir: PathBuf::from("./data"),
+            ttl: Duration::from_secs(72 * 3600),
+            max_items: 100_000,
+            max_bytes: 256 << 20,
+            window: 16,
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+            throttle_pause: Duration::from_secs(1),
+            webhook_grace: Duration::from_secs(600),
+            part_receipts: PartReceipts::Each,
+            long_messages: LongMessages::Udh,
+            mo_destination: None,
+            signing_key: None,
+            signing_keys: BTreeMap::new(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Checks what serde cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                (1..=1024).contains(&self.window),
+                "delivery.window",
+                "must be between 1 and 1024",
+            ),
+            (self.max_items >= 1, "delivery.max_items", "must be at least 1"),
+            (
+                self.max_bytes >= 1024,
+                "delivery.max_bytes",
+                "must be at least 1024",
+            ),
+            (!self.ttl.is_zero(), "delivery.ttl", "must be longer than 0s"),
+            (
+                !self.retry_initial.is_zero(),
+                "delivery.retry_initial",
+                "must be longer than 0s",
+            ),
+            (
+                self.retry_max >= self.retry_initial,
+                "delivery.retry_max",
+                "must not be shorter than delivery.retry_initial",
+            ),
+            (
+                !self.data_dir.as_os_str().is_empty(),
+                "delivery.data_dir",
+                "must not be empty",
+            ),
+        ];
+        for (ok, key, problem) in checks {
+            if !ok {
+                return Err(format!("{key}: {problem}"));
+            }
+        }
+        let empty_key = self.signing_key.as_ref().is_some_and(|k| k.is_empty());
+        if empty_key {
+            return Err("delivery.signing_key: must not be empty when set".into());
+        }
+        if let Some((name, _)) = self.signing_keys.iter().find(|(_, k)| k.is_empty()) {
+            return Err(format!("delivery.signing_keys.{name}: must not be empty"));
+        }
+        Ok(())
+    }
+
+    pub fn queue_path(&self) -> PathBuf {
+        self.data_dir.join("queue.redb")
+    }
+
+    fn queue_options(&self) -> QueueOptions {
+        QueueOptions {
+            max_items: self.max_items,
+            max_bytes: self.max_bytes,
+            ttl: self.ttl,
+        }
+    }
+}
+
+mod long_messages_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::receipt::LongMessages;
+
+    pub fn serialize<S: Serializer>(value: &LongMessages, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match value {
+            LongMessages::Udh => "udh",
+            LongMessages::Payload => "payload",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LongMessages, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "udh" => Ok(LongMessages::Udh),
+            "payload" => Ok(LongMessages::Payload),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not \"udh\" or \"payload\""
+            ))),
+        }
+    }
+}
+
+/// Why a webhook call was not taken; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("unknown webhook token")]
+    UnknownToken,
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    #[error(
+        "this account's webhooks are signed and its signing key is not known until it binds again"
+    )]
+    KeyUnknown,
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Queue(#[from] QueueError),
+}
+
+/// What became of an accepted webhook call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Stored for delivery as this many deliver_sm.
+    Queued(usize),
+    /// The same event arrived before.
+    Duplicate,
+    /// Nothing to send, and why.
+    Ignored(&'static str),
+}
+
+pub struct Delivery {
+    config: DeliveryConfig,
+    alphabet: DefaultAlphabet,
+    queue: Arc<Queue>,
+    sent: Arc<SentLog>,
+    receivers: Receivers,
+    registrar: Registrar,
+    tokens: Tokens,
+    plugins: Arc<Plugins>,
+    /// The last bound `Account` of each name, so plugins see the account on events that
+    /// arrive while it has no session.
+    accounts: Mutex<HashMap<String, Arc<Account>>>,
+    /// The wake-up of each account's dispatcher task.
+    dispatchers: Mutex<HashMap<String, Arc<Notify>>>,
+    mo_reference: AtomicU8,
+    shutdown: Shutdown,
+    tasks: TaskTracker,
+}
+
+impl Delivery {
+    /// Opens the stores under `data_dir` and starts a dispatcher for every account that has
+    /// items left from an earlier run.
+    pub fn open(
+        config: &DeliveryConfig,
+        webhook_base_url: Option<String>,
+        alphabet: DefaultAlphabet,
+        plugins: Arc<Plugins>,
+        shutdown: Shutdown,
+        tasks: TaskTracker,
+    ) -> anyhow::Result<Arc<Delivery>> {
+        let queue = Queue::open(&config.queue_path(), config.queue_options())
+            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
+        let sent = SentLog::open(&config.data_dir.join("sent.redb"), config.ttl)
+            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
+        let tokens = Tokens::load(&config.data_dir, &queue)
+            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
+        let registrar = Registrar::new(webhook_base_url, config.webhook_grace, shutdown.clone());
+        let delivery = Arc::new(Delivery {
+            config: config.clone(),
+            alphabet,
+            queue: Arc::new(queue),
+            sent: Arc::new(sent),
+            receivers: Receivers::default(),
+            registrar,
+            tokens,
+            plugins,
+            accounts: Mutex::new(HashMap::new()),
+            dispatchers: Mutex::new(HashMap::new()),
+            mo_reference: AtomicU8::new(rand::random()),
+            shutdown,
+            tasks,
+        });
+        let waiting = delivery.queue.accounts_with_items()?;
+        for account in &waiting {
+            delivery.wake(account);
+        }
+        if !waiting.is_empty() {
+            info!(accounts = waiting.len(), "delivery queue has items from an earlier run");
+        }
+        delivery.tasks.spawn(Arc::clone(&delivery).sweep());
+        Ok(delivery)
+    }
+
+    /// A bind_receiver or bind_transceiver succeeded: returns the deliver_sm the session must
+    /// send. Its webhooks are registered on the account's first receiver.
+    pub fn receiver_bound(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        session: u64,
+    ) -> mpsc::UnboundedReceiver<Outgoing> {
+        let key = self.signing_key(account);
+        let token = self.tokens.token_for(&account.name);
+        if let Err(e) = self
+            .tokens
+            .remember(&self.queue, &token, &account.name, key.clone())
+        {
+            warn!(account = %account.name, error = %e, "cannot store the webhook token");
+        }
+        self.remember_account(account);
+        let (outgoing, first) = self
+            .receivers
+            .add(&account.name, session, self.config.window);
+        if first {
+            self.registrar.receiver_bound(account, &token);
+        }
+        self.wake(&account.name);
+        outgoing
+    }
+
+    pub fn receiver_unbound(&self, account: &Arc<Account>, session: u64) {
+        if self.receivers.remove(&account.name, session) {
+            self.registrar.receiver_unbound(account);
+        }
+    }
+
+    /// Remembers a submitted message that asked for receipts; done when it is on disk, so a
+    /// receipt can never arrive for a message the server has forgotten.
+    pub async fn record_submit(
+        &self,
+        message_id: &str,
+        record: SentRecord,
+    ) -> Result<(), sent::SentLogError> {
+        self.sent.record(message_id, record).await
+    }
+
+    /// Takes one webhook call: checks its token and signature, turns the event into the
+    /// deliver_sm it means and stores them. `Ok` means the event is safe on disk (or needs
+    /// nothing), so the phone may forget it.
+    pub async fn take_webhook(
+        self: &Arc<Self>,
+        token: &str,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<Taken, Refused> {
+        let owner = self.tokens.owner(token).ok_or(Refused::UnknownToken)?;
+        match self.tokens.key_of(&owner.account).or_else(|| self.configured_key(&owner.account)) {
+            Some(key) => {
+                let now = chrono::Utc::now().timestamp();
+                event::verify_signature(key.as_bytes(), body, timestamp, signature, now)?;
+            }
+            None if owner.signed => return Err(Refused::KeyUnknown),
+            None => {}
+        }
+        let event = event::parse(body).map_err(Refused::Malformed)?;
+        let account = self.account_view(&owner.account);
+        let composed = match compose::compose(self, &owner.account, account.as_deref(), &event) {
+            Ok(composed) => composed,
+            Err(why) => return Ok(Taken::Ignored(why)),
+        };
+        let count = composed.bodies.len();
+        let this = Arc::clone(self);
+        let name = owner.account.clone();
+        // An fsync'd write: kept off the async workers.
+        let pushed = tokio::task::spawn_blocking(move || {
+            let payloads: Vec<&[u8]> = composed.bodies.iter().map(|b| b.as_ref()).collect();
+            this.queue.push_all(&name, &composed.dedupe_id, &payloads)
+        })
+        .await
+        .map_err(|e| Refused::Malformed(format!("storing the event failed: {e}")))??;
+        match pushed {
+            Push::Stored(_) => {
+                self.wake(&owner.account);
+                Ok(Taken::Queued(count))
+            }
+            Push::Duplicate => Ok(Taken::Duplicate),
+        }
+    }
+
+    pub fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
+        self.queue.stats()
+    }
+
+    /// The key a plugin gave the account at bind time, else the configured one.
+    fn signing_key(&self, account: &Account) -> Option<String> {
+        account
+            .webhook_signing_key
+            .clone()
+            .or_else(|| self.configured_key(&account.name))
+    }
+
+    fn configured_key(&self, account: &str) -> Option<String> {
+        self.config
+            .signing_keys
+            .get(account)
+            .or(self.config.signing_key.as_ref())
+            .cloned()
+    }
+
+    fn remember_account(&self, account: &Arc<Account>) {
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        match accounts.get(&account.name) {
+            Some(known) if Arc::ptr_eq(known, account) => {}
+            _ => {
+                accounts.insert(account.name.clone(), Arc::clone(account));
+            }
+        }
+    }
+
+    fn account_view(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .get(name)
+            .cloned()
+    }
+
+    fn next_mo_reference(&self) -> u8 {
+        self.mo_reference.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts the account's dispatcher, or wakes it when it runs.
+    fn wake(self: &Arc<Self>, account: &str) {
+        let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
+        if let Some(notify) = dispatchers.get(account) {
+            notify.notify_one();
+            return;
+        }
+        let notify = Arc::new(Notify::new());
+        dispatchers.insert(account.to_owned(), Arc::clone(&notify));
+        self.tasks.spawn(dispatch::run(
+            Arc::clone(self),
+            account.to_owned(),
+            notify,
+        ));
+    }
+
+    /// Called by a dispatcher that found its queue empty: it ends unless woken meanwhile.
+    fn dispatcher_done(&self, account: &str, notify: &Arc<Notify>) -> bool {
+        let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
+        let still_empty = self
+            .queue
+            .peek(account, 1)
+            .map(|items| items.is_empty())
+            .unwrap_or(false);
+        if still_empty
+            && dispatchers
+                .get(account)
+                .is_some_and(|n| Arc::ptr_eq(n, notify))
+        {
+            dispatchers.remove(account);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Drops what outlived the TTL, with a log line per item, and forgets old sent records.
+    async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let this = Arc::clone(&self);
+            let swept = tokio::task::spawn_blocking(move || {
+                let now = SystemTime::now();
+                (this.queue.expire(now), this.sent.prune(now))
+            })
+            .await;
+            let Ok((expired, pruned)) = swept else {
+                continue;
+            };
+            match expired {
+                Ok(items) => {
+                    for item in items {
+                        warn!(
+                            account = %item.account,
+                            event = %item.event_id,
+                            attempts = item.attempts,
+                            ttl = ?self.config.ttl,
+                            "undelivered deliver_sm expired and was dropped"
+                        );
+                    }
+                }
+                Err(e) => warn!(error = %e, "delivery queue expiry failed"),
+            }
+            if let Err(e) = pruned {
+                warn!(error = %e, "pruning the sent-message record failed");
+            }
+        }
+    }
+}
+
+/// `queue stats` for the operator: per-account totals.
+pub fn print_stats(stats: &[AccountStats]) {
+    if stats.is_empty() {
+        println!("delivery queue is empty");
+        return;
+    }
+    println!("{:<32} {:>8} {:>12} {:>12}", "account", "items", "bytes", "oldest");
+    for s in stats {
+        println!(
+            "{:<32} {:>8} {:>12} {:>12}",
+            s.account,
+            s.items,
+            s.bytes,
+            humantime::format_duration(Duration::from_secs(s.oldest.as_secs())).to_string()
+        );
+    }
+}
+
+/// Reads the queue file directly; fails with `QueueError::Locked` while a server holds it.
+pub fn stats_from_file(path: &Path) -> Result<Vec<AccountStats>, QueueError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Queue::open(path, QueueOptions::default())?.stats()
+}
+
+/// Asks the running server (`GET /api/smpp/v1/queue` on `http.address`).
+pub async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        accounts: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        account: String,
+        items: usize,
+        bytes: u64,
+        oldest_seconds: u64,
+    }
+    if http.tls_cert.is_some() {
+        anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
+    }
+    let mut address = http.address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let answer: Answer = reqwest::get(format!("http://{address}/api/smpp/v1/queue"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer
+        .accounts
+        .into_iter()
+        .map(|e| AccountStats {
+            account: e.account,
+            items: e.items,
+            bytes: e.bytes,
+            oldest: Duration::from_secs(e.oldest_seconds),
+        })
+        .collect())
+}

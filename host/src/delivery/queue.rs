@@ -38,6 +38,10 @@ const SEEN_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new
 /// Counters kept in the same transactions as the items, so that the limits are exact and cost
 /// one lookup rather than a scan.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Webhook token → (account, whether its webhooks are signed). A phone retries an event for
+/// days, so after a restart the endpoint must still know whose token it is before that account
+/// binds again.
+const TOKENS: TableDefinition<&str, (&str, bool)> = TableDefinition::new("tokens");
 
 const SCHEMA: &str = "schema";
 const NEXT_SEQ: &str = "next_seq";
@@ -165,6 +169,7 @@ impl Queue {
         let txn = db.begin_write()?;
         {
             let tables = Tables::open(&txn)?;
+            txn.open_table(TOKENS)?;
             let mut meta = tables.meta;
             match counter(&meta, SCHEMA)? {
                 0 => {
@@ -184,19 +189,33 @@ impl Queue {
     }
 
     /// Stores an event; it is on disk when this returns `Ok`.
+    #[cfg(test)]
     pub fn push(&self, account: &str, event_id: &str, payload: &[u8]) -> Result<Push, QueueError> {
-        self.push_at(account, event_id, payload, SystemTime::now())
+        self.push_at(account, event_id, &[payload], SystemTime::now())
+    }
+
+    /// Stores the items one event became (the parts of a long message, a receipt per part) in
+    /// one transaction, so a crash keeps all of them or none and the phone's retry fills the gap.
+    /// `Push::Stored` carries the first item's seq.
+    pub fn push_all(
+        &self,
+        account: &str,
+        event_id: &str,
+        payloads: &[&[u8]],
+    ) -> Result<Push, QueueError> {
+        self.push_at(account, event_id, payloads, SystemTime::now())
     }
 
     fn push_at(
         &self,
         account: &str,
         event_id: &str,
-        payload: &[u8],
+        payloads: &[&[u8]],
         now: SystemTime,
     ) -> Result<Push, QueueError> {
-        let size = payload.len() as u64;
-        if size > self.options.max_bytes {
+        let size: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+        let count = payloads.len() as u64;
+        if size > self.options.max_bytes || count > self.options.max_items as u64 {
             // Would never fit, however long the phone retried.
             return Err(QueueError::TooLarge {
                 size,
@@ -207,7 +226,7 @@ impl Queue {
 
         // Returning early drops the transaction uncommitted, which aborts it.
         let txn = self.db.begin_write()?;
-        let seq = {
+        let first = {
             let mut tables = Tables::open(&txn)?;
             let seen = tables
                 .seen
@@ -225,27 +244,31 @@ impl Queue {
             // A duplicate is answered even when full, since it needs no room.
             let items = counter(&tables.meta, ITEM_COUNT)?;
             let bytes = counter(&tables.meta, BYTE_COUNT)?;
-            if items >= self.options.max_items as u64 || bytes + size > self.options.max_bytes {
+            if items + count > self.options.max_items as u64
+                || bytes + size > self.options.max_bytes
+            {
                 return Err(QueueError::Full);
             }
 
             // Persisted rather than derived from the highest key, so a seq is never reused after
             // the queue has drained, and an ack that arrives late cannot hit a newer item.
-            let seq = counter(&tables.meta, NEXT_SEQ)?.max(1);
-            tables
-                .items
-                .insert((account, seq), (event_id, payload, now_ms, 0))?;
-            tables.seqs.insert(seq, (account, now_ms))?;
-            tables.expiry.insert((now_ms, seq), ())?;
+            let first = counter(&tables.meta, NEXT_SEQ)?.max(1);
+            for (seq, payload) in (first..).zip(payloads) {
+                tables
+                    .items
+                    .insert((account, seq), (event_id, *payload, now_ms, 0))?;
+                tables.seqs.insert(seq, (account, now_ms))?;
+                tables.expiry.insert((now_ms, seq), ())?;
+            }
             tables.seen.insert((account, event_id), now_ms)?;
             tables.seen_expiry.insert((now_ms, account, event_id), ())?;
-            tables.meta.insert(NEXT_SEQ, seq + 1)?;
-            tables.meta.insert(ITEM_COUNT, items + 1)?;
+            tables.meta.insert(NEXT_SEQ, first + count)?;
+            tables.meta.insert(ITEM_COUNT, items + count)?;
             tables.meta.insert(BYTE_COUNT, bytes + size)?;
-            seq
+            first
         };
         txn.commit()?;
-        Ok(Push::Stored(seq))
+        Ok(Push::Stored(first))
     }
 
     /// Up to `limit` of the account's oldest items, in arrival order, left in the queue.
@@ -265,6 +288,7 @@ impl Queue {
 
     /// Removes a delivered item. Returns whether it was still queued: a second ack of the same
     /// seq, or an ack racing `expire`, is harmless.
+    #[cfg(test)]
     pub fn ack(&self, seq: u64) -> Result<bool, QueueError> {
         let txn = self.db.begin_write()?;
         let removed = Tables::open(&txn)?.remove(seq)?.is_some();
@@ -274,6 +298,59 @@ impl Queue {
             txn.abort()?;
         }
         Ok(removed)
+    }
+
+    /// Removes delivered items in one transaction (one fsync for a burst of acknowledgements);
+    /// returns how many were still queued.
+    pub fn ack_many(&self, seqs: &[u64]) -> Result<usize, QueueError> {
+        let txn = self.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut tables = Tables::open(&txn)?;
+            for &seq in seqs {
+                removed += usize::from(tables.remove(seq)?.is_some());
+            }
+        }
+        if removed == 0 {
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+        }
+        Ok(removed)
+    }
+
+    /// Remembers whose webhook token this is.
+    pub fn remember_token(&self, token: &str, account: &str, signed: bool) -> Result<(), QueueError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tokens = txn.open_table(TOKENS)?;
+            let known = tokens.get(token)?.map(|entry| {
+                let (name, was_signed) = entry.value();
+                name == account && was_signed == signed
+            });
+            if known == Some(true) {
+                drop(tokens);
+                txn.abort()?;
+                return Ok(());
+            }
+            tokens.insert(token, (account, signed))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every remembered token: (token, account, signed).
+    pub fn tokens(&self) -> Result<Vec<(String, String, bool)>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let tokens = txn.open_table(TOKENS)?;
+        tokens
+            .iter()?
+            .map(|entry| {
+                let (token, value) = entry?;
+                let (account, signed) = value.value();
+                Ok((token.value().to_owned(), account.to_owned(), signed))
+            })
+            .collect()
     }
 
     /// Counts a failed delivery attempt, keeping the item at its place in the account's order.
@@ -593,30 +670,68 @@ mod tests {
         let dir = TempDir::new("dedupe");
         let queue = open(&dir);
         let t0 = SystemTime::now();
-        let seq = stored(queue.push_at("alpha", "e1", b"x", t0).unwrap());
+        let seq = stored(queue.push_at("alpha", "e1", &[b"x"], t0).unwrap());
         assert_eq!(
-            queue.push_at("alpha", "e1", b"x", t0).unwrap(),
+            queue.push_at("alpha", "e1", &[b"x"], t0).unwrap(),
             Push::Duplicate
         );
         // Event ids are per account.
-        stored(queue.push_at("beta", "e1", b"x", t0).unwrap());
+        stored(queue.push_at("beta", "e1", &[b"x"], t0).unwrap());
 
         // A webhook retried after the ESME got the first copy must not make a second one.
         assert!(queue.ack(seq).unwrap());
         let later = t0 + Duration::from_secs(3600);
         assert_eq!(
-            queue.push_at("alpha", "e1", b"x", later).unwrap(),
+            queue.push_at("alpha", "e1", &[b"x"], later).unwrap(),
             Push::Duplicate
         );
         assert!(queue.peek("alpha", 10).unwrap().is_empty());
 
         // Past the TTL the id is forgotten, whether or not `expire` has pruned it yet.
         let past_ttl = t0 + QueueOptions::default().ttl + Duration::from_millis(1);
-        let again = stored(queue.push_at("alpha", "e1", b"x", past_ttl).unwrap());
+        let again = stored(queue.push_at("alpha", "e1", &[b"x"], past_ttl).unwrap());
         assert!(again > seq);
         assert_eq!(
-            queue.push_at("alpha", "e1", b"x", past_ttl).unwrap(),
+            queue.push_at("alpha", "e1", &[b"x"], past_ttl).unwrap(),
             Push::Duplicate
+        );
+    }
+
+    #[test]
+    fn the_items_of_one_event_are_stored_together_and_acknowledged_in_one_go() {
+        let dir = TempDir::new("push-all");
+        let queue = open(&dir);
+        let first = stored(queue.push_all("alpha", "mo", &[b"p1", b"p2", b"p3"]).unwrap());
+        assert_eq!(
+            queue.push_all("alpha", "mo", &[b"p1", b"p2", b"p3"]).unwrap(),
+            Push::Duplicate
+        );
+        let items = queue.peek("alpha", 10).unwrap();
+        let payloads: Vec<&[u8]> = items.iter().map(|i| i.payload.as_slice()).collect();
+        assert_eq!(payloads, [b"p1", b"p2", b"p3"]);
+        assert_eq!(items[0].seq, first);
+        assert_eq!(queue.ack_many(&[first, first + 2, 999]).unwrap(), 2);
+        let left: Vec<u64> = queue.peek("alpha", 10).unwrap().iter().map(|i| i.seq).collect();
+        assert_eq!(left, [first + 1]);
+        assert_eq!(queue.stats().unwrap()[0].items, 1);
+    }
+
+    #[test]
+    fn tokens_are_remembered_across_reopening() {
+        let dir = TempDir::new("tokens");
+        {
+            let queue = open(&dir);
+            queue.remember_token("t1", "alpha", false).unwrap();
+            queue.remember_token("t2", "beta", true).unwrap();
+            queue.remember_token("t1", "alpha", true).unwrap();
+        }
+        let queue = open(&dir);
+        assert_eq!(
+            queue.tokens().unwrap(),
+            [
+                ("t1".to_owned(), "alpha".to_owned(), true),
+                ("t2".to_owned(), "beta".to_owned(), true)
+            ]
         );
     }
 
@@ -781,10 +896,10 @@ mod tests {
         let queue = open(&dir);
         let ttl = QueueOptions::default().ttl;
         let t0 = SystemTime::now() - Duration::from_secs(10);
-        let old = stored(queue.push_at("alpha", "old", b"old", t0).unwrap());
+        let old = stored(queue.push_at("alpha", "old", &[b"old"], t0).unwrap());
         stored(
             queue
-                .push_at("beta", "young", b"young", t0 + Duration::from_secs(5))
+                .push_at("beta", "young", &[b"young"], t0 + Duration::from_secs(5))
                 .unwrap(),
         );
 
@@ -828,11 +943,11 @@ mod tests {
         assert!(queue.stats().unwrap().is_empty());
         let now = SystemTime::now();
         queue
-            .push_at("beta", "b1", &[0; 7], now - Duration::from_secs(60))
+            .push_at("beta", "b1", &[&[0; 7]], now - Duration::from_secs(60))
             .unwrap();
-        queue.push_at("alpha", "a1", &[0; 3], now).unwrap();
+        queue.push_at("alpha", "a1", &[&[0; 3]], now).unwrap();
         queue
-            .push_at("alpha", "a2", &[0; 4], now - Duration::from_secs(120))
+            .push_at("alpha", "a2", &[&[0; 4]], now - Duration::from_secs(120))
             .unwrap();
 
         let stats = queue.stats().unwrap();

@@ -108,6 +108,22 @@ pub struct RecipientState {
     pub state: String,
 }
 
+/// A webhook registration (`smsgateway.Webhook`): the phone posts `event` to `url`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Chosen by the client for an idempotent registration (the same id replaces), else by
+    /// the gateway; at most 36 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Always sent, `null` included: client-go has no `omitempty` here, and `null` means every
+    /// device of the account.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    pub url: String,
+    pub event: String,
+}
+
 /// Why a gateway call did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -246,6 +262,100 @@ impl Gateway {
         .map(|_| ())
     }
 
+    /// `GET /webhooks`: every registration of the account.
+    pub async fn list_webhooks(&self, creds: &Credentials) -> Result<Vec<Webhook>, GatewayError> {
+        let body = self
+            .call_idempotent(
+                "list_webhooks",
+                creds,
+                Method::GET,
+                &["webhooks"],
+                None::<&()>,
+            )
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
+    }
+
+    /// `POST /webhooks`. With an id the call replaces any registration of that id, so it is
+    /// retried like a read; without one a retry could register twice, so it is sent once.
+    pub async fn register_webhook(
+        &self,
+        creds: &Credentials,
+        webhook: &Webhook,
+    ) -> Result<Webhook, GatewayError> {
+        let segments = &["webhooks"];
+        let body = if webhook.id.is_some() {
+            self.call_idempotent(
+                "register_webhook",
+                creds,
+                Method::POST,
+                segments,
+                Some(webhook),
+            )
+            .await?
+        } else {
+            self.call(
+                "register_webhook",
+                creds,
+                Method::POST,
+                segments,
+                Some(webhook),
+            )
+            .await?
+        };
+        // Some gateways (the on-device Local API) may answer without a body; what was sent is
+        // then what is registered.
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(webhook.clone());
+        }
+        serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
+    }
+
+    /// `DELETE /webhooks/{id}`. A registration that is not there (404) is what the caller
+    /// wants, so that counts as success: deletions can then be repeated after any failure.
+    pub async fn delete_webhook(&self, creds: &Credentials, id: &str) -> Result<(), GatewayError> {
+        let result = self
+            .call_idempotent(
+                "delete_webhook",
+                creds,
+                Method::DELETE,
+                &["webhooks", id],
+                None::<&()>,
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(GatewayError::Http { status, .. }) if status == StatusCode::NOT_FOUND => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Gateway::call`] for requests whose repetition does no harm: retried on timeouts and
+    /// connection errors like `send_message`.
+    async fn call_idempotent<B: Serialize + ?Sized>(
+        &self,
+        operation: &str,
+        creds: &Credentials,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .call(operation, creds, method.clone(), segments, body)
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    warn!(operation, attempt, error = %e, "retrying gateway call");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// One HTTP call, counted and timed under `operation`.
     async fn call<B: Serialize + ?Sized>(
         &self,
@@ -363,6 +473,105 @@ mod tests {
         assert_eq!(
             g.endpoint(&["devices"]).as_str(),
             "http://127.0.0.1:1/3rdparty/v1/devices"
+        );
+    }
+
+    #[test]
+    fn webhook_always_sends_device_id() {
+        let hook = Webhook {
+            id: None,
+            device_id: None,
+            url: "https://example.com/hook".into(),
+            event: "sms:received".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&hook).unwrap(),
+            serde_json::json!({
+                "deviceId": null,
+                "url": "https://example.com/hook",
+                "event": "sms:received"
+            })
+        );
+    }
+
+    /// A simulator on a loopback port and a gateway client for its default account.
+    async fn simulator() -> (Gateway, Credentials) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let simulator = crate::simulator::Simulator::new(Default::default());
+        tokio::spawn(simulator.serve(listener, std::future::pending()));
+        let gateway = Gateway::new(
+            &format!("http://{addr}/3rdparty/v1"),
+            Duration::from_secs(5),
+            0,
+        )
+        .unwrap();
+        let creds = Credentials::Basic {
+            username: "demo".into(),
+            password: "demo1234".into(),
+        };
+        (gateway, creds)
+    }
+
+    fn hook(id: Option<&str>, url: &str, event: &str) -> Webhook {
+        Webhook {
+            id: id.map(str::to_owned),
+            device_id: None,
+            url: url.into(),
+            event: event.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn webhooks_are_listed_registered_replaced_and_deleted() {
+        let (gateway, creds) = simulator().await;
+        assert!(gateway.list_webhooks(&creds).await.unwrap().is_empty());
+
+        let mine = hook(Some("smpp-1"), "http://127.0.0.1:9/a", "sms:received");
+        assert_eq!(gateway.register_webhook(&creds, &mine).await.unwrap(), mine);
+        let theirs = gateway
+            .register_webhook(&creds, &hook(None, "http://127.0.0.1:9/b", "sms:sent"))
+            .await
+            .unwrap();
+        let their_id = theirs.id.clone().expect("the gateway picks an id");
+        assert_eq!(theirs.url, "http://127.0.0.1:9/b");
+
+        let replaced = hook(Some("smpp-1"), "http://127.0.0.1:9/c", "sms:failed");
+        gateway.register_webhook(&creds, &replaced).await.unwrap();
+        let mut listed = gateway.list_webhooks(&creds).await.unwrap();
+        listed.sort_by(|a, b| a.url.cmp(&b.url));
+        assert_eq!(listed, vec![theirs.clone(), replaced]);
+
+        gateway.delete_webhook(&creds, "smpp-1").await.unwrap();
+        // Already gone is what a deletion wants.
+        gateway.delete_webhook(&creds, "smpp-1").await.unwrap();
+        assert_eq!(gateway.list_webhooks(&creds).await.unwrap(), vec![theirs]);
+        gateway.delete_webhook(&creds, &their_id).await.unwrap();
+        assert!(gateway.list_webhooks(&creds).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn webhook_calls_report_gateway_refusals() {
+        let (gateway, _) = simulator().await;
+        let wrong = Credentials::Basic {
+            username: "demo".into(),
+            password: "wrong-password".into(),
+        };
+        for result in [
+            gateway.list_webhooks(&wrong).await.map(|_| ()),
+            gateway.delete_webhook(&wrong, "x").await,
+        ] {
+            assert!(
+                matches!(result, Err(GatewayError::Http { status, .. }) if status == StatusCode::UNAUTHORIZED),
+                "{result:?}"
+            );
+        }
+        let (gateway, creds) = simulator().await;
+        let bad_event = hook(Some("x"), "http://127.0.0.1:9/a", "sms:nonsense");
+        let result = gateway.register_webhook(&creds, &bad_event).await;
+        assert!(
+            matches!(&result, Err(GatewayError::Http { status, .. }) if *status == StatusCode::BAD_REQUEST),
+            "{result:?}"
         );
     }
 

@@ -2,11 +2,12 @@
 //! the session keeps answering enquire_link while the gateway thinks; its result comes back to
 //! the session as an event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tracing::{Instrument, Span, info, warn};
 
-use super::{Event, Session, State};
+use super::{Event, Receiving, Session, State};
 use crate::auth::{BoundAccount, Refusal};
 use crate::codec::pdu::{Bind, BindKind, ResponseBody};
 use crate::codec::status::{self, *};
@@ -61,11 +62,21 @@ impl Session {
             Ok(bound) => {
                 Span::current().record("system_id", bound.account.name.as_str());
                 info!(bind = kind.as_str(), "bound");
+                // bind_resp goes out first: a queued deliver_sm must not reach the ESME before
+                // it knows it is bound.
+                self.answer_bind(sequence_number, kind, ESME_ROK).await;
+                if kind.can_receive() {
+                    let outgoing = self.ctx.delivery.receiver_bound(&bound.account, self.id);
+                    self.receiving = Some(Receiving {
+                        account: Arc::clone(&bound.account),
+                        outgoing,
+                        pending: HashMap::new(),
+                    });
+                }
                 self.set_state(State::Bound {
                     kind,
                     account: Arc::new(bound),
                 });
-                self.answer_bind(sequence_number, kind, ESME_ROK).await;
             }
             Err(refusal) => {
                 warn!(

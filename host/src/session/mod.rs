@@ -1,12 +1,14 @@
 //! One SMPP connection: the bind state machine, the window of requests in flight, the timers,
 //! and the hand-over of each request to its handler. Reading happens here; every request that
 //! needs the gateway runs as its own task within the window, and all answers go through the
-//! writer task, so a slow gateway call never holds up the rest of the bind.
+//! writer task, so a slow gateway call never holds up the rest of the bind. A receiver bind
+//! also takes deliver_sm from the account's dispatcher and routes each deliver_sm_resp back.
 
 mod bind;
 mod operations;
 mod writer;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +21,11 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::{BoundAccount, Refusal};
+use crate::auth::{Account, BoundAccount, Refusal};
 use crate::codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use crate::codec::status::*;
 use crate::codec::{SmppCodec, status};
+use crate::delivery::receivers::Outgoing;
 use crate::metrics;
 use crate::server::Context;
 use crate::shutdown::Shutdown;
@@ -71,7 +74,16 @@ enum Flow {
     UnbindRequested(u32),
 }
 
+/// The deliver_sm side of a receiver or transceiver bind.
+struct Receiving {
+    account: Arc<Account>,
+    outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    /// deliver_sm awaiting deliver_sm_resp, by sequence number, with when each went out.
+    pending: HashMap<u32, (Outgoing, Instant)>,
+}
+
 pub struct Session {
+    id: u64,
     ctx: Arc<Context>,
     peer: SocketAddr,
     tls: bool,
@@ -85,6 +97,7 @@ pub struct Session {
     /// When our enquire_link went out, while it is unanswered.
     enquire_sent: Option<Instant>,
     unbind_sent: Option<Instant>,
+    receiving: Option<Receiving>,
 }
 
 /// Serves one connection until it closes.
@@ -94,13 +107,19 @@ where
 {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("session", id, %peer, tls, system_id = tracing::field::Empty);
-    serve(stream, peer, tls, ctx, shutdown)
+    serve(id, stream, peer, tls, ctx, shutdown)
         .instrument(span)
         .await
 }
 
-async fn serve<S>(stream: S, peer: SocketAddr, tls: bool, ctx: Arc<Context>, shutdown: Shutdown)
-where
+async fn serve<S>(
+    id: u64,
+    stream: S,
+    peer: SocketAddr,
+    tls: bool,
+    ctx: Arc<Context>,
+    shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let smpp = &ctx.config.smpp;
@@ -114,6 +133,7 @@ where
 
     let now = Instant::now();
     let mut session = Session {
+        id,
         window: Arc::new(Semaphore::new(smpp.window)),
         ctx: Arc::clone(&ctx),
         peer,
@@ -126,6 +146,7 @@ where
         last_heard: now,
         enquire_sent: None,
         unbind_sent: None,
+        receiving: None,
     };
     metrics::get().sessions.with_label_values(&["open"]).inc();
     debug!("connected");
@@ -151,6 +172,9 @@ where
                 Some(Ok(inbound)) => session.on_inbound(inbound).await,
             },
             _ = ticker.tick() => session.on_tick().await,
+            Some(outgoing) = next_outgoing(&mut session.receiving) => {
+                session.on_outgoing(outgoing).await
+            }
         };
         match flow {
             Flow::Continue => {}
@@ -162,6 +186,7 @@ where
         }
     }
     session.close(unbind_answer).await;
+    session.stop_receiving();
     metrics::get()
         .sessions
         .with_label_values(&[session.state.label()])
@@ -177,6 +202,14 @@ where
         writer.abort();
     }
     info!("session closed");
+}
+
+/// The next deliver_sm for a receiver bind; never resolves otherwise.
+async fn next_outgoing(receiving: &mut Option<Receiving>) -> Option<Outgoing> {
+    match receiving {
+        Some(receiving) => receiving.outgoing.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Timers are checked on a tick rather than per PDU, which keeps the hot path free of timer
@@ -312,6 +345,19 @@ impl Session {
 
     fn on_response(&mut self, command_id: u32, command_status: u32, sequence_number: u32) -> Flow {
         match command_id {
+            status::DELIVER_SM_RESP => {
+                let answered = self
+                    .receiving
+                    .as_mut()
+                    .and_then(|r| r.pending.remove(&sequence_number));
+                match answered {
+                    Some((outgoing, _)) => {
+                        let _ = outgoing.reply.send(command_status);
+                    }
+                    None => debug!(sequence_number, "deliver_sm_resp for no pending deliver_sm"),
+                }
+                Flow::Continue
+            }
             status::UNBIND_RESP if matches!(self.state, State::Unbinding(_)) => {
                 debug!("unbind answered");
                 Flow::Close
@@ -339,9 +385,55 @@ impl Session {
         Flow::Continue
     }
 
+    /// Sends a deliver_sm from the dispatcher; the dispatcher only hands over as many as the
+    /// bind's deliver_sm window allows.
+    async fn on_outgoing(&mut self, outgoing: Outgoing) -> Flow {
+        if !matches!(self.state, State::Bound { .. }) {
+            // Unbinding: dropping it unanswered returns it to the queue.
+            return Flow::Continue;
+        }
+        let sequence_number = self.next_sequence();
+        let body = outgoing.body.clone();
+        if let Some(receiving) = self.receiving.as_mut() {
+            receiving
+                .pending
+                .insert(sequence_number, (outgoing, Instant::now()));
+        }
+        self.send(Outbound::DeliverSm {
+            sequence_number,
+            body,
+        })
+        .await;
+        Flow::Continue
+    }
+
+    /// A deliver_sm unanswered after the response timeout is given back to the dispatcher,
+    /// which retries it.
+    fn expire_deliveries(&mut self, now: Instant) {
+        let timeout = self.ctx.config.smpp.response_timeout;
+        if let Some(receiving) = self.receiving.as_mut() {
+            let before = receiving.pending.len();
+            receiving.pending.retain(|_, (_, sent)| now - *sent < timeout);
+            let expired = before - receiving.pending.len();
+            if expired > 0 {
+                info!(expired, ?timeout, "deliver_sm not answered in time");
+            }
+        }
+    }
+
+    /// Leaves the account's receivers; what was sent and not answered goes back to the queue.
+    fn stop_receiving(&mut self) {
+        if let Some(receiving) = self.receiving.take() {
+            self.ctx
+                .delivery
+                .receiver_unbound(&receiving.account, self.id);
+        }
+    }
+
     async fn on_tick(&mut self) -> Flow {
-        let smpp = &self.ctx.config.smpp;
         let now = Instant::now();
+        self.expire_deliveries(now);
+        let smpp = &self.ctx.config.smpp;
         match self.state {
             State::Open | State::Binding if now - self.opened >= smpp.bind_timeout => {
                 info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");

@@ -18,18 +18,12 @@ use crate::ids;
 use crate::message::{self, Decoded, Rejection};
 use crate::metrics;
 use crate::pipeline::{self, Accepted};
+use crate::receipt::ReceiptState;
 use crate::server::Context;
 use crate::smpp_time;
 
 /// SMSGate takes at most this many phone numbers per message.
 const MAX_RECIPIENTS: usize = 100;
-
-/// SMPP message_state values (query_sm_resp, receipts).
-const ENROUTE: u8 = 1;
-const DELIVERED: u8 = 2;
-const DELETED: u8 = 4;
-const UNDELIVERABLE: u8 = 5;
-const UNKNOWN: u8 = 7;
 
 pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u32, ResponseBody) {
     let account = &bound.account;
@@ -225,19 +219,19 @@ async fn query(account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
         Ok(state) => {
             let message_state = message_state(&state.state);
             let final_date = match message_state {
-                DELIVERED | UNDELIVERABLE | DELETED => state
+                ReceiptState::Enroute | ReceiptState::Unknown => String::new(),
+                _ => state
                     .states
                     .get(&state.state)
                     .map(|at| smpp_time::format_absolute(*at))
                     .unwrap_or_default(),
-                _ => String::new(),
             };
             (
                 ESME_ROK,
                 ResponseBody::QuerySm {
                     message_id: pdu.message_id.clone(),
                     final_date,
-                    message_state,
+                    message_state: message_state.message_state(),
                     error_code: 0,
                 },
             )
@@ -252,13 +246,13 @@ async fn query(account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
     }
 }
 
-fn message_state(gateway_state: &str) -> u8 {
+fn message_state(gateway_state: &str) -> ReceiptState {
     match gateway_state {
-        "Pending" | "Processed" | "Sent" | "Cancelling" => ENROUTE,
-        "Delivered" => DELIVERED,
-        "Failed" => UNDELIVERABLE,
-        "Cancelled" => DELETED,
-        _ => UNKNOWN,
+        "Pending" | "Processed" | "Sent" | "Cancelling" => ReceiptState::Enroute,
+        "Delivered" => ReceiptState::Delivered,
+        "Failed" => ReceiptState::Undeliverable,
+        "Cancelled" => ReceiptState::Deleted,
+        _ => ReceiptState::Unknown,
     }
 }
 
@@ -287,12 +281,18 @@ mod tests {
 
     #[test]
     fn gateway_states_map_to_smpp_message_states() {
-        assert_eq!(message_state("Pending"), ENROUTE);
-        assert_eq!(message_state("Processed"), ENROUTE);
-        assert_eq!(message_state("Sent"), ENROUTE);
-        assert_eq!(message_state("Delivered"), DELIVERED);
-        assert_eq!(message_state("Failed"), UNDELIVERABLE);
-        assert_eq!(message_state("Cancelled"), DELETED);
-        assert_eq!(message_state("Whatever"), UNKNOWN);
+        let states: Vec<u8> = [
+            "Pending",
+            "Processed",
+            "Sent",
+            "Delivered",
+            "Failed",
+            "Cancelled",
+            "Whatever",
+        ]
+        .iter()
+        .map(|s| message_state(s).message_state())
+        .collect();
+        assert_eq!(states, [1, 1, 1, 2, 5, 4, 7]);
     }
 }

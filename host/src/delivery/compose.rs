@@ -1,0 +1,356 @@
+//! What a webhook event means for the ESME: the deliver_sm bodies to queue, decided once when
+//! the event arrives (receipt wanted or not, which ids, the transform-deliver plugins), so the
+//! dispatcher only moves bytes.
+
+use bytes::Bytes;
+use chrono::Utc;
+
+use super::sent::SentRecord;
+use super::{Delivery, PartReceipts};
+use crate::auth::Account;
+use crate::codec::pdu::Address;
+use crate::plugins::{Hook, types};
+use crate::policy;
+use crate::receipt::{self, Content, Receipt, ReceiptState};
+use crate::webhooks::event::{Event, EventKind};
+
+/// The queue items of one event, under the id that makes a repeat of it a duplicate.
+pub struct Composed {
+    pub dedupe_id: String,
+    pub bodies: Vec<Bytes>,
+}
+
+/// `Err` says why the event needs no deliver_sm.
+pub fn compose(
+    delivery: &Delivery,
+    name: &str,
+    account: Option<&Account>,
+    event: &Event,
+) -> Result<Composed, &'static str> {
+    let state = match event.event {
+        EventKind::SmsSent => ReceiptState::Enroute,
+        EventKind::SmsDelivered => ReceiptState::Delivered,
+        // The phone gives up on a message whose validity ran out with a reason saying so.
+        EventKind::SmsFailed
+            if event
+                .payload
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.to_ascii_lowercase().contains("expired")) =>
+        {
+            ReceiptState::Expired
+        }
+        EventKind::SmsFailed => ReceiptState::Undeliverable,
+        EventKind::SmsReceived | EventKind::SmsDataReceived => {
+            return incoming(delivery, account, event);
+        }
+        EventKind::Other(_) => return Err("this event is not sent to ESMEs"),
+    };
+    receipts(delivery, name, account, event, state)
+}
+
+fn receipts(
+    delivery: &Delivery,
+    name: &str,
+    account: Option<&Account>,
+    event: &Event,
+    state: ReceiptState,
+) -> Result<Composed, &'static str> {
+    let message_id = event
+        .payload
+        .message_id
+        .as_deref()
+        .ok_or("the event has no message id")?;
+    let record = match delivery.sent.get(message_id) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Err("no receipt was requested for this message"),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the sent-message record failed");
+            return Err("the sent-message record could not be read");
+        }
+    };
+    if record.account != name {
+        return Err("the message was sent by another account");
+    }
+    if !receipt::wants(record.registered_delivery, state) {
+        return Err("registered_delivery did not ask for this receipt");
+    }
+    let ids: Vec<&str> = match (record.part_ids.as_slice(), delivery.config.part_receipts) {
+        ([], _) => vec![message_id],
+        (parts, PartReceipts::Each) => parts.iter().map(String::as_str).collect(),
+        ([.., last], PartReceipts::Last) => vec![last.as_str()],
+    };
+    let destination = recipient_address(&record, event.payload.phone_number.as_deref());
+    let done = event
+        .occurred_at()
+        .map_or_else(Utc::now, |at| at.with_timezone(&Utc));
+    let error = if state.is_failure() {
+        error_code(event.payload.reason.as_deref())
+    } else {
+        0
+    };
+    let mut bodies = Vec::with_capacity(ids.len());
+    for id in ids {
+        let receipt = Receipt {
+            message_id: id,
+            submit_source: &record.source,
+            submit_destination: &destination,
+            state,
+            submitted: record.submitted_at,
+            done,
+            error,
+            original_text: record.text_prefix.as_deref(),
+        };
+        if let Some(pdu) = transformed_receipt(delivery, account, name, event, &receipt) {
+            bodies.push(pdu);
+        }
+    }
+    if bodies.is_empty() {
+        return Err("dropped by a transform-deliver plugin");
+    }
+    Ok(Composed {
+        // Phones report "delivered" once per part of a long message, each with its own event
+        // id; one receipt per state is what the ESME asked for.
+        dedupe_id: format!("{message_id}/{}", state.stat()),
+        bodies,
+    })
+}
+
+/// The submitted destination the event is about; a submit_multi had several.
+fn recipient_address(record: &SentRecord, phone_number: Option<&str>) -> Address {
+    let digits = |s: &str| s.trim_start_matches('+').to_owned();
+    phone_number
+        .and_then(|number| {
+            record
+                .destinations
+                .iter()
+                .find(|d| digits(&d.addr) == digits(number))
+                .cloned()
+                .or_else(|| Some(receipt::sme_address(number)))
+        })
+        .or_else(|| record.destinations.first().cloned())
+        .unwrap_or_else(|| receipt::sme_address(""))
+}
+
+/// SMSGate reports a failure as text. A number in it is taken as the error code; Android's
+/// SmsManager result names get their numeric values; anything else is 1, the generic failure.
+fn error_code(reason: Option<&str>) -> u16 {
+    let Some(reason) = reason else {
+        return 1;
+    };
+    const ANDROID: [(&str, u16); 5] = [
+        ("GENERIC_FAILURE", 1),
+        ("RADIO_OFF", 2),
+        ("NULL_PDU", 3),
+        ("NO_SERVICE", 4),
+        ("LIMIT_EXCEEDED", 5),
+    ];
+    let upper = reason.to_ascii_uppercase();
+    if let Some((_, code)) = ANDROID.iter().find(|(name, _)| upper.contains(name)) {
+        return *code;
+    }
+    reason
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|digits| !digits.is_empty())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(1)
+}
+
+fn transformed_receipt(
+    delivery: &Delivery,
+    account: Option<&Account>,
+    name: &str,
+    event: &Event,
+    receipt: &Receipt<'_>,
+) -> Option<Bytes> {
+    let alphabet = delivery.alphabet;
+    if !delivery.plugins.handles(Hook::TransformDeliver) {
+        return Some(receipt::build_receipt(receipt, alphabet).encode());
+    }
+    let text = receipt::receipt_text(
+        receipt.message_id,
+        receipt.state,
+        receipt.submitted,
+        receipt.done,
+        receipt.error,
+        receipt.original_text,
+    );
+    let deliver = types::Deliver {
+        kind: types::DeliverKind::Receipt,
+        source: policy::address(receipt.submit_destination),
+        destination: policy::address(receipt.submit_source),
+        content: types::Content::Text(text),
+        message_id: Some(receipt.message_id.to_owned()),
+        message_state: Some(receipt.state.message_state()),
+        error_code: receipt.state.is_failure().then_some(u32::from(receipt.error)),
+        labels: event_labels(event),
+    };
+    let out = delivery
+        .plugins
+        .transform_deliver(&view(account, name), deliver)?;
+    let text = match out.content {
+        types::Content::Text(text) => text,
+        // A receipt's body is text; a binary replacement has no meaning here.
+        types::Content::Binary(_) => return None,
+    };
+    // A receipt is one short message; the ESME's parser expects no more.
+    let text: String = text.chars().take(160).collect();
+    let (source, destination) = (
+        policy::from_address(out.source),
+        policy::from_address(out.destination),
+    );
+    let replaced = Receipt {
+        submit_source: &destination,
+        submit_destination: &source,
+        ..*receipt
+    };
+    Some(receipt::receipt_with_text(&replaced, &text, alphabet).encode())
+}
+
+fn incoming(
+    delivery: &Delivery,
+    account: Option<&Account>,
+    event: &Event,
+) -> Result<Composed, &'static str> {
+    let payload = &event.payload;
+    let source = receipt::sme_address(payload.sender.as_deref().unwrap_or(""));
+    let own_number = payload
+        .recipient
+        .as_deref()
+        .or(payload.phone_number.as_deref())
+        .or(delivery.config.mo_destination.as_deref())
+        .unwrap_or("");
+    let destination = receipt::sme_address(own_number);
+    let content = match (&payload.message, &payload.data) {
+        (Some(text), _) if event.event == EventKind::SmsReceived => {
+            types::Content::Text(text.clone())
+        }
+        (_, Some(data)) => types::Content::Binary(types::BinaryContent {
+            data: data.clone(),
+            port: receipt::SMSGATE_DATA_PORT,
+        }),
+        _ => return Err("the event has no message"),
+    };
+    let (source, destination, content) = if delivery.plugins.handles(Hook::TransformDeliver) {
+        let deliver = types::Deliver {
+            kind: types::DeliverKind::Incoming,
+            source: policy::address(&source),
+            destination: policy::address(&destination),
+            content,
+            message_id: payload.message_id.clone(),
+            message_state: None,
+            error_code: None,
+            labels: event_labels(event),
+        };
+        let name = account.map_or("", |a| a.name.as_str());
+        let out = delivery
+            .plugins
+            .transform_deliver(&view(account, name), deliver)
+            .ok_or("dropped by a transform-deliver plugin")?;
+        (
+            policy::from_address(out.source),
+            policy::from_address(out.destination),
+            out.content,
+        )
+    } else {
+        (source, destination, content)
+    };
+    let content = match &content {
+        types::Content::Text(text) => Content::Text(text),
+        types::Content::Binary(binary) => Content::Binary(&binary.data),
+    };
+    let bodies = receipt::build_incoming(
+        &source,
+        &destination,
+        content,
+        delivery.alphabet,
+        delivery.config.long_messages,
+        delivery.next_mo_reference(),
+    )
+    .iter()
+    .map(|pdu| pdu.encode())
+    .collect();
+    Ok(Composed {
+        dedupe_id: event.id.clone(),
+        bodies,
+    })
+}
+
+/// What a plugin learns about the event besides the deliver_sm.
+fn event_labels(event: &Event) -> Vec<(String, String)> {
+    let mut labels = vec![
+        ("event".to_owned(), event.event.name().to_owned()),
+        ("device-id".to_owned(), event.device_id.clone()),
+    ];
+    if let Some(sim) = event.payload.sim_number {
+        labels.push(("sim-number".to_owned(), sim.to_string()));
+    }
+    labels
+}
+
+/// The account as plugins see it; after a restart, before the account binds again, only its
+/// name is known.
+fn view(account: Option<&Account>, name: &str) -> types::Account {
+    match account {
+        Some(account) => policy::account_view(account),
+        None => types::Account {
+            id: name.to_owned(),
+            credentials: types::Credentials::Bearer(String::new()),
+            api_base_url: None,
+            device_id: None,
+            sim_number: None,
+            limits: types::AccountLimits {
+                max_binds: None,
+                messages_per_second: None,
+            },
+            labels: Vec::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn failure_reasons_become_error_codes() {
+        assert_eq!(error_code(None), 1);
+        assert_eq!(error_code(Some("RESULT_ERROR_NO_SERVICE")), 4);
+        assert_eq!(error_code(Some("Radio off")), 1);
+        assert_eq!(error_code(Some("RESULT_ERROR_RADIO_OFF")), 2);
+        assert_eq!(error_code(Some("SMS failed with error code 34")), 34);
+        assert_eq!(error_code(Some("unknown")), 1);
+    }
+
+    #[test]
+    fn the_receipt_goes_to_the_destination_the_phone_names() {
+        let record = SentRecord {
+            account: "a".into(),
+            source: receipt::sme_address("Brand"),
+            destinations: vec![
+                receipt::sme_address("+15550001"),
+                receipt::sme_address("+15550002"),
+            ],
+            registered_delivery: 1,
+            submitted_at: utc("2026-11-26T10:00:00Z"),
+            text_prefix: None,
+            part_ids: Vec::new(),
+        };
+        assert_eq!(
+            recipient_address(&record, Some("+15550002")).addr,
+            "15550002"
+        );
+        assert_eq!(recipient_address(&record, None).addr, "15550001");
+        assert_eq!(
+            recipient_address(&record, Some("+4912345")).addr,
+            "4912345"
+        );
+    }
+}
