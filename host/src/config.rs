@@ -13,8 +13,8 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::MessageIdFormat;
 pub use crate::delivery::DeliveryConfig;
+use crate::ids::MessageIdFormat;
 pub use crate::plugins::PluginsConfig;
 use crate::simulator::SimulatorConfig;
 use crate::text::DefaultAlphabet;
@@ -654,5 +654,49 @@ mod tests {
         }
         let err = load_in_jail(None, &[("SMPP__MESSAGE_ID_FORMAT", "base64")]).unwrap_err();
         assert!(err.contains("alphanumeric, hex, decimal"), "{err}");
+    }
+
+    #[test]
+    fn delivery_section_from_env_with_checks_and_masked_keys() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.delivery.window, 16);
+        assert_eq!(c.delivery.ttl, Duration::from_secs(72 * 3600));
+        let c = load_in_jail(
+            Some("[delivery.signing_keys]\nalpha = \"alpha-secret\"\n"),
+            &[
+                ("DELIVERY__DATA_DIR", "/var/lib/smsgate"),
+                ("DELIVERY__WINDOW", "4"),
+                ("DELIVERY__PART_RECEIPTS", "last"),
+                ("DELIVERY__LONG_MESSAGES", "payload"),
+                ("DELIVERY__SIGNING_KEY", "every-secret"),
+                ("DELIVERY__RETRY_INITIAL", "250ms"),
+                ("HTTP__TLS_CERT", "/c.pem"),
+                ("HTTP__TLS_KEY", "/k.pem"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.delivery.data_dir, PathBuf::from("/var/lib/smsgate"));
+        assert_eq!(c.delivery.window, 4);
+        assert_eq!(c.delivery.part_receipts, crate::delivery::PartReceipts::Last);
+        assert_eq!(
+            c.delivery.long_messages,
+            crate::receipt::LongMessages::Payload
+        );
+        assert_eq!(c.delivery.retry_initial, Duration::from_millis(250));
+        assert_eq!(c.http.tls_cert, Some(PathBuf::from("/c.pem")));
+        let shown = c.to_masked_toml().unwrap();
+        assert!(!shown.contains("secret"), "{shown}");
+
+        for (env, key) in [
+            (("DELIVERY__WINDOW", "0"), "delivery.window"),
+            (("DELIVERY__LONG_MESSAGES", "split"), "delivery.long_messages"),
+            (("DELIVERY__PART_RECEIPTS", "first"), "delivery.part_receipts"),
+            (("DELIVERY__RETRY_MAX", "1ms"), "delivery.retry_max"),
+            (("DELIVERY__TTL", "0s"), "delivery.ttl"),
+            (("HTTP__TLS_CERT", "/c.pem"), "http.tls_key"),
+        ] {
+            let err = load_in_jail(None, &[env]).unwrap_err();
+            assert!(err.contains(key), "{env:?}: {err}");
+        }
     }
 }

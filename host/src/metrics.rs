@@ -26,7 +26,8 @@ pub struct Metrics {
     pub query_sm_duration: Histogram,
     /// Every non-zero command_status sent, `code` as 0x%08X.
     pub errors: IntCounterVec,
-    /// `operation`: ping, submit_sms, query_sms, cancel_sms; `status`: HTTP code or error kind.
+    /// `operation`: ping, submit_sms, query_sms, cancel_sms, list_webhooks, register_webhook,
+    /// delete_webhook; `status`: HTTP code or error kind.
     pub gateway_requests: IntCounterVec,
     pub gateway_duration: HistogramVec,
     /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,

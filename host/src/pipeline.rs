@@ -8,6 +8,7 @@ use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use crate::auth::Account;
+use crate::codec::pdu::Address;
 use crate::codec::status::*;
 use crate::concat::{Assembled, Progress};
 use crate::delivery::sent::SentRecord;
@@ -150,7 +151,18 @@ async fn record_for_receipts(
     let record = SentRecord {
         account: account.name.clone(),
         source: submission.source.clone(),
-        destinations: submission.destinations.clone(),
+        // Decoding gave TON 1 numbers a '+' for the gateway; SMPP writes them without.
+        destinations: submission
+            .destinations
+            .iter()
+            .map(|d| Address {
+                addr: match d.ton {
+                    1 => d.addr.trim_start_matches('+').to_owned(),
+                    _ => d.addr.clone(),
+                },
+                ..d.clone()
+            })
+            .collect(),
         registered_delivery: submission.registered_delivery,
         submitted_at: Utc::now(),
         text_prefix: match &submission.content {

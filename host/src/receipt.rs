@@ -622,7 +622,7 @@ mod tests {
         encode_pdu(
             &Outbound::DeliverSm {
                 sequence_number: 1,
-                pdu: receipt(ReceiptState::Expired, 27),
+                body: receipt(ReceiptState::Expired, 27).encode(),
             },
             &mut wire,
         );

@@ -22,6 +22,9 @@ use crate::shutdown::{Shutdown, TaskTracker};
 use crate::simulator::Simulator;
 use crate::webhooks;
 
+/// Where `serve --simulate` runs its simulator when the port is free.
+const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
+
 /// Concatenated messages being reassembled at once, over all accounts.
 const MAX_PENDING_CONCAT: usize = 10_000;
 
@@ -40,6 +43,11 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
     if simulate {
         let address = start_simulator(&config, &shutdown, &background).await?;
         config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
+        // The simulated phone posts its webhooks straight back to this server, so receipts
+        // and incoming SMS work without any setting.
+        if config.gateway.webhook_base_url.is_none() {
+            config.gateway.webhook_base_url = Some(format!("http://{}", config.http.address));
+        }
     }
     let gateway = Gateway::new(
         &config.gateway.api_base_url,
@@ -123,7 +131,12 @@ async fn start_simulator(
     shutdown: &Shutdown,
     background: &TaskTracker,
 ) -> anyhow::Result<SocketAddr> {
-    let socket = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
+    // when it is taken (another server, a test running beside).
+    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
+        Ok(socket) => socket,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
     let address = socket.local_addr()?;
     // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
     // logs never carry passwords.

@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 # the query_sm test does not wait for long.
 STEP_DELAY = "100ms"
 
-CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__", "PLUGINS__")
+CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "DELIVERY__", "SIMULATOR__", "PLUGINS__")
 
 # The default account every stack's simulator has.
-DEMO_ACCOUNT = ("demo", "demo1234")
+DEMO_ACCOUNT = support.DEMO_ACCOUNT
 
 # Filled by the fixtures so that a failing test's report shows what the processes logged.
 _LOGS = {}
@@ -171,6 +171,12 @@ def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
                     "HTTP__ADDRESS": f"127.0.0.1:{http_port}",
                     "GATEWAY__API_BASE_URL": f"{sim_url}/3rdparty/v1",
                     "GATEWAY__TIMEOUT": "10s",
+                    # The simulated phone posts receipts and incoming SMS straight to this
+                    # server's HTTP listener; the simulator allows plain http.
+                    "GATEWAY__WEBHOOK_BASE_URL": f"http://127.0.0.1:{http_port}",
+                    # The queue and the sent-message record belong to this stack alone; the
+                    # default ./data would be shared by runs and kept after them.
+                    "DELIVERY__DATA_DIR": str(work / "data"),
                     "PLUGINS__DIR": str(plugins_dir),
                 }
             ),
@@ -227,6 +233,17 @@ def stack(tmp_path_factory, tls_ca):
         [DEMO_ACCOUNT, ("longuser", support.LONG_PASSWORD)],
         plugins_dir,
     )
+
+
+@pytest.fixture(scope="module")
+def delivery_stack(tmp_path_factory, tls_ca):
+    """A stack of its own for the delivery tests: deliver_sm go to whichever receiver of the
+    account is bound, so receipts other tests leave queued for demo must not reach these
+    receivers, nor theirs reach the sessions of later tests."""
+    work = tmp_path_factory.mktemp("delivery-stack")
+    plugins_dir = work / "plugins"
+    plugins_dir.mkdir()
+    yield from _start_stack(work, tls_ca, [DEMO_ACCOUNT], plugins_dir, label="delivery ")
 
 
 def plugin_wasm(package):

@@ -110,8 +110,12 @@ fn receipts(
     }
     Ok(Composed {
         // Phones report "delivered" once per part of a long message, each with its own event
-        // id; one receipt per state is what the ESME asked for.
-        dedupe_id: format!("{message_id}/{}", state.stat()),
+        // id; one receipt per recipient and state is what the ESME asked for.
+        dedupe_id: format!(
+            "{message_id}/{}/{}",
+            destination.addr.trim_start_matches('+'),
+            state.stat()
+        ),
         bodies,
     })
 }
@@ -214,10 +218,11 @@ fn incoming(
 ) -> Result<Composed, &'static str> {
     let payload = &event.payload;
     let source = receipt::sme_address(payload.sender.as_deref().unwrap_or(""));
+    // `phoneNumber` of an inbound event is the sender again (a legacy field), so only
+    // `recipient` names the phone's own number.
     let own_number = payload
         .recipient
         .as_deref()
-        .or(payload.phone_number.as_deref())
         .or(delivery.config.mo_destination.as_deref())
         .unwrap_or("");
     let destination = receipt::sme_address(own_number);

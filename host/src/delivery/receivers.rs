@@ -172,8 +172,11 @@ mod tests {
         assert!(receivers.next_free("acct", &[]).is_none(), "window of one");
         let outgoing = rx.recv().await.unwrap();
         assert_eq!(&outgoing.body[..], b"pdu");
-        outgoing.reply.send(0).unwrap();
-        drop(outgoing);
+        let Outgoing {
+            reply, _window_slot, ..
+        } = outgoing;
+        reply.send(0).unwrap();
+        drop(_window_slot);
         assert_eq!(answer.await.unwrap(), 0);
         assert!(receivers.next_free("acct", &[]).is_some());
     }

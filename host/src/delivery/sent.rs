@@ -5,11 +5,6 @@
 //! addresses and the start of the text. Recording sits on the submit_sm hot path, so callers
 //! share commits: one writer thread puts everything queued into a single fsync'd transaction.
 
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the delivery path next")
-)]
-
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

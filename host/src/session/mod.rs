@@ -368,6 +368,14 @@ impl Session {
                     status = status::name(command_status),
                     "ESME sent generic_nack"
                 );
+                // A nack of a deliver_sm is its refusal: the dispatcher retries it.
+                if let Some((outgoing, _)) = self
+                    .receiving
+                    .as_mut()
+                    .and_then(|r| r.pending.remove(&sequence_number))
+                {
+                    let _ = outgoing.reply.send(command_status.max(1));
+                }
                 Flow::Continue
             }
             _ => Flow::Continue,
