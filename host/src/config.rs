@@ -21,7 +21,14 @@ use crate::text::DefaultAlphabet;
 
 /// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
 /// `DELIVERY__`, `SIMULATOR__`, `PLUGINS__`).
-const SECTIONS: [&str; 6] = ["smpp", "gateway", "http", "delivery", "simulator", "plugins"];
+const SECTIONS: [&str; 6] = [
+    "smpp",
+    "gateway",
+    "http",
+    "delivery",
+    "simulator",
+    "plugins",
+];
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -677,7 +684,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.delivery.data_dir, PathBuf::from("/var/lib/smsgate"));
         assert_eq!(c.delivery.window, 4);
-        assert_eq!(c.delivery.part_receipts, crate::delivery::PartReceipts::Last);
+        assert_eq!(
+            c.delivery.part_receipts,
+            crate::delivery::PartReceipts::Last
+        );
         assert_eq!(
             c.delivery.long_messages,
             crate::receipt::LongMessages::Payload
@@ -689,8 +699,14 @@ mod tests {
 
         for (env, key) in [
             (("DELIVERY__WINDOW", "0"), "delivery.window"),
-            (("DELIVERY__LONG_MESSAGES", "split"), "delivery.long_messages"),
-            (("DELIVERY__PART_RECEIPTS", "first"), "delivery.part_receipts"),
+            (
+                ("DELIVERY__LONG_MESSAGES", "split"),
+                "delivery.long_messages",
+            ),
+            (
+                ("DELIVERY__PART_RECEIPTS", "first"),
+                "delivery.part_receipts",
+            ),
             (("DELIVERY__RETRY_MAX", "1ms"), "delivery.retry_max"),
             (("DELIVERY__TTL", "0s"), "delivery.ttl"),
             (("HTTP__TLS_CERT", "/c.pem"), "http.tls_key"),

@@ -114,7 +114,10 @@ pub fn tls_acceptor(cert: &Path, key: &Path, section: &str) -> anyhow::Result<Tl
             )
         })?;
     if chain.is_empty() {
-        anyhow::bail!("{section}.tls_cert: {} holds no certificate", cert.display());
+        anyhow::bail!(
+            "{section}.tls_cert: {} holds no certificate",
+            cert.display()
+        );
     }
     let private_key = PrivateKeyDer::from_pem_file(key).with_context(|| {
         format!(

@@ -80,7 +80,14 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
         let result = match reassembled(ctx, &assembled) {
             Ok(submission) => {
                 let parts = part_ids(&assembled);
-                send(ctx, &assembled.account, submission, &assembled.message_id, &parts).await
+                send(
+                    ctx,
+                    &assembled.account,
+                    submission,
+                    &assembled.message_id,
+                    &parts,
+                )
+                .await
             }
             Err(e) => Err(e),
         };

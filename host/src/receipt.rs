@@ -4,7 +4,6 @@
 //! Only the bytes are decided here; which session gets a PDU, and whether, is the delivery
 //! path's business.
 
-
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -173,7 +172,11 @@ pub fn build_receipt(receipt: &Receipt<'_>, alphabet: DefaultAlphabet) -> Delive
 }
 
 /// The receipt with `text` as its body, for a text a plugin rewrote.
-pub fn receipt_with_text(receipt: &Receipt<'_>, text: &str, alphabet: DefaultAlphabet) -> DeliverSm {
+pub fn receipt_with_text(
+    receipt: &Receipt<'_>,
+    text: &str,
+    alphabet: DefaultAlphabet,
+) -> DeliverSm {
     let short_message: Vec<u8> = text
         .chars()
         .flat_map(|c| default_coding(c, alphabet).unwrap_or_else(|| vec![b'?']))
@@ -520,18 +523,12 @@ mod tests {
         // registered_delivery, then the states that produce a receipt.
         let table: &[(u8, &[ReceiptState])] = &[
             (0x00, &[]),
-            (
-                0x01,
-                &[Delivered, Expired, Deleted, Undeliverable, Unknown],
-            ),
+            (0x01, &[Delivered, Expired, Deleted, Undeliverable, Unknown]),
             (0x02, &[Expired, Deleted, Undeliverable, Unknown]),
             (0x03, &[Delivered]),
             (0x10, &[Enroute]),
             (0x11, &ALL),
-            (
-                0x12,
-                &[Enroute, Expired, Deleted, Undeliverable, Unknown],
-            ),
+            (0x12, &[Enroute, Expired, Deleted, Undeliverable, Unknown]),
             // SME acknowledgement bits do not ask for SMSC receipts.
             (0x0C, &[]),
             (0x0D, &ALL[1..]),

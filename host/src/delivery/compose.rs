@@ -186,7 +186,10 @@ fn transformed_receipt(
         content: types::Content::Text(text),
         message_id: Some(receipt.message_id.to_owned()),
         message_state: Some(receipt.state.message_state()),
-        error_code: receipt.state.is_failure().then_some(u32::from(receipt.error)),
+        error_code: receipt
+            .state
+            .is_failure()
+            .then_some(u32::from(receipt.error)),
         labels: event_labels(event),
     };
     let out = delivery
@@ -353,9 +356,6 @@ mod tests {
             "15550002"
         );
         assert_eq!(recipient_address(&record, None).addr, "15550001");
-        assert_eq!(
-            recipient_address(&record, Some("+4912345")).addr,
-            "4912345"
-        );
+        assert_eq!(recipient_address(&record, Some("+4912345")).addr, "4912345");
     }
 }

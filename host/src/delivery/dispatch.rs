@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::Delivery;
 use super::queue::Item;
@@ -148,13 +148,19 @@ impl Dispatcher {
             match sent.answer {
                 Answer::Status(ESME_ROK) => delivered.push(sent.seq),
                 Answer::Status(ESME_RTHROTTLED) => {
-                    debug!(session = sent.session, "ESME throttled deliver_sm; pausing it");
+                    debug!(
+                        session = sent.session,
+                        "ESME throttled deliver_sm; pausing it"
+                    );
                     self.paused
                         .insert(sent.session, Instant::now() + config.throttle_pause);
                     self.in_flight.remove(&sent.seq);
                 }
                 Answer::Unanswered
-                    if !self.delivery.receivers.contains(&self.account, sent.session) =>
+                    if !self
+                        .delivery
+                        .receivers
+                        .contains(&self.account, sent.session) =>
                 {
                     // Its session is gone; another may take it straight away.
                     self.in_flight.remove(&sent.seq);

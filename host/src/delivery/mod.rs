@@ -114,13 +114,21 @@ impl DeliveryConfig {
                 "delivery.window",
                 "must be between 1 and 1024",
             ),
-            (self.max_items >= 1, "delivery.max_items", "must be at least 1"),
+            (
+                self.max_items >= 1,
+                "delivery.max_items",
+                "must be at least 1",
+            ),
             (
                 self.max_bytes >= 1024,
                 "delivery.max_bytes",
                 "must be at least 1024",
             ),
-            (!self.ttl.is_zero(), "delivery.ttl", "must be longer than 0s"),
+            (
+                !self.ttl.is_zero(),
+                "delivery.ttl",
+                "must be longer than 0s",
+            ),
             (
                 !self.retry_initial.is_zero(),
                 "delivery.retry_initial",
@@ -273,7 +281,10 @@ impl Delivery {
             delivery.wake(account);
         }
         if !waiting.is_empty() {
-            info!(accounts = waiting.len(), "delivery queue has items from an earlier run");
+            info!(
+                accounts = waiting.len(),
+                "delivery queue has items from an earlier run"
+            );
         }
         delivery.tasks.spawn(Arc::clone(&delivery).sweep());
         Ok(delivery)
@@ -332,7 +343,11 @@ impl Delivery {
         body: &[u8],
     ) -> Result<Taken, Refused> {
         let owner = self.tokens.owner(token).ok_or(Refused::UnknownToken)?;
-        match self.tokens.key_of(&owner.account).or_else(|| self.configured_key(&owner.account)) {
+        match self
+            .tokens
+            .key_of(&owner.account)
+            .or_else(|| self.configured_key(&owner.account))
+        {
             Some(key) => {
                 let now = chrono::Utc::now().timestamp();
                 event::verify_signature(key.as_bytes(), body, timestamp, signature, now)?;
@@ -416,11 +431,8 @@ impl Delivery {
         }
         let notify = Arc::new(Notify::new());
         dispatchers.insert(account.to_owned(), Arc::clone(&notify));
-        self.tasks.spawn(dispatch::run(
-            Arc::clone(self),
-            account.to_owned(),
-            notify,
-        ));
+        self.tasks
+            .spawn(dispatch::run(Arc::clone(self), account.to_owned(), notify));
     }
 
     /// Called by a dispatcher that found its queue empty: it ends unless woken meanwhile.
@@ -487,7 +499,10 @@ pub fn print_stats(stats: &[AccountStats]) {
         println!("delivery queue is empty");
         return;
     }
-    println!("{:<32} {:>8} {:>12} {:>12}", "account", "items", "bytes", "oldest");
+    println!(
+        "{:<32} {:>8} {:>12} {:>12}",
+        "account", "items", "bytes", "oldest"
+    );
     for s in stats {
         println!(
             "{:<32} {:>8} {:>12} {:>12}",

@@ -320,7 +320,12 @@ impl Queue {
     }
 
     /// Remembers whose webhook token this is.
-    pub fn remember_token(&self, token: &str, account: &str, signed: bool) -> Result<(), QueueError> {
+    pub fn remember_token(
+        &self,
+        token: &str,
+        account: &str,
+        signed: bool,
+    ) -> Result<(), QueueError> {
         let txn = self.db.begin_write()?;
         {
             let mut tokens = txn.open_table(TOKENS)?;
@@ -701,9 +706,15 @@ mod tests {
     fn the_items_of_one_event_are_stored_together_and_acknowledged_in_one_go() {
         let dir = TempDir::new("push-all");
         let queue = open(&dir);
-        let first = stored(queue.push_all("alpha", "mo", &[b"p1", b"p2", b"p3"]).unwrap());
+        let first = stored(
+            queue
+                .push_all("alpha", "mo", &[b"p1", b"p2", b"p3"])
+                .unwrap(),
+        );
         assert_eq!(
-            queue.push_all("alpha", "mo", &[b"p1", b"p2", b"p3"]).unwrap(),
+            queue
+                .push_all("alpha", "mo", &[b"p1", b"p2", b"p3"])
+                .unwrap(),
             Push::Duplicate
         );
         let items = queue.peek("alpha", 10).unwrap();
@@ -711,7 +722,12 @@ mod tests {
         assert_eq!(payloads, [b"p1", b"p2", b"p3"]);
         assert_eq!(items[0].seq, first);
         assert_eq!(queue.ack_many(&[first, first + 2, 999]).unwrap(), 2);
-        let left: Vec<u64> = queue.peek("alpha", 10).unwrap().iter().map(|i| i.seq).collect();
+        let left: Vec<u64> = queue
+            .peek("alpha", 10)
+            .unwrap()
+            .iter()
+            .map(|i| i.seq)
+            .collect();
         assert_eq!(left, [first + 1]);
         assert_eq!(queue.stats().unwrap()[0].items, 1);
     }

@@ -173,7 +173,9 @@ mod tests {
         let outgoing = rx.recv().await.unwrap();
         assert_eq!(&outgoing.body[..], b"pdu");
         let Outgoing {
-            reply, _window_slot, ..
+            reply,
+            _window_slot,
+            ..
         } = outgoing;
         reply.send(0).unwrap();
         drop(_window_slot);

@@ -174,7 +174,11 @@ mod tests {
                 signed: true
             })
         );
-        assert_eq!(again.key_of("alpha"), None, "keys are never written to disk");
+        assert_eq!(
+            again.key_of("alpha"),
+            None,
+            "keys are never written to disk"
+        );
         drop(queue);
         let _ = fs::remove_dir_all(&dir);
     }

@@ -421,7 +421,9 @@ impl Session {
         let timeout = self.ctx.config.smpp.response_timeout;
         if let Some(receiving) = self.receiving.as_mut() {
             let before = receiving.pending.len();
-            receiving.pending.retain(|_, (_, sent)| now - *sent < timeout);
+            receiving
+                .pending
+                .retain(|_, (_, sent)| now - *sent < timeout);
             let expired = before - receiving.pending.len();
             if expired > 0 {
                 info!(expired, ?timeout, "deliver_sm not answered in time");

@@ -4,7 +4,6 @@
 //! answer for days; parse errors therefore name exactly what is wrong, so a 400 can be
 //! diagnosed from the phone's side without guessing.
 
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, FixedOffset};

@@ -55,10 +55,7 @@ async fn take(
         Err(Refused::Malformed(_)) => "malformed",
         Err(Refused::Queue(_)) => "error",
     };
-    metrics::get()
-        .webhooks
-        .with_label_values(&[outcome])
-        .inc();
+    metrics::get().webhooks.with_label_values(&[outcome]).inc();
     match result {
         Ok(taken) => accepted(taken),
         Err(refused) => refusal(refused),
