@@ -5,7 +5,15 @@
 //!
 //! `cargo bench --bench submit_throughput` (env: BENCH_SECONDS, default 10; BENCH_WINDOWS,
 //! default "1,64"; BENCH_BINDS, default 1; BENCH_GATEWAY_LATENCY, e.g. "50ms", makes the
-//! simulator take that long to answer each submit, as a phone gateway in the cloud does).
+//! simulator take that long to answer each submit, as a phone gateway in the cloud does;
+//! BENCH_RECEIPTS, default "0,1": the registered_delivery values to run each window with).
+//! With receipts the run ends by waiting for every receipt (at most 30 s of silence) and
+//! prints how many came and how long after the last submit_sm the last one arrived.
+//!
+//! With registered_delivery 1 every message is recorded for its receipt before the gateway
+//! call, and its receipt comes back through the simulator's webhooks, the durable queue and a
+//! deliver_sm, which the load generator answers; both runs share the machine, so the pair shows
+//! what asking for receipts costs.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -20,6 +28,8 @@ use tokio::process::Command;
 const BIND_TRANSCEIVER: u32 = 0x0000_0009;
 const SUBMIT_SM: u32 = 0x0000_0004;
 const SUBMIT_SM_RESP: u32 = 0x8000_0004;
+const DELIVER_SM: u32 = 0x0000_0005;
+const DELIVER_SM_RESP: u32 = 0x8000_0005;
 
 #[tokio::main]
 async fn main() {
@@ -27,6 +37,11 @@ async fn main() {
     let binds: usize = env_or("BENCH_BINDS", 1);
     let windows: Vec<usize> = std::env::var("BENCH_WINDOWS")
         .unwrap_or_else(|_| "1,64".into())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    let receipts: Vec<u8> = std::env::var("BENCH_RECEIPTS")
+        .unwrap_or_else(|_| "0,1".into())
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
@@ -42,6 +57,7 @@ async fn main() {
     };
     std::fs::write(&config, rules).expect("write the bench config");
 
+    let data_dir = std::env::temp_dir().join(format!("submit-bench-data-{}", std::process::id()));
     let smpp = free_port();
     let http = free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_smsgate-smpp"))
@@ -50,6 +66,7 @@ async fn main() {
         .env("SMPP__BIND_ADDRESS", smpp.to_string())
         .env("HTTP__ADDRESS", http.to_string())
         .env("SMPP__WINDOW", "1024")
+        .env("DELIVERY__DATA_DIR", &data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -64,39 +81,61 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>7} {:>12} {:>10} {:>10} {:>10} {:>8}",
-        "window", "submit_sm/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:>7} {:>4} {:>12} {:>10} {:>10} {:>10} {:>8} {:>18} {:>9}",
+        "window",
+        "rd",
+        "submit_sm/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "receipts/accepted",
+        "drain s"
     );
     for window in windows {
-        let mut runs = Vec::new();
-        for _ in 0..binds {
-            runs.push(tokio::spawn(load(
-                smpp,
+        for &registered_delivery in &receipts {
+            let mut runs = Vec::new();
+            for _ in 0..binds {
+                runs.push(tokio::spawn(load(
+                    smpp,
+                    window,
+                    registered_delivery,
+                    Duration::from_secs(seconds),
+                )));
+            }
+            let mut total = Outcome::default();
+            for run in runs {
+                total.merge(run.await.expect("load task"));
+            }
+            println!(
+                "{:>7} {:>4} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>18} {:>9.1}",
                 window,
-                Duration::from_secs(seconds),
-            )));
+                registered_delivery,
+                total.ok as f64 / seconds as f64,
+                total.latency.value_at_quantile(0.5) as f64 / 1000.0,
+                total.latency.value_at_quantile(0.99) as f64 / 1000.0,
+                total.latency.max() as f64 / 1000.0,
+                total.errors,
+                format!("{}/{}", total.receipts, total.accepted),
+                total.drain.as_secs_f64(),
+            );
         }
-        let mut total = Outcome::default();
-        for run in runs {
-            total.merge(run.await.expect("load task"));
-        }
-        println!(
-            "{:>7} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
-            window,
-            total.ok as f64 / seconds as f64,
-            total.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            total.latency.value_at_quantile(0.99) as f64 / 1000.0,
-            total.latency.max() as f64 / 1000.0,
-            total.errors,
-        );
     }
     let _ = server.start_kill();
+    let _ = server.wait().await;
     let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 struct Outcome {
     ok: u64,
     errors: u64,
+    /// Messages accepted, whenever their answer came.
+    accepted: u64,
+    /// deliver_sm received (and answered), during the run and the drain after it.
+    receipts: u64,
+    /// From the end of the run until the last receipt arrived.
+    drain: Duration,
     latency: Histogram<u64>,
 }
 
@@ -105,6 +144,9 @@ impl Default for Outcome {
         Outcome {
             ok: 0,
             errors: 0,
+            accepted: 0,
+            receipts: 0,
+            drain: Duration::ZERO,
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
         }
     }
@@ -114,12 +156,20 @@ impl Outcome {
     fn merge(&mut self, other: Outcome) {
         self.ok += other.ok;
         self.errors += other.errors;
+        self.accepted += other.accepted;
+        self.receipts += other.receipts;
+        self.drain = self.drain.max(other.drain);
         self.latency.add(other.latency).expect("same bounds");
     }
 }
 
 /// One bind keeping `window` submit_sm outstanding until `duration` is over, then draining.
-async fn load(address: SocketAddr, window: usize, duration: Duration) -> Outcome {
+async fn load(
+    address: SocketAddr,
+    window: usize,
+    registered_delivery: u8,
+    duration: Duration,
+) -> Outcome {
     let stream = TcpStream::connect(address).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (mut reader, mut writer) = stream.into_split();
@@ -144,7 +194,7 @@ async fn load(address: SocketAddr, window: usize, duration: Duration) -> Outcome
         batch.clear();
         while sending && sent_at.len() < window {
             sequence += 1;
-            batch.extend_from_slice(&submit_sm(sequence));
+            batch.extend_from_slice(&submit_sm(sequence, registered_delivery));
             sent_at.insert(sequence, Instant::now());
         }
         if !batch.is_empty() {
@@ -154,17 +204,47 @@ async fn load(address: SocketAddr, window: usize, duration: Duration) -> Outcome
             break;
         }
         let (id, status, seq, _) = read_pdu(&mut reader).await;
+        if id == DELIVER_SM {
+            outcome.receipts += 1;
+            let answer = pdu(DELIVER_SM_RESP, seq, b"\0");
+            writer
+                .write_all(&answer)
+                .await
+                .expect("send deliver_sm_resp");
+            continue;
+        }
         if id != SUBMIT_SM_RESP {
             continue;
         }
         if let Some(at) = sent_at.remove(&seq) {
             let micros = at.elapsed().as_micros().max(1) as u64;
             let _ = outcome.latency.record(micros);
+            if status == 0 {
+                outcome.accepted += 1;
+            }
             if status == 0 && started.elapsed() <= duration {
                 outcome.ok += 1;
             } else if status != 0 {
                 outcome.errors += 1;
             }
+        }
+    }
+    // Take the receipts still on their way, so they do not land on the next run's bind, and
+    // see how long the last one takes.
+    let ended = Instant::now();
+    while registered_delivery != 0 && outcome.receipts < outcome.accepted {
+        let next = tokio::time::timeout(Duration::from_secs(30), read_pdu(&mut reader)).await;
+        let Ok((id, _, seq, _)) = next else {
+            break;
+        };
+        if id == DELIVER_SM {
+            outcome.receipts += 1;
+            outcome.drain = ended.elapsed();
+            let answer = pdu(DELIVER_SM_RESP, seq, b"\0");
+            writer
+                .write_all(&answer)
+                .await
+                .expect("send deliver_sm_resp");
         }
     }
     outcome
@@ -181,7 +261,7 @@ fn bind_transceiver(sequence: u32) -> Vec<u8> {
 }
 
 /// A realistic 51-character GSM text to an international number.
-fn submit_sm(sequence: u32) -> Vec<u8> {
+fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
     let text = b"Your verification code is 482915. It expires in 5m.";
     let mut body = Vec::with_capacity(96);
     body.push(0); // service_type
@@ -191,7 +271,7 @@ fn submit_sm(sequence: u32) -> Vec<u8> {
     body.extend_from_slice(b"491701234567\0");
     // esm_class, protocol_id, priority, schedule, validity, registered_delivery,
     // replace_if_present, data_coding, sm_default_msg_id
-    body.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    body.extend_from_slice(&[0, 0, 0, 0, 0, registered_delivery, 0, 0, 0]);
     body.push(text.len() as u8);
     body.extend_from_slice(text);
     pdu(SUBMIT_SM, sequence, &body)

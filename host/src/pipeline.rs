@@ -11,7 +11,7 @@ use crate::auth::Account;
 use crate::codec::pdu::Address;
 use crate::codec::status::*;
 use crate::concat::{Assembled, Progress};
-use crate::delivery::sent::SentRecord;
+use crate::delivery::sent::{SentLogError, SentRecord};
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Content, Decoded, Rejection, Submission};
@@ -143,17 +143,18 @@ fn apply_plugins(
     Ok((policy::apply(submission, message), decision))
 }
 
-/// Remembers, before the gateway can report on it, a message whose ESME wants receipts; the
+/// Remembers a message whose ESME wants receipts, before the gateway can report on it; the
 /// receipt quotes the ESME's own addresses, so they are taken before any plugin changes them.
-async fn record_for_receipts(
+/// Returns the pending disk write, which runs while the gateway is called.
+fn record_for_receipts(
     ctx: &Context,
     account: &Account,
     submission: &Submission,
     message_id: &str,
     part_ids: &[String],
-) -> Result<(), Rejection> {
+) -> Option<impl Future<Output = Result<(), SentLogError>> + use<>> {
     if !receipt::wants_any(submission.registered_delivery) {
-        return Ok(());
+        return None;
     }
     let record = SentRecord {
         account: account.name.clone(),
@@ -178,13 +179,7 @@ async fn record_for_receipts(
         },
         part_ids: part_ids.to_vec(),
     };
-    ctx.delivery
-        .record_submit(message_id, record)
-        .await
-        .map_err(|e| {
-            warn!(%message_id, error = %e, "cannot record the message for its receipts");
-            Rejection::new(ESME_RSYSERR, "the receipt record could not be stored")
-        })
+    Some(ctx.delivery.record_submit(message_id, record))
 }
 
 async fn send(
@@ -194,12 +189,20 @@ async fn send(
     message_id: &str,
     part_ids: &[String],
 ) -> Result<Option<MessageState>, Rejection> {
-    record_for_receipts(ctx, account, &submission, message_id, part_ids).await?;
+    let recording = record_for_receipts(ctx, account, &submission, message_id, part_ids);
     let (submission, decision) = apply_plugins(ctx, account, submission)?;
     let mut body = submission.to_gateway(message_id, Utc::now());
     let routed_credentials = policy::route(&mut body, account, decision.as_ref());
     let credentials = routed_credentials.as_ref().unwrap_or(&account.credentials);
-    match account.gateway.send_message(credentials, &body).await {
+    let sent = account.gateway.send_message(credentials, &body).await;
+    if let Some(recording) = recording
+        && let Err(e) = recording.await
+    {
+        // The gateway has the message either way; refusing it now would make the ESME send
+        // it again. Only its receipt is lost, and the log says so.
+        warn!(%message_id, error = %e, "cannot record the message; its receipts will not be sent");
+    }
+    match sent {
         Ok(state) => {
             let segments = match &submission.content {
                 Content::Text(text) => text::segment_count(text),

@@ -2,6 +2,7 @@
 //! raw bytes where it cannot (long credentials, malformed PDUs); everything the server sends is
 //! read as raw frames, so the tests see exactly the bytes on the wire.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub const BIND_RECEIVER: u32 = 0x0000_0001;
 pub const BIND_TRANSMITTER: u32 = 0x0000_0002;
 pub const QUERY_SM: u32 = 0x0000_0003;
 pub const SUBMIT_SM: u32 = 0x0000_0004;
+pub const DELIVER_SM: u32 = 0x0000_0005;
 pub const UNBIND: u32 = 0x0000_0006;
 pub const REPLACE_SM: u32 = 0x0000_0007;
 pub const CANCEL_SM: u32 = 0x0000_0008;
@@ -61,6 +63,13 @@ pub const ESME_RINVPARLEN: u32 = 0xC2;
 
 pub const TAG_SC_INTERFACE_VERSION: u16 = 0x0210;
 pub const TAG_MESSAGE_PAYLOAD: u16 = 0x0424;
+pub const TAG_RECEIPTED_MESSAGE_ID: u16 = 0x001E;
+pub const TAG_NETWORK_ERROR_CODE: u16 = 0x0423;
+pub const TAG_MESSAGE_STATE: u16 = 0x0427;
+
+/// How long a deliver_sm may take to come: a webhook round trip with an fsync, on a slow
+/// machine running many tests at once.
+pub const DELIVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindKind {
@@ -255,6 +264,11 @@ impl Fields {
         self.0.get_u32()
     }
 
+    pub fn bytes(&mut self, len: usize) -> Bytes {
+        assert!(self.0.len() >= len, "body ends early");
+        self.0.split_to(len)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -347,6 +361,124 @@ impl Frame {
     }
 }
 
+/// A deliver_sm as the server sent it, field by field.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeliverSm {
+    pub sequence: u32,
+    pub service_type: String,
+    pub source_ton: u8,
+    pub source_npi: u8,
+    pub source_addr: String,
+    pub dest_ton: u8,
+    pub dest_npi: u8,
+    pub dest_addr: String,
+    pub esm_class: u8,
+    pub protocol_id: u8,
+    pub priority_flag: u8,
+    pub schedule_delivery_time: String,
+    pub validity_period: String,
+    pub registered_delivery: u8,
+    pub replace_if_present: u8,
+    pub data_coding: u8,
+    pub sm_default_msg_id: u8,
+    pub short_message: Bytes,
+    pub tlvs: Vec<(u16, Bytes)>,
+}
+
+impl fmt::Debug for DeliverSm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliverSm")
+            .field("sequence", &self.sequence)
+            .field("service_type", &self.service_type)
+            .field(
+                "source",
+                &(self.source_ton, self.source_npi, &self.source_addr),
+            )
+            .field("dest", &(self.dest_ton, self.dest_npi, &self.dest_addr))
+            .field("esm_class", &format_args!("0x{:02X}", self.esm_class))
+            .field("protocol_id", &self.protocol_id)
+            .field("priority_flag", &self.priority_flag)
+            .field("schedule_delivery_time", &self.schedule_delivery_time)
+            .field("validity_period", &self.validity_period)
+            .field("registered_delivery", &self.registered_delivery)
+            .field("replace_if_present", &self.replace_if_present)
+            .field("data_coding", &self.data_coding)
+            .field("sm_default_msg_id", &self.sm_default_msg_id)
+            .field("short_message", &self.text())
+            .field(
+                "tlvs",
+                &self
+                    .tlvs
+                    .iter()
+                    .map(|(tag, value)| format!("0x{tag:04X}={:02X?}", &value[..]))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl DeliverSm {
+    /// The value of the TLV with `tag`; a tag sent twice is a failure of its own.
+    pub fn tlv(&self, tag: u16) -> Option<&Bytes> {
+        let mut found = self.tlvs.iter().filter(|(t, _)| *t == tag);
+        let first = found.next().map(|(_, value)| value);
+        assert!(found.next().is_none(), "TLV 0x{tag:04X} twice: {self:?}");
+        first
+    }
+
+    /// short_message with every octet taken as a character: receipts are ASCII, and anything
+    /// else shows its bytes legibly enough in a failure message.
+    pub fn text(&self) -> String {
+        self.short_message.iter().copied().map(char::from).collect()
+    }
+
+    /// Everything but the sequence number: what must not change when a deliver_sm is retried.
+    pub fn content(&self) -> DeliverSm {
+        DeliverSm {
+            sequence: 0,
+            ..self.clone()
+        }
+    }
+}
+
+impl Frame {
+    pub fn deliver_sm(&self) -> DeliverSm {
+        assert_eq!(self.command_id, DELIVER_SM, "not a deliver_sm: {self:?}");
+        assert_eq!(self.status, ESME_ROK, "a request with a status: {self:?}");
+        let mut f = self.fields();
+        let service_type = f.c_string();
+        let (source_ton, source_npi, source_addr) = (f.u8(), f.u8(), f.c_string());
+        let (dest_ton, dest_npi, dest_addr) = (f.u8(), f.u8(), f.c_string());
+        let (esm_class, protocol_id, priority_flag) = (f.u8(), f.u8(), f.u8());
+        let (schedule_delivery_time, validity_period) = (f.c_string(), f.c_string());
+        let (registered_delivery, replace_if_present) = (f.u8(), f.u8());
+        let (data_coding, sm_default_msg_id) = (f.u8(), f.u8());
+        let sm_length = usize::from(f.u8());
+        let short_message = f.bytes(sm_length);
+        DeliverSm {
+            sequence: self.sequence,
+            service_type,
+            source_ton,
+            source_npi,
+            source_addr,
+            dest_ton,
+            dest_npi,
+            dest_addr,
+            esm_class,
+            protocol_id,
+            priority_flag,
+            schedule_delivery_time,
+            validity_period,
+            registered_delivery,
+            replace_if_present,
+            data_coding,
+            sm_default_msg_id,
+            short_message,
+            tlvs: f.tlvs(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum ReadError {
     Timeout,
@@ -359,6 +491,8 @@ pub struct Client<S = TcpStream> {
     buffer: BytesMut,
     next_sequence: u32,
     codec: CommandCodec,
+    /// deliver_sm that came while the client waited for a response, oldest first.
+    stashed: VecDeque<Frame>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
@@ -368,6 +502,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             buffer: BytesMut::with_capacity(4096),
             next_sequence: 1,
             codec: CommandCodec::new().without_max_length(),
+            stashed: VecDeque::new(),
         }
     }
 
@@ -457,13 +592,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    /// The answer to request `sequence`; enquire_links the server sends meanwhile are answered.
+    /// The answer to request `sequence`; enquire_links the server sends meanwhile are answered,
+    /// deliver_sm kept for [`Client::next_deliver_sm`].
     pub async fn response(&mut self, sequence: u32) -> Frame {
         loop {
             let frame = self.read().await;
             if frame.command_id == ENQUIRE_LINK {
                 self.write(&pdu_bytes(ENQUIRE_LINK | RESP, frame.sequence, &[]))
                     .await;
+                continue;
+            }
+            if frame.command_id == DELIVER_SM {
+                self.stashed.push_back(frame);
                 continue;
             }
             assert_eq!(
@@ -528,6 +668,83 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         };
         assert_eq!(frame.command_id, kind.command_id() | RESP, "{frame:?}");
         frame
+    }
+
+    /// The next deliver_sm within `within`, unanswered; enquire_links meanwhile are answered and
+    /// any other PDU fails the test. `None` when none came in time.
+    pub async fn next_deliver_sm(&mut self, within: Duration) -> Option<DeliverSm> {
+        if let Some(frame) = self.stashed.pop_front() {
+            return Some(frame.deliver_sm());
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = match self.try_read(left).await {
+                Ok(frame) => frame,
+                Err(ReadError::Timeout) => return None,
+                Err(ReadError::Closed) => panic!("connection closed while awaiting deliver_sm"),
+            };
+            match frame.command_id {
+                ENQUIRE_LINK => {
+                    self.write(&pdu_bytes(ENQUIRE_LINK | RESP, frame.sequence, &[]))
+                        .await;
+                }
+                DELIVER_SM => return Some(frame.deliver_sm()),
+                _ => panic!("expected deliver_sm, got {frame:?}"),
+            }
+        }
+    }
+
+    /// The next deliver_sm, unanswered; fails the test when none comes.
+    #[track_caller]
+    pub fn expect_deliver_sm(&mut self) -> impl Future<Output = DeliverSm> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            self.next_deliver_sm(DELIVER_TIMEOUT)
+                .await
+                .unwrap_or_else(|| panic!("{caller}: no deliver_sm within {DELIVER_TIMEOUT:?}"))
+        }
+    }
+
+    /// deliver_sm_resp with `status` and the deliver_sm's sequence number; its message_id is
+    /// unused in 3.4 and sent empty.
+    pub async fn answer_deliver_sm(&mut self, deliver: &DeliverSm, status: u32) {
+        let mut bytes = pdu_bytes(DELIVER_SM | RESP, deliver.sequence, &[0]);
+        bytes[8..12].copy_from_slice(&status.to_be_bytes());
+        self.write(&bytes).await;
+    }
+
+    /// The next deliver_sm, answered ESME_ROK.
+    #[track_caller]
+    pub fn receive(&mut self) -> impl Future<Output = DeliverSm> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            let deliver = self
+                .next_deliver_sm(DELIVER_TIMEOUT)
+                .await
+                .unwrap_or_else(|| panic!("{caller}: no deliver_sm within {DELIVER_TIMEOUT:?}"));
+            self.answer_deliver_sm(&deliver, ESME_ROK).await;
+            deliver
+        }
+    }
+
+    /// No deliver_sm comes for `within`.
+    #[track_caller]
+    pub fn expect_no_deliver_sm(&mut self, within: Duration) -> impl Future<Output = ()> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            if let Some(deliver) = self.next_deliver_sm(within).await {
+                panic!("{caller}: unexpected deliver_sm {deliver:?}");
+            }
+        }
+    }
+
+    /// unbind, answered ESME_ROK.
+    pub async fn unbind(&mut self) {
+        let sequence = self.send(Pdu::Unbind).await;
+        self.response(sequence)
+            .await
+            .expect(UNBIND | RESP, ESME_ROK, sequence);
     }
 
     /// enquire_link is answered with enquire_link_resp ESME_ROK: the link is up.

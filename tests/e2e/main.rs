@@ -8,6 +8,7 @@ mod support;
 mod bind;
 mod concat;
 mod config;
+mod delivery;
 mod gateway_status;
 mod malformed;
 mod multi;

@@ -2,6 +2,7 @@
 //! logs kept in a scratch directory and printed when a test fails.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
@@ -33,7 +34,14 @@ const PLUGIN_START_TIMEOUT: Duration = Duration::from_secs(90);
 const START_ATTEMPTS: usize = 3;
 
 /// Variables that would let the caller's environment reconfigure the processes under test.
-const CONFIG_PREFIXES: [&str; 5] = ["SMPP__", "GATEWAY__", "HTTP__", "SIMULATOR__", "PLUGINS__"];
+const CONFIG_PREFIXES: [&str; 6] = [
+    "SMPP__",
+    "GATEWAY__",
+    "HTTP__",
+    "DELIVERY__",
+    "SIMULATOR__",
+    "PLUGINS__",
+];
 
 /// What the simulator does with messages to numbers matching a rule's pattern.
 pub enum Outcome {
@@ -147,6 +155,8 @@ pub struct Setup {
     accounts: Vec<(String, String)>,
     env: Vec<(String, String)>,
     tls: bool,
+    webhooks: bool,
+    signing_key: Option<String>,
     start_timeout: Duration,
 }
 
@@ -164,6 +174,8 @@ impl Setup {
             accounts: Vec::new(),
             env: Vec::new(),
             tls: false,
+            webhooks: false,
+            signing_key: None,
             start_timeout: START_TIMEOUT,
         }
     }
@@ -205,10 +217,31 @@ impl Setup {
         self
     }
 
+    /// The server registers webhooks on the simulator for its receivers, at its own HTTP
+    /// address, so receipts and incoming SMS come back as deliver_sm. Off by default, so the
+    /// gateway traffic that other tests count stays free of webhook calls.
+    pub fn webhooks(mut self) -> Self {
+        self.webhooks = true;
+        self
+    }
+
+    /// The simulator signs the demo account's webhook calls with `key` and the server checks
+    /// them with it.
+    pub fn signing_key(mut self, key: &str) -> Self {
+        self.signing_key = Some(key.into());
+        self.env("DELIVERY__SIGNING_KEY", key)
+    }
+
     fn simulator_toml(&self) -> String {
+        let demo_key = self
+            .signing_key
+            .as_ref()
+            .map(|key| format!("signing_key = {key:?}\n"))
+            .unwrap_or_default();
         let mut toml = format!(
             "[simulator]\nstep_delay = {:?}\n\n\
-             [[simulator.accounts]]\nusername = {DEMO_USER:?}\npassword = {DEMO_PASSWORD:?}\n\n\
+             [[simulator.accounts]]\nusername = {DEMO_USER:?}\npassword = {DEMO_PASSWORD:?}\n\
+             {demo_key}\n\
              [[simulator.accounts]]\nusername = {LONG_USER:?}\npassword = {LONG_PASSWORD:?}\n",
             self.step_delay
         );
@@ -306,30 +339,50 @@ impl SimulatorOnly {
             dir,
         } = self;
         let tls_files = setup.tls.then(|| write_certificate(dir.path()));
-        let (server, addrs) = start_with_retry("server", &dir, &http, setup.start_timeout, |log| {
-            let (smpp, tls, web) = (free_port(), free_port(), free_port());
-            let mut cmd = command();
-            cmd.env("SMPP__BIND_ADDRESS", local(smpp).to_string())
-                .env("SMPP__TLS_BIND_ADDRESS", local(tls).to_string())
-                .env("HTTP__ADDRESS", local(web).to_string())
-                .env("GATEWAY__API_BASE_URL", format!("http://{sim}/3rdparty/v1"))
-                .env("GATEWAY__TIMEOUT", "5s")
-                .env("DELIVERY__DATA_DIR", dir.path().join("data"));
-            if let Some(files) = &tls_files {
-                cmd.env("SMPP__TLS_CERT", &files.cert)
-                    .env("SMPP__TLS_KEY", &files.key);
-            }
-            for (key, value) in &setup.env {
-                cmd.env(key, value);
-            }
-            let url = format!("http://{}/health/ready", local(web));
-            (
-                Proc::spawn(cmd, log),
-                url,
-                (local(smpp), local(tls), local(web)),
-            )
-        })
-        .await;
+        let (server, (addrs, server_env)) =
+            start_with_retry("server", &dir, &http, setup.start_timeout, |log| {
+                let (smpp, tls, web) = (free_port(), free_port(), free_port());
+                let mut env: Vec<(String, OsString)> = vec![
+                    ("SMPP__BIND_ADDRESS".into(), local(smpp).to_string().into()),
+                    (
+                        "SMPP__TLS_BIND_ADDRESS".into(),
+                        local(tls).to_string().into(),
+                    ),
+                    ("HTTP__ADDRESS".into(), local(web).to_string().into()),
+                    (
+                        "GATEWAY__API_BASE_URL".into(),
+                        format!("http://{sim}/3rdparty/v1").into(),
+                    ),
+                    ("GATEWAY__TIMEOUT".into(), "5s".into()),
+                    (
+                        "DELIVERY__DATA_DIR".into(),
+                        dir.path().join("data").into_os_string(),
+                    ),
+                ];
+                // The webhook port is only known here, once the HTTP port is picked.
+                if setup.webhooks {
+                    env.push((
+                        "GATEWAY__WEBHOOK_BASE_URL".into(),
+                        format!("http://{}", local(web)).into(),
+                    ));
+                }
+                if let Some(files) = &tls_files {
+                    env.push(("SMPP__TLS_CERT".into(), files.cert.clone().into_os_string()));
+                    env.push(("SMPP__TLS_KEY".into(), files.key.clone().into_os_string()));
+                }
+                for (key, value) in &setup.env {
+                    env.push((key.clone(), value.into()));
+                }
+                let mut cmd = command();
+                cmd.envs(env.iter().map(|(k, v)| (k, v)));
+                let url = format!("http://{}/health/ready", local(web));
+                (
+                    Proc::spawn(cmd, log),
+                    url,
+                    ((local(smpp), local(tls), local(web)), env),
+                )
+            })
+            .await;
 
         Harness {
             smpp: addrs.0,
@@ -339,8 +392,12 @@ impl SimulatorOnly {
             web: addrs.2,
             http,
             server: Some(server),
+            server_env,
+            start_timeout: setup.start_timeout,
+            restarts: 0,
+            earlier_server_logs: String::new(),
             simulator,
-            _dir: dir,
+            dir,
         }
     }
 }
@@ -416,8 +473,14 @@ pub struct Harness {
     pub web: SocketAddr,
     http: reqwest::Client,
     server: Option<Proc>,
+    /// What the server was started with, for a restart on the same ports and data.
+    server_env: Vec<(String, OsString)>,
+    start_timeout: Duration,
+    restarts: u32,
+    /// Logs of server processes killed before the current one.
+    earlier_server_logs: String,
     simulator: Proc,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Drop for Harness {
@@ -446,7 +509,8 @@ impl Harness {
     }
 
     pub fn server_log(&self) -> String {
-        self.server.as_ref().map(Proc::log).unwrap_or_default()
+        let current = self.server.as_ref().map(Proc::log).unwrap_or_default();
+        format!("{}{current}", self.earlier_server_logs)
     }
 
     pub fn server_pid(&self) -> u32 {
@@ -567,6 +631,199 @@ impl Harness {
 
     pub async fn sim_request_count(&self, key: &str) -> u64 {
         self.sim_requests().await.get(key).copied().unwrap_or(0)
+    }
+
+    /// For requests the helpers here do not make (hand-made webhook calls).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The environment the server runs with (ports, data dir, the test's own variables).
+    pub fn server_env(&self) -> impl Iterator<Item = (&str, &OsString)> {
+        self.server_env.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+    pub fn kill_server(&mut self) {
+        let mut server = self.server.take().expect("server running");
+        server.child.kill().expect("SIGKILL the server");
+        let status = server.child.wait().expect("reap the server");
+        assert!(!status.success(), "the killed server exited with {status}");
+        let _ = writeln!(
+            self.earlier_server_logs,
+            "{}----- server killed ({status}) -----",
+            server.log()
+        );
+    }
+
+    /// Starts the server again with the same ports, environment and data directory, so the
+    /// webhook URLs registered on the simulator stay valid.
+    pub async fn restart_server(&mut self) {
+        assert!(self.server.is_none(), "kill_server first");
+        self.restarts += 1;
+        let name = format!("server-restart{}", self.restarts);
+        let url = format!("http://{}/health/ready", self.web);
+        let env = self.server_env.clone();
+        let (server, ()) =
+            start_with_retry(&name, &self.dir, &self.http, self.start_timeout, |log| {
+                let mut cmd = command();
+                cmd.envs(env.iter().map(|(k, v)| (k, v)));
+                (Proc::spawn(cmd, log), url.clone(), ())
+            })
+            .await;
+        self.server = Some(server);
+    }
+
+    /// The server's own JSON at `path` on its HTTP side.
+    pub async fn server_json(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.web);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "GET {url}: {status} {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    }
+
+    /// `GET /api/smpp/v1/queue`: the deliver_sm waiting per account.
+    pub async fn queue(&self) -> Value {
+        self.server_json("/api/smpp/v1/queue").await
+    }
+
+    /// Items waiting for `account`; an account with none is not listed at all.
+    pub async fn queued_items(&self, account: &str) -> u64 {
+        let queue = self.queue().await;
+        let accounts = queue["accounts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no accounts array in {queue}"));
+        accounts
+            .iter()
+            .find(|a| a["account"] == account)
+            .map_or(0, |a| {
+                a["items"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no item count in {queue}"))
+            })
+    }
+
+    /// Waits until exactly `items` wait for `account`.
+    pub async fn wait_for_queued(&self, account: &str, items: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let queued = self.queued_items(account).await;
+            if queued == items {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{account} has {queued} queued items after {within:?}, expected {items}: {}",
+                self.queue().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The webhooks registered on the simulator for the demo account.
+    pub async fn registered_webhooks(&self) -> Vec<Value> {
+        let url = format!("http://{}/3rdparty/v1/webhooks", self.sim);
+        let value: Value = self
+            .http
+            .get(&url)
+            .basic_auth(DEMO_USER, Some(DEMO_PASSWORD))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: body is not JSON: {e}"));
+        match value {
+            Value::Array(items) => items,
+            other => panic!("GET {url}: {other}"),
+        }
+    }
+
+    /// Waits for the server's five registrations of the demo account (they are made in the
+    /// background after the first receiver's bind_resp) and returns the URL they share.
+    pub async fn wait_for_registrations(&self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let webhooks = self.registered_webhooks().await;
+            if webhooks.len() >= 5 {
+                assert_eq!(webhooks.len(), 5, "{webhooks:#?}");
+                let url = webhooks[0]["url"]
+                    .as_str()
+                    .expect("webhook url")
+                    .to_string();
+                assert!(
+                    webhooks.iter().all(|w| w["url"] == url.as_str()),
+                    "{webhooks:#?}"
+                );
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} webhooks registered within {within:?}: {webhooks:#?}",
+                webhooks.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every webhook call the simulator made, oldest first.
+    pub async fn webhook_deliveries(&self) -> Vec<Value> {
+        match self.get_json("/simulator/v1/webhook-deliveries").await {
+            Value::Array(items) => items,
+            other => panic!("/simulator/v1/webhook-deliveries: {other}"),
+        }
+    }
+
+    /// Waits until the server has answered the simulator's `event` call about `message_id`
+    /// with `status`, and returns that attempt.
+    pub async fn wait_for_webhook_call(
+        &self,
+        event: &str,
+        message_id: &str,
+        status: u16,
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let calls = self.webhook_deliveries().await;
+            if let Some(call) = calls.iter().find(|c| {
+                c["event"] == event && c["messageId"] == message_id && c["status"] == status
+            }) {
+                return call.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {event} call for {message_id} answered {status} within {within:?}: \
+                 {calls:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `POST /simulator/v1/inbox` for the demo account's phone: `sms` holds from, to and text
+    /// or base64 data. Returns the simulator's answer.
+    pub async fn inject_mo(&self, mut sms: Value) -> Value {
+        sms["account"] = Value::from(DEMO_USER);
+        let url = format!("http://{}/simulator/v1/inbox", self.sim);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&sms)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert_eq!(status.as_u16(), 202, "POST {url} {sms}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("POST {url}: {e}: {body}"))
     }
 }
 

@@ -20,9 +20,8 @@ use super::Delivery;
 use super::queue::Item;
 use crate::codec::status::{self, ESME_ROK, ESME_RTHROTTLED};
 
-/// Items read from the queue per round; more than any window holds, so a round fills every
-/// session's window.
-const LOOKAHEAD: usize = 512;
+/// Most items read from the queue per round.
+const LOOKAHEAD: usize = 1024;
 
 /// How a deliver_sm ended.
 enum Answer {
@@ -68,12 +67,26 @@ impl Dispatcher {
     async fn run(mut self, wake: Arc<Notify>) {
         let shutdown = self.delivery.shutdown.clone();
         loop {
-            let items = match self.delivery.queue.peek(&self.account, LOOKAHEAD) {
-                Ok(items) => items,
-                Err(e) => {
-                    warn!(error = %e, "reading the delivery queue failed");
-                    Vec::new()
+            let now = Instant::now();
+            self.paused.retain(|_, until| *until > now);
+            self.not_before.retain(|_, at| *at > now);
+            let paused: Vec<u64> = self.paused.keys().copied().collect();
+            let free = self.delivery.receivers.free_slots(&self.account, &paused);
+            // Reading the queue is only worth it when something could be sent, or to learn
+            // whether it is empty. In-flight and backed-off items may come first, so read past
+            // them.
+            let items = if free > 0 || self.answers.is_empty() {
+                let limit =
+                    (self.in_flight.len() + self.not_before.len() + free.max(1)).min(LOOKAHEAD);
+                match self.delivery.queue.peek(&self.account, limit) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        warn!(error = %e, "reading the delivery queue failed");
+                        Vec::new()
+                    }
                 }
+            } else {
+                Vec::new()
             };
             if items.is_empty() && self.answers.is_empty() {
                 if self.delivery.dispatcher_done(&self.account, &wake) {
@@ -81,7 +94,7 @@ impl Dispatcher {
                 }
                 continue;
             }
-            self.send_ready(items);
+            self.send_ready(items, &paused);
             let next_timer = self
                 .not_before
                 .values()
@@ -107,16 +120,12 @@ impl Dispatcher {
     }
 
     /// Hands every item that may go now to a session with room, in queue order.
-    fn send_ready(&mut self, items: Vec<Item>) {
-        let now = Instant::now();
-        self.paused.retain(|_, until| *until > now);
-        self.not_before.retain(|_, at| *at > now);
-        let paused: Vec<u64> = self.paused.keys().copied().collect();
+    fn send_ready(&mut self, items: Vec<Item>, paused: &[u64]) {
         for item in items {
             if self.in_flight.contains(&item.seq) || self.not_before.contains_key(&item.seq) {
                 continue;
             }
-            let Some(slot) = self.delivery.receivers.next_free(&self.account, &paused) else {
+            let Some(slot) = self.delivery.receivers.next_free(&self.account, paused) else {
                 return;
             };
             let (seq, session) = (item.seq, slot.session);
@@ -175,12 +184,8 @@ impl Dispatcher {
             }
         }
         if !delivered.is_empty() {
-            let queue = Arc::clone(&self.delivery.queue);
-            let seqs = delivered.clone();
-            match tokio::task::spawn_blocking(move || queue.ack_many(&seqs)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!(error = %e, "removing delivered items failed"),
-                Err(e) => warn!(error = %e, "removing delivered items failed"),
+            if let Err(e) = self.delivery.writer.ack(delivered.clone()).await {
+                warn!(error = %e, "removing delivered items failed");
             }
             for seq in &delivered {
                 self.in_flight.remove(seq);

@@ -13,6 +13,7 @@ pub mod receivers;
 pub mod registration;
 pub mod sent;
 mod tokens;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use receivers::{Outgoing, Receivers};
 use registration::Registrar;
 use sent::{SentLog, SentRecord};
 use tokens::Tokens;
+use writer::QueueWriter;
 
 /// Which part ids of a concatenated message get a receipt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -228,6 +230,7 @@ pub struct Delivery {
     config: DeliveryConfig,
     alphabet: DefaultAlphabet,
     queue: Arc<Queue>,
+    writer: QueueWriter,
     sent: Arc<SentLog>,
     receivers: Receivers,
     registrar: Registrar,
@@ -261,10 +264,13 @@ impl Delivery {
         let tokens = Tokens::load(&config.data_dir, &queue)
             .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
         let registrar = Registrar::new(webhook_base_url, config.webhook_grace, shutdown.clone());
+        let queue = Arc::new(queue);
+        let writer = QueueWriter::spawn(Arc::clone(&queue))?;
         let delivery = Arc::new(Delivery {
             config: config.clone(),
             alphabet,
-            queue: Arc::new(queue),
+            queue,
+            writer,
             sent: Arc::new(sent),
             receivers: Receivers::default(),
             registrar,
@@ -322,14 +328,14 @@ impl Delivery {
         }
     }
 
-    /// Remembers a submitted message that asked for receipts; done when it is on disk, so a
-    /// receipt can never arrive for a message the server has forgotten.
-    pub async fn record_submit(
+    /// Remembers a submitted message that asked for receipts. A receipt finds the record from
+    /// this call on; the returned future resolves when it is on disk.
+    pub fn record_submit(
         &self,
         message_id: &str,
         record: SentRecord,
-    ) -> Result<(), sent::SentLogError> {
-        self.sent.record(message_id, record).await
+    ) -> impl Future<Output = Result<(), sent::SentLogError>> + use<> {
+        self.sent.record(message_id, record)
     }
 
     /// Takes one webhook call: checks its token and signature, turns the event into the
@@ -362,15 +368,10 @@ impl Delivery {
             Err(why) => return Ok(Taken::Ignored(why)),
         };
         let count = composed.bodies.len();
-        let this = Arc::clone(self);
-        let name = owner.account.clone();
-        // An fsync'd write: kept off the async workers.
-        let pushed = tokio::task::spawn_blocking(move || {
-            let payloads: Vec<&[u8]> = composed.bodies.iter().map(|b| b.as_ref()).collect();
-            this.queue.push_all(&name, &composed.dedupe_id, &payloads)
-        })
-        .await
-        .map_err(|e| Refused::Malformed(format!("storing the event failed: {e}")))??;
+        let pushed = self
+            .writer
+            .push(&owner.account, &composed.dedupe_id, composed.bodies)
+            .await?;
         match pushed {
             Push::Stored(_) => {
                 self.wake(&owner.account);
@@ -535,6 +536,7 @@ pub async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountS
         bytes: u64,
         oldest_seconds: u64,
     }
+    crate::ensure_crypto_provider();
     if http.tls_cert.is_some() {
         anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
     }

@@ -77,6 +77,14 @@ impl Default for QueueOptions {
     }
 }
 
+/// One event to store: its account, its id (for dedupe) and the items it became.
+#[derive(Clone, Copy)]
+pub struct PushRequest<'a> {
+    pub account: &'a str,
+    pub event_id: &'a str,
+    pub payloads: &'a [&'a [u8]],
+}
+
 /// Outcome of an accepted `push`; both mean the event is safely held and the webhook may
 /// answer 2xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +128,11 @@ pub enum QueueError {
     Directory { path: PathBuf, source: io::Error },
     #[error("queue storage: {0}")]
     Storage(#[from] redb::Error),
+    /// The transaction this change was part of failed (shared by every change in it).
+    #[error("queue storage: {0}")]
+    Failed(String),
+    #[error("the queue writer has stopped")]
+    WriterGone,
 }
 
 macro_rules! storage_error {
@@ -197,6 +210,7 @@ impl Queue {
     /// Stores the items one event became (the parts of a long message, a receipt per part) in
     /// one transaction, so a crash keeps all of them or none and the phone's retry fills the gap.
     /// `Push::Stored` carries the first item's seq.
+    #[cfg(test)]
     pub fn push_all(
         &self,
         account: &str,
@@ -206,6 +220,7 @@ impl Queue {
         self.push_at(account, event_id, payloads, SystemTime::now())
     }
 
+    #[cfg(test)]
     fn push_at(
         &self,
         account: &str,
@@ -213,62 +228,115 @@ impl Queue {
         payloads: &[&[u8]],
         now: SystemTime,
     ) -> Result<Push, QueueError> {
+        let request = PushRequest {
+            account,
+            event_id,
+            payloads,
+        };
+        let (mut results, _) = self.apply_at(&[request], &[], now)?;
+        results.pop().expect("one result per request")
+    }
+
+    /// Stores events and removes delivered items in ONE transaction: a single fsync for all the
+    /// webhook calls and acknowledgements that arrived together. Each push gets its own result
+    /// (duplicate, full, too large); `Err` means the transaction failed and nothing changed.
+    /// Also returns how many of `acks` were still queued.
+    pub fn apply(
+        &self,
+        pushes: &[PushRequest<'_>],
+        acks: &[u64],
+    ) -> Result<(Vec<Result<Push, QueueError>>, usize), QueueError> {
+        self.apply_at(pushes, acks, SystemTime::now())
+    }
+
+    fn apply_at(
+        &self,
+        pushes: &[PushRequest<'_>],
+        acks: &[u64],
+        now: SystemTime,
+    ) -> Result<(Vec<Result<Push, QueueError>>, usize), QueueError> {
+        let txn = self.db.begin_write()?;
+        let (results, removed) = {
+            let mut tables = Tables::open(&txn)?;
+            let mut removed = 0;
+            for &seq in acks {
+                removed += usize::from(tables.remove(seq)?.is_some());
+            }
+            let mut results = Vec::with_capacity(pushes.len());
+            for push in pushes {
+                results.push(self.push_in(&mut tables, push, now)?);
+            }
+            (results, removed)
+        };
+        let changed = removed > 0 || results.iter().any(|r| matches!(r, Ok(Push::Stored(_))));
+        // Nothing to keep (all duplicates or refused) spares the fsync.
+        if changed {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok((results, removed))
+    }
+
+    /// One push inside an open transaction. The outer `Result` is a storage failure that aborts
+    /// the whole transaction; the inner one is this push's own answer.
+    fn push_in(
+        &self,
+        tables: &mut Tables<'_>,
+        push: &PushRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Result<Push, QueueError>, QueueError> {
+        let PushRequest {
+            account,
+            event_id,
+            payloads,
+        } = *push;
         let size: u64 = payloads.iter().map(|p| p.len() as u64).sum();
         let count = payloads.len() as u64;
         if size > self.options.max_bytes || count > self.options.max_items as u64 {
             // Would never fit, however long the phone retried.
-            return Err(QueueError::TooLarge {
+            return Ok(Err(QueueError::TooLarge {
                 size,
                 max: self.options.max_bytes,
-            });
+            }));
         }
         let now_ms = unix_ms(now);
-
-        // Returning early drops the transaction uncommitted, which aborts it.
-        let txn = self.db.begin_write()?;
-        let first = {
-            let mut tables = Tables::open(&txn)?;
-            let seen = tables
-                .seen
-                .get((account, event_id))?
-                .map(|arrival| arrival.value());
-            if let Some(arrival) = seen {
-                // An entry past the TTL may still wait for `expire` to prune it; it no longer
-                // counts, so the answer does not depend on when `expire` last ran.
-                if arrival >= self.cutoff(now_ms) {
-                    return Ok(Push::Duplicate);
-                }
-                tables.seen_expiry.remove((arrival, account, event_id))?;
+        let seen = tables
+            .seen
+            .get((account, event_id))?
+            .map(|arrival| arrival.value());
+        if let Some(arrival) = seen {
+            // An entry past the TTL may still wait for `expire` to prune it; it no longer
+            // counts, so the answer does not depend on when `expire` last ran.
+            if arrival >= self.cutoff(now_ms) {
+                return Ok(Ok(Push::Duplicate));
             }
+            tables.seen_expiry.remove((arrival, account, event_id))?;
+        }
 
-            // A duplicate is answered even when full, since it needs no room.
-            let items = counter(&tables.meta, ITEM_COUNT)?;
-            let bytes = counter(&tables.meta, BYTE_COUNT)?;
-            if items + count > self.options.max_items as u64
-                || bytes + size > self.options.max_bytes
-            {
-                return Err(QueueError::Full);
-            }
+        // A duplicate is answered even when full, since it needs no room.
+        let items = counter(&tables.meta, ITEM_COUNT)?;
+        let bytes = counter(&tables.meta, BYTE_COUNT)?;
+        if items + count > self.options.max_items as u64 || bytes + size > self.options.max_bytes {
+            return Ok(Err(QueueError::Full));
+        }
 
-            // Persisted rather than derived from the highest key, so a seq is never reused after
-            // the queue has drained, and an ack that arrives late cannot hit a newer item.
-            let first = counter(&tables.meta, NEXT_SEQ)?.max(1);
-            for (seq, payload) in (first..).zip(payloads) {
-                tables
-                    .items
-                    .insert((account, seq), (event_id, *payload, now_ms, 0))?;
-                tables.seqs.insert(seq, (account, now_ms))?;
-                tables.expiry.insert((now_ms, seq), ())?;
-            }
-            tables.seen.insert((account, event_id), now_ms)?;
-            tables.seen_expiry.insert((now_ms, account, event_id), ())?;
-            tables.meta.insert(NEXT_SEQ, first + count)?;
-            tables.meta.insert(ITEM_COUNT, items + count)?;
-            tables.meta.insert(BYTE_COUNT, bytes + size)?;
-            first
-        };
-        txn.commit()?;
-        Ok(Push::Stored(first))
+        // Persisted rather than derived from the highest key, so a seq is never reused after
+        // the queue has drained, and an ack that arrives late cannot hit a newer item.
+        let first = counter(&tables.meta, NEXT_SEQ)?.max(1);
+        for (seq, payload) in (first..).zip(payloads) {
+            tables
+                .items
+                .insert((account, seq), (event_id, *payload, now_ms, 0))?;
+            tables.seqs.insert(seq, (account, now_ms))?;
+            tables.expiry.insert((now_ms, seq), ())?;
+        }
+        tables.seen.insert((account, event_id), now_ms)?;
+        tables.seen_expiry.insert((now_ms, account, event_id), ())?;
+        tables.meta.insert(NEXT_SEQ, first + count)?;
+        tables.meta.insert(ITEM_COUNT, items + count)?;
+        tables.meta.insert(BYTE_COUNT, bytes + size)?;
+        Ok(Ok(Push::Stored(first)))
     }
 
     /// Up to `limit` of the account's oldest items, in arrival order, left in the queue.
@@ -300,23 +368,10 @@ impl Queue {
         Ok(removed)
     }
 
-    /// Removes delivered items in one transaction (one fsync for a burst of acknowledgements);
-    /// returns how many were still queued.
+    /// Removes delivered items in one transaction; returns how many were still queued.
+    #[cfg(test)]
     pub fn ack_many(&self, seqs: &[u64]) -> Result<usize, QueueError> {
-        let txn = self.db.begin_write()?;
-        let mut removed = 0;
-        {
-            let mut tables = Tables::open(&txn)?;
-            for &seq in seqs {
-                removed += usize::from(tables.remove(seq)?.is_some());
-            }
-        }
-        if removed == 0 {
-            txn.abort()?;
-        } else {
-            txn.commit()?;
-        }
-        Ok(removed)
+        Ok(self.apply(&[], seqs)?.1)
     }
 
     /// Remembers whose webhook token this is.

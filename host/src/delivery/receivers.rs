@@ -100,6 +100,19 @@ impl Receivers {
             .is_some_and(|a| a.sessions.iter().any(|r| r.session == session))
     }
 
+    /// How many more deliver_sm the account's sessions (but `except`) can take now.
+    pub fn free_slots(&self, account: &str, except: &[u64]) -> usize {
+        let accounts = self.accounts.lock().expect("receivers lock");
+        accounts.get(account).map_or(0, |entry| {
+            entry
+                .sessions
+                .iter()
+                .filter(|r| !except.contains(&r.session) && !r.tx.is_closed())
+                .map(|r| r.window.available_permits())
+                .sum()
+        })
+    }
+
     /// The next session in round-robin order with room in its window, skipping `except`
     /// (sessions that asked to be left alone for a while).
     pub fn next_free(&self, account: &str, except: &[u64]) -> Option<Slot> {
@@ -151,6 +164,8 @@ mod tests {
         let receivers = Receivers::default();
         let (_a, _) = receivers.add("acct", 1, 4);
         let (_b, _) = receivers.add("acct", 2, 4);
+        assert_eq!(receivers.free_slots("acct", &[]), 8);
+        assert_eq!(receivers.free_slots("acct", &[1]), 4);
         assert_eq!(receivers.next_free("acct", &[1]).unwrap().session, 2);
         assert!(receivers.contains("acct", 1));
         assert!(!receivers.remove("acct", 2));

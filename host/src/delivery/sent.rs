@@ -5,11 +5,12 @@
 //! addresses and the start of the text. Recording sits on the submit_sm hot path, so callers
 //! share commits: one writer thread puts everything queued into a single fsync'd transaction.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -128,6 +129,10 @@ struct Job {
 pub struct SentLog {
     db: Arc<Database>,
     ttl: Duration,
+    /// Records handed to the writer and not yet committed. `get` looks here first, so the
+    /// record can be written while the gateway call runs: a receipt that arrives before the
+    /// commit still finds it.
+    uncommitted: Arc<Mutex<HashMap<String, SentRecord>>>,
     /// `None` only while dropping: closing the channel is what ends the writer thread.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -175,11 +180,13 @@ impl SentLog {
         txn.commit()?;
 
         let db = Arc::new(db);
+        let uncommitted = Arc::new(Mutex::new(HashMap::new()));
         let (jobs, queued) = mpsc::channel();
         #[cfg(test)]
         let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
             let db = Arc::clone(&db);
+            let uncommitted = Arc::clone(&uncommitted);
             #[cfg(test)]
             let commits = Arc::clone(&commits);
             std::thread::Builder::new()
@@ -188,6 +195,7 @@ impl SentLog {
                     write_loop(
                         &db,
                         &queued,
+                        &uncommitted,
                         #[cfg(test)]
                         &commits,
                     )
@@ -197,6 +205,7 @@ impl SentLog {
         Ok(SentLog {
             db,
             ttl,
+            uncommitted,
             jobs: Some(jobs),
             writer: Some(writer),
             #[cfg(test)]
@@ -206,22 +215,43 @@ impl SentLog {
 
     /// Stores the record under the gateway message id, replacing any earlier one; resolves once
     /// it is on disk.
-    pub async fn record(&self, message_id: &str, record: SentRecord) -> Result<(), SentLogError> {
-        self.record_at(message_id, record, SystemTime::now()).await
+    ///
+    /// The record is visible to `get` as soon as this is called, before the returned future is
+    /// awaited, so the caller can do other work (the gateway call) while it is written.
+    pub fn record(
+        &self,
+        message_id: &str,
+        record: SentRecord,
+    ) -> impl Future<Output = Result<(), SentLogError>> + use<> {
+        self.record_at(message_id, record, SystemTime::now())
     }
 
     /// `record`, aged from `now` rather than the wall clock.
-    async fn record_at(
+    fn record_at(
         &self,
         message_id: &str,
         record: SentRecord,
         now: SystemTime,
-    ) -> Result<(), SentLogError> {
-        let payload =
-            serde_json::to_vec(&Stored::from(record)).map_err(|source| SentLogError::Encode {
+    ) -> impl Future<Output = Result<(), SentLogError>> + use<> {
+        let queued = self.enqueue(message_id, record, now);
+        async move {
+            // A dropped answer means the writer thread died (panicked) holding the job.
+            queued?.await.map_err(|_| SentLogError::Closed)?
+        }
+    }
+
+    fn enqueue(
+        &self,
+        message_id: &str,
+        record: SentRecord,
+        now: SystemTime,
+    ) -> Result<oneshot::Receiver<Result<(), SentLogError>>, SentLogError> {
+        let payload = serde_json::to_vec(&Stored::from(record.clone())).map_err(|source| {
+            SentLogError::Encode {
                 message_id: message_id.to_owned(),
                 source,
-            })?;
+            }
+        })?;
         let (done, answer) = oneshot::channel();
         let job = Job {
             message_id: message_id.to_owned(),
@@ -229,18 +259,32 @@ impl SentLog {
             payload,
             done,
         };
-        self.jobs
-            .as_ref()
-            .ok_or(SentLogError::Closed)?
-            .send(job)
-            .map_err(|_| SentLogError::Closed)?;
-        // A dropped answer means the writer thread died (panicked) holding the job.
-        answer.await.map_err(|_| SentLogError::Closed)?
+        self.uncommitted
+            .lock()
+            .expect("uncommitted lock")
+            .insert(message_id.to_owned(), record);
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            self.uncommitted
+                .lock()
+                .expect("uncommitted lock")
+                .remove(message_id);
+            return Err(SentLogError::Closed);
+        }
+        Ok(answer)
     }
 
     /// The record stored under the gateway message id. A record past the TTL is still returned
     /// until `prune` removes it: a late receipt is better delivered than dropped.
     pub fn get(&self, message_id: &str) -> Result<Option<SentRecord>, SentLogError> {
+        if let Some(record) = self
+            .uncommitted
+            .lock()
+            .expect("uncommitted lock")
+            .get(message_id)
+        {
+            return Ok(Some(record.clone()));
+        }
         let txn = self.db.begin_read()?;
         let records = txn.open_table(RECORDS)?;
         let Some(entry) = records.get(message_id)? else {
@@ -320,6 +364,7 @@ impl Drop for SentLog {
 fn write_loop(
     db: &Database,
     queued: &mpsc::Receiver<Job>,
+    uncommitted: &Mutex<HashMap<String, SentRecord>>,
     #[cfg(test)] commits: &std::sync::atomic::AtomicU64,
 ) {
     while let Ok(first) = queued.recv() {
@@ -336,6 +381,13 @@ fn write_loop(
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let error = result.err().map(Arc::new);
+        {
+            // Committed ones are on disk now; failed ones are gone, as their callers are told.
+            let mut uncommitted = uncommitted.lock().expect("uncommitted lock");
+            for job in &batch {
+                uncommitted.remove(&job.message_id);
+            }
+        }
         for job in batch {
             // The caller may have stopped waiting; the record is stored all the same.
             let _ = job.done.send(match &error {

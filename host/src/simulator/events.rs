@@ -290,7 +290,10 @@ async fn deliver(shared: Arc<Shared>, call: Call) {
             return;
         }
         let outcome = tokio::select! {
-            outcome = post(&shared, &call) => outcome,
+            outcome = async {
+                let _slot = shared.webhook_calls.acquire().await;
+                post(&shared, &call).await
+            } => outcome,
             _ = closing.wait_for(|closing| *closing) => return,
         };
         let delivered = outcome.as_ref().is_ok_and(StatusCode::is_success);

@@ -43,7 +43,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use state::Store;
 
@@ -256,6 +256,7 @@ impl Simulator {
                 http: events::http_client(config.webhooks.timeout),
                 webhooks: config.webhooks,
                 timeline_changed: Notify::new(),
+                webhook_calls: Semaphore::new(WEBHOOK_CONCURRENCY),
                 closing,
             }),
         }
@@ -290,6 +291,9 @@ impl Simulator {
     }
 }
 
+/// See `Shared::webhook_calls`.
+const WEBHOOK_CONCURRENCY: usize = 32;
+
 struct Shared {
     accounts: Vec<Account>,
     step: TimeDelta,
@@ -300,6 +304,9 @@ struct Shared {
     /// One connection pool for every webhook call. A client that could not be built is kept as
     /// its error, reported with each attempt rather than failing the whole simulator.
     http: Result<reqwest::Client, String>,
+    /// Webhook calls in progress at once. A phone posts from a small worker pool; without a
+    /// bound, thousands of messages a second would open as many connections.
+    webhook_calls: Semaphore,
     /// Woken when a message joins the timeline, which may move the next transition earlier.
     timeline_changed: Notify,
     /// Turns true when `serve` is shutting down; releases stalled requests and ends webhook
