@@ -8,6 +8,7 @@ mod support;
 mod bind;
 mod concat;
 mod config;
+mod deliver_plugins;
 mod delivery;
 mod gateway_status;
 mod malformed;

@@ -307,7 +307,7 @@ impl Delivery {
         let token = self.tokens.token_for(&account.name);
         if let Err(e) = self
             .tokens
-            .remember(&self.queue, &token, &account.name, key.clone())
+            .remember(&self.queue, &token, &account.name, key)
         {
             warn!(account = %account.name, error = %e, "cannot store the webhook token");
         }
