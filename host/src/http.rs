@@ -174,3 +174,70 @@ async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<serde_js
     });
     (code, Json(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("http-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn serves_https_when_a_certificate_is_configured() {
+        crate::ensure_crypto_provider();
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = temp_dir();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+        let config = HttpConfig {
+            address: ([127, 0, 0, 1], 0).into(),
+            tls_cert: Some(cert_path),
+            tls_key: Some(key_path),
+        };
+        let listener = bind(&config).await.unwrap();
+        let HttpListener::Tls(tls) = &listener else {
+            panic!("a certificate was configured, yet the listener is plain");
+        };
+        let port = axum::serve::Listener::local_addr(tls).unwrap().port();
+        let shutdown = Shutdown::new();
+        let readiness = Readiness::default();
+        readiness.set(true);
+        let server = tokio::spawn(serve(listener, router(readiness), shutdown.clone()));
+
+        let root = reqwest::Certificate::from_der(cert.der()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(root)
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{port}/health/ready");
+        let answer = client.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
+        assert!(plain.is_err(), "plain HTTP must not be answered on the TLS port");
+        // The accept loop survives a client that speaks plain HTTP to it.
+        assert_eq!(
+            client.get(&url).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_file_names_the_key() {
+        let config = HttpConfig {
+            address: ([127, 0, 0, 1], 0).into(),
+            tls_cert: Some("/nonexistent/cert.pem".into()),
+            tls_key: Some("/nonexistent/key.pem".into()),
+        };
+        let error = bind(&config).await.err().expect("no certificate to read");
+        assert!(error.to_string().contains("http.tls_cert"), "{error}");
+    }
+}
