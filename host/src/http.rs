@@ -218,7 +218,10 @@ mod tests {
         let answer = client.get(&url).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);
         let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
-        assert!(plain.is_err(), "plain HTTP must not be answered on the TLS port");
+        assert!(
+            plain.is_err(),
+            "plain HTTP must not be answered on the TLS port"
+        );
         // The accept loop survives a client that speaks plain HTTP to it.
         assert_eq!(
             client.get(&url).send().await.unwrap().status(),

@@ -238,9 +238,13 @@ async fn queue_stats(config: &Config) -> anyhow::Result<()> {
     let path = config.delivery.queue_path();
     let stats = match delivery::stats_from_file(&path) {
         Ok(stats) => stats,
-        Err(delivery::queue::QueueError::Locked(_)) => delivery::stats_from_server(&config.http)
-            .await
-            .map_err(|e| anyhow::anyhow!("{} is held by a running server: {e}", path.display()))?,
+        Err(delivery::queue::QueueError::Open(delivery::OpenError::Locked(_))) => {
+            delivery::stats_from_server(&config.http)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("{} is held by a running server: {e}", path.display())
+                })?
+        }
         Err(e) => return Err(e.into()),
     };
     delivery::print_stats(&stats);

@@ -160,15 +160,21 @@ pub struct Receipt<'a> {
 /// esm_class is 0x04 even for ENROUTE: many ESMEs recognise only 0x04 as a receipt, and the
 /// stat word and message_state already say the state is intermediate.
 pub fn build_receipt(receipt: &Receipt<'_>, alphabet: DefaultAlphabet) -> DeliverSm {
-    let text = receipt_text(
-        receipt.message_id,
-        receipt.state,
-        receipt.submitted,
-        receipt.done,
-        receipt.error,
-        receipt.original_text,
-    );
-    receipt_with_text(receipt, &text, alphabet)
+    receipt_with_text(receipt, &receipt.text(), alphabet)
+}
+
+impl Receipt<'_> {
+    /// The standard receipt text for this receipt.
+    pub fn text(&self) -> String {
+        receipt_text(
+            self.message_id,
+            self.state,
+            self.submitted,
+            self.done,
+            self.error,
+            self.original_text,
+        )
+    }
 }
 
 /// The receipt with `text` as its body, for a text a plugin rewrote.

@@ -171,19 +171,11 @@ fn transformed_receipt(
     if !delivery.plugins.handles(Hook::TransformDeliver) {
         return Some(receipt::build_receipt(receipt, alphabet).encode());
     }
-    let text = receipt::receipt_text(
-        receipt.message_id,
-        receipt.state,
-        receipt.submitted,
-        receipt.done,
-        receipt.error,
-        receipt.original_text,
-    );
     let deliver = types::Deliver {
         kind: types::DeliverKind::Receipt,
         source: policy::address(receipt.submit_destination),
         destination: policy::address(receipt.submit_source),
-        content: types::Content::Text(text),
+        content: types::Content::Text(receipt.text()),
         message_id: Some(receipt.message_id.to_owned()),
         message_state: Some(receipt.state.message_state()),
         error_code: receipt

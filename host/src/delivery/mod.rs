@@ -12,6 +12,9 @@ pub mod queue;
 pub mod receivers;
 pub mod registration;
 pub mod sent;
+mod store;
+
+pub use store::OpenError;
 mod tokens;
 mod writer;
 

@@ -7,16 +7,16 @@
 //! recognised by (account, event id) so that webhook retries are stored once, and dropped
 //! after a TTL so that an account whose ESME never binds cannot fill the disk.
 
-use std::fs;
-use std::io;
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{
-    Builder, CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
-    Table, TableDefinition, TableError, TransactionError, WriteTransaction,
+    CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, Table,
+    TableDefinition, TableError, TransactionError, WriteTransaction,
 };
+
+use super::store::{self, META, OpenError};
 
 /// (account, seq): keyed by account first so that the dispatcher's `peek` is a single range
 /// scan in arrival order.
@@ -37,13 +37,11 @@ const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("seen");
 const SEEN_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("seen_expiry");
 /// Counters kept in the same transactions as the items, so that the limits are exact and cost
 /// one lookup rather than a scan.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Webhook token → (account, whether its webhooks are signed). A phone retries an event for
 /// days, so after a restart the endpoint must still know whose token it is before that account
 /// binds again.
 const TOKENS: TableDefinition<&str, (&str, bool)> = TableDefinition::new("tokens");
 
-const SCHEMA: &str = "schema";
 const NEXT_SEQ: &str = "next_seq";
 const ITEM_COUNT: &str = "items";
 const BYTE_COUNT: &str = "bytes";
@@ -120,12 +118,8 @@ pub enum QueueError {
     Full,
     #[error("payload of {size} bytes exceeds the queue's limit of {max} bytes")]
     TooLarge { size: u64, max: u64 },
-    #[error("queue file {} is in use by another process", .0.display())]
-    Locked(PathBuf),
-    #[error("queue file {} has schema version {found}, this build reads {SCHEMA_VERSION}", .path.display())]
-    Schema { path: PathBuf, found: u64 },
-    #[error("cannot create queue directory {}: {source}", .path.display())]
-    Directory { path: PathBuf, source: io::Error },
+    #[error("queue file {0}")]
+    Open(#[from] OpenError),
     #[error("queue storage: {0}")]
     Storage(#[from] redb::Error),
     /// The transaction this change was part of failed (shared by every change in it).
@@ -164,40 +158,11 @@ impl Queue {
     /// Opens the queue file, creating it and its directory on first use and keeping whatever an
     /// earlier run left in it.
     pub fn open(path: &Path, options: QueueOptions) -> Result<Queue, QueueError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|source| QueueError::Directory {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let db = Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|error| match error {
-                DatabaseError::DatabaseAlreadyOpen => QueueError::Locked(path.to_owned()),
-                other => other.into(),
-            })?;
-
-        // Read transactions fail on tables that were never created, so create them all up front.
-        let txn = db.begin_write()?;
-        {
-            let tables = Tables::open(&txn)?;
+        let db = store::open(path, CACHE_BYTES, SCHEMA_VERSION, |txn| {
+            Tables::open(txn)?;
             txn.open_table(TOKENS)?;
-            let mut meta = tables.meta;
-            match counter(&meta, SCHEMA)? {
-                0 => {
-                    meta.insert(SCHEMA, SCHEMA_VERSION)?;
-                }
-                SCHEMA_VERSION => {}
-                found => {
-                    return Err(QueueError::Schema {
-                        path: path.to_owned(),
-                        found,
-                    });
-                }
-            }
-        }
-        txn.commit()?;
+            Ok(())
+        })?;
         Ok(Queue { db, options })
     }
 
@@ -624,39 +589,17 @@ fn unix_ms(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{self, BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     use std::sync::Arc;
+
+    use crate::delivery::store::scratch::ScratchDir as TempDir;
 
     /// Tells a copy of the test binary to act as the other process of a cross-process test.
     const CHILD_ROLE: &str = "SMSGATE_QUEUE_TEST_CHILD";
     const CHILD_PATH: &str = "SMSGATE_QUEUE_TEST_PATH";
     const CRASH_PUSHES: u64 = 50;
     const HOLDER_READY: &str = "queue holder ready";
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "smsgate-queue-{name}-{}-{}",
-                std::process::id(),
-                unix_ms(SystemTime::now())
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn file(&self) -> PathBuf {
-            self.0.join("queue.redb")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn open(dir: &TempDir) -> Queue {
         Queue::open(&dir.file(), QueueOptions::default()).unwrap()
@@ -908,7 +851,7 @@ mod tests {
         holder.kill().unwrap();
         holder.wait().unwrap();
         match error {
-            Some(QueueError::Locked(path)) => assert_eq!(path, dir.file()),
+            Some(QueueError::Open(OpenError::Locked(path))) => assert_eq!(path, dir.file()),
             other => panic!("expected Locked, got {other:?}"),
         }
 

@@ -317,28 +317,19 @@ impl Inner {
             }
         }
         // After registering, so a changed token never leaves a moment without registrations.
-        for w in &existing {
-            let Some(id) = &w.id else { continue };
-            let ours = w.url.starts_with(&prefix);
-            if !ours || kept_ids.contains(id.as_str()) || posted.contains(id) {
-                continue;
-            }
-            match account
-                .gateway
-                .delete_webhook(&account.credentials, id)
-                .await
-            {
-                Ok(()) => info!(
-                    account = %account.name,
-                    event = %w.event,
-                    "leftover webhook registration deleted"
-                ),
-                Err(error) => failures.push(Failure {
-                    event: Some(w.event.clone()),
-                    error,
-                }),
-            }
-        }
+        let leftovers = existing.iter().filter(|w| {
+            w.url.starts_with(&prefix)
+                && w.id
+                    .as_ref()
+                    .is_some_and(|id| !kept_ids.contains(id.as_str()) && !posted.contains(id))
+        });
+        delete(
+            account,
+            leftovers,
+            "leftover webhook registration deleted",
+            &mut failures,
+        )
+        .await;
         failures
     }
 
@@ -393,24 +384,14 @@ impl Inner {
             Err(error) => return vec![Failure { event: None, error }],
         };
         let mut failures = Vec::new();
-        for w in existing.iter().filter(|w| w.url == url) {
-            let Some(id) = &w.id else { continue };
-            match account
-                .gateway
-                .delete_webhook(&account.credentials, id)
-                .await
-            {
-                Ok(()) => info!(
-                    account = %account.name,
-                    event = %w.event,
-                    "webhook registration deleted, no receiver left"
-                ),
-                Err(error) => failures.push(Failure {
-                    event: Some(w.event.clone()),
-                    error,
-                }),
-            }
-        }
+        let current = existing.iter().filter(|w| w.url == url);
+        delete(
+            account,
+            current,
+            "webhook registration deleted, no receiver left",
+            &mut failures,
+        )
+        .await;
         failures
     }
 
@@ -438,6 +419,30 @@ impl Inner {
                 account = %account.name, error = %error, retry_in,
                 "listing webhook registrations failed"
             ),
+        }
+    }
+}
+
+/// Deletes `webhooks` (those with an id), logging each deletion with `done` and collecting the
+/// failures for the caller's retry.
+async fn delete<'a>(
+    account: &Account,
+    webhooks: impl Iterator<Item = &'a Webhook>,
+    done: &str,
+    failures: &mut Vec<Failure>,
+) {
+    for w in webhooks {
+        let Some(id) = &w.id else { continue };
+        match account
+            .gateway
+            .delete_webhook(&account.credentials, id)
+            .await
+        {
+            Ok(()) => info!(account = %account.name, event = %w.event, "{done}"),
+            Err(error) => failures.push(Failure {
+                event: Some(w.event.clone()),
+                error,
+            }),
         }
     }
 }

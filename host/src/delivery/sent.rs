@@ -6,9 +6,8 @@
 //! share commits: one writer thread puts everything queued into a single fsync'd transaction.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,9 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use redb::{
-    Builder, CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
+    CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
     TableDefinition, TableError, TransactionError,
 };
+
+use super::store::{self, OpenError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -29,9 +30,7 @@ use crate::codec::pdu::Address;
 const RECORDS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("records");
 /// (recorded at in unix ms, message id): lets `prune` find old records without reading them all.
 const BY_AGE: TableDefinition<(u64, &str), ()> = TableDefinition::new("by_age");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-const SCHEMA: &str = "schema";
 /// Bumped when the table layout or the record encoding changes, so an older server refuses a
 /// newer file instead of misreading it.
 const SCHEMA_VERSION: u64 = 1;
@@ -65,12 +64,8 @@ pub struct SentRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SentLogError {
-    #[error("sent log file {} is in use by another process", .0.display())]
-    Locked(PathBuf),
-    #[error("sent log file {} has schema version {found}, this build reads {SCHEMA_VERSION}", .path.display())]
-    Schema { path: PathBuf, found: u64 },
-    #[error("cannot create sent log directory {}: {source}", .path.display())]
-    Directory { path: PathBuf, source: io::Error },
+    #[error("sent log file {0}")]
+    Open(#[from] OpenError),
     #[error("cannot start the sent log writer: {0}")]
     Spawn(io::Error),
     #[error("the sent log writer has stopped")]
@@ -143,42 +138,11 @@ pub struct SentLog {
 impl SentLog {
     /// Opens/creates the file; `ttl` is how long a record is kept.
     pub fn open(path: &Path, ttl: Duration) -> Result<SentLog, SentLogError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|source| SentLogError::Directory {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let db = Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|error| match error {
-                DatabaseError::DatabaseAlreadyOpen => SentLogError::Locked(path.to_owned()),
-                other => other.into(),
-            })?;
-
-        // Read transactions fail on tables that were never created, so create them all up front.
-        let txn = db.begin_write()?;
-        {
+        let db = store::open(path, CACHE_BYTES, SCHEMA_VERSION, |txn| {
             txn.open_table(RECORDS)?;
             txn.open_table(BY_AGE)?;
-            let mut meta = txn.open_table(META)?;
-            let version = meta.get(SCHEMA)?.map_or(0, |version| version.value());
-            match version {
-                0 => {
-                    meta.insert(SCHEMA, SCHEMA_VERSION)?;
-                }
-                SCHEMA_VERSION => {}
-                found => {
-                    return Err(SentLogError::Schema {
-                        path: path.to_owned(),
-                        found,
-                    });
-                }
-            }
-        }
-        txn.commit()?;
-
+            Ok(())
+        })?;
         let db = Arc::new(db);
         let uncommitted = Arc::new(Mutex::new(HashMap::new()));
         let (jobs, queued) = mpsc::channel();
@@ -523,32 +487,7 @@ mod tests {
     const CRASH_RECORDS: usize = 200;
     const TTL: Duration = Duration::from_secs(3600);
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "smsgate-sent-{name}-{}-{}",
-                std::process::id(),
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn file(&self) -> PathBuf {
-            self.0.join("sent.redb")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::delivery::store::scratch::ScratchDir as TempDir;
 
     fn open(dir: &TempDir) -> SentLog {
         SentLog::open(&dir.file(), TTL).unwrap()
@@ -682,7 +621,7 @@ mod tests {
         let dir = TempDir::new("locked");
         let log = open(&dir);
         match SentLog::open(&dir.file(), TTL) {
-            Err(SentLogError::Locked(path)) => assert_eq!(path, dir.file()),
+            Err(SentLogError::Open(OpenError::Locked(path))) => assert_eq!(path, dir.file()),
             other => panic!("expected Locked, got {:?}", other.err()),
         }
         log.record("still-works", sample(1)).await.unwrap();
@@ -740,7 +679,7 @@ mod tests {
     #[test]
     fn records_survive_an_abort_right_after_they_resolve() {
         if std::env::var(CHILD_ROLE).as_deref() == Ok("abort") {
-            let path = PathBuf::from(std::env::var_os(CHILD_PATH).unwrap());
+            let path = std::path::PathBuf::from(std::env::var_os(CHILD_PATH).unwrap());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();

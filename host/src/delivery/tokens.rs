@@ -147,13 +147,13 @@ fn read_or_create_secret(path: &Path) -> io::Result<[u8; SECRET_LEN]> {
 mod tests {
     use super::*;
     use crate::delivery::queue::QueueOptions;
+    use crate::delivery::store::scratch::ScratchDir;
 
     #[test]
     fn tokens_are_stable_per_account_and_survive_a_restart() {
-        let dir = std::env::temp_dir().join(format!("smsgate-tokens-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let queue = Queue::open(&dir.join("q.redb"), QueueOptions::default()).unwrap();
-        let tokens = Tokens::load(&dir, &queue).unwrap();
+        let dir = ScratchDir::new("tokens");
+        let queue = Queue::open(&dir.file(), QueueOptions::default()).unwrap();
+        let tokens = Tokens::load(dir.path(), &queue).unwrap();
         let alpha = tokens.token_for("alpha");
         assert_eq!(alpha.len(), TOKEN_HEX_LEN);
         assert!(alpha.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(tokens.key_of("alpha").as_deref(), Some("key"));
         drop(tokens);
 
-        let again = Tokens::load(&dir, &queue).unwrap();
+        let again = Tokens::load(dir.path(), &queue).unwrap();
         assert_eq!(again.token_for("alpha"), alpha);
         assert_eq!(
             again.owner(&alpha),
@@ -179,7 +179,5 @@ mod tests {
             None,
             "keys are never written to disk"
         );
-        drop(queue);
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -135,12 +135,12 @@ fn apply(queue: &Queue, batch: Vec<Op>) {
 mod tests {
     use super::*;
     use crate::delivery::queue::QueueOptions;
+    use crate::delivery::store::scratch::ScratchDir;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_pushes_and_acks_all_land() {
-        let dir = std::env::temp_dir().join(format!("queue-writer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let queue = Arc::new(Queue::open(&dir.join("q.redb"), QueueOptions::default()).unwrap());
+        let dir = ScratchDir::new("queue-writer");
+        let queue = Arc::new(Queue::open(&dir.file(), QueueOptions::default()).unwrap());
         let writer = Arc::new(QueueWriter::spawn(Arc::clone(&queue)).unwrap());
         let tasks: Vec<_> = (0..500)
             .map(|i| {
@@ -165,7 +165,5 @@ mod tests {
         assert_eq!(writer.ack(seqs[..300].to_vec()).await.unwrap(), 300);
         assert_eq!(queue.peek("acct", 1000).unwrap().len(), 200);
         drop(writer);
-        drop(queue);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,143 @@
+//! How the delivery path's redb files (the queue, the record of sent messages) are opened: the
+//! directory created on first use, a page cache sized for the server rather than redb's 1 GiB
+//! default, a schema version an older build refuses instead of misreading, and "in use by
+//! another process" told apart from other failures, since that one has a remedy.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use redb::{Builder, Database, DatabaseError, ReadableTable, TableDefinition, WriteTransaction};
+
+/// Counters and the schema version; the queue keeps its counters here too.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA: &str = "schema";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{} is in use by another process", .0.display())]
+    Locked(PathBuf),
+    #[error("{} has schema version {found}, this build reads {expected}", .path.display())]
+    Schema {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    #[error("cannot create directory {}: {source}", .path.display())]
+    Directory { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", .path.display())]
+    Storage { path: PathBuf, source: redb::Error },
+}
+
+/// Opens or creates the file at `path`. `create_tables` opens every table once, because read
+/// transactions fail on tables that were never created.
+pub fn open(
+    path: &Path,
+    cache_bytes: usize,
+    schema_version: u64,
+    create_tables: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+) -> Result<Database, OpenError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let storage = |source: redb::Error| OpenError::Storage {
+        path: path.to_owned(),
+        source,
+    };
+    let db = Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|error| match error {
+            DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_owned()),
+            other => storage(other.into()),
+        })?;
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    create_tables(&txn).map_err(storage)?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
+        let found = meta
+            .get(SCHEMA)
+            .map_err(|e| storage(e.into()))?
+            .map_or(0, |version| version.value());
+        match found {
+            0 => {
+                meta.insert(SCHEMA, schema_version)
+                    .map_err(|e| storage(e.into()))?;
+            }
+            found if found == schema_version => {}
+            found => {
+                return Err(OpenError::Schema {
+                    path: path.to_owned(),
+                    found,
+                    expected: schema_version,
+                });
+            }
+        }
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    Ok(db)
+}
+
+/// Scratch directories for the delivery path's tests.
+#[cfg(test)]
+pub mod scratch {
+    use std::path::{Path, PathBuf};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    pub struct ScratchDir(PathBuf);
+
+    impl ScratchDir {
+        pub fn new(name: &str) -> Self {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let dir =
+                std::env::temp_dir().join(format!("smsgate-{name}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create a scratch directory");
+            ScratchDir(dir)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// The store file tests open in it.
+        pub fn file(&self) -> PathBuf {
+            self.0.join("store.redb")
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_schema_is_refused_and_a_held_file_is_locked() {
+        let dir = scratch::ScratchDir::new("store");
+        let path = dir.path().join("nested").join("file.redb");
+        let none = |_: &WriteTransaction| Ok(());
+        let db = open(&path, 1 << 20, 2, none).unwrap();
+        assert!(matches!(open(&path, 1 << 20, 2, none), Err(OpenError::Locked(p)) if p == path));
+        drop(db);
+        match open(&path, 1 << 20, 1, none) {
+            Err(OpenError::Schema {
+                found: 2,
+                expected: 1,
+                ..
+            }) => {}
+            other => panic!("expected a schema refusal, got {other:?}"),
+        }
+        assert!(open(&path, 1 << 20, 2, none).is_ok());
+    }
+}
