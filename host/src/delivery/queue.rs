@@ -16,7 +16,7 @@ use redb::{
     TableDefinition, TableError, TransactionError, WriteTransaction,
 };
 
-use super::store::{self, META, OpenError};
+use super::store::{self, unix_ms, META, OpenError};
 
 /// (account, seq): keyed by account first so that the dispatcher's `peek` is a single range
 /// scan in arrival order.
@@ -578,12 +578,6 @@ fn item(seq: u64, account: &str, (event_id, payload, enqueued_ms, attempts): Ite
         enqueued_at: UNIX_EPOCH + Duration::from_millis(enqueued_ms),
         attempts,
     }
-}
-
-fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
 }
 
 #[cfg(test)]

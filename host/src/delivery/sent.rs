@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use redb::{
@@ -19,7 +19,7 @@ use redb::{
     TableDefinition, TableError, TransactionError,
 };
 
-use super::store::{self, OpenError};
+use super::store::{self, unix_ms, OpenError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -465,12 +465,6 @@ mod unix_time {
         DateTime::from_timestamp(secs, nanos)
             .ok_or_else(|| D::Error::custom(format_args!("time {secs}.{nanos:09} is out of range")))
     }
-}
-
-fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Builder, Database, DatabaseError, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -79,6 +80,13 @@ pub fn open(
     }
     txn.commit().map_err(|e| storage(e.into()))?;
     Ok(db)
+}
+
+/// Times are stored as milliseconds since the Unix epoch; a clock before 1970 reads as 0.
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Scratch directories for the delivery path's tests.
