@@ -888,3 +888,77 @@ async fn two_receivers_share_the_deliveries_round_robin() {
         session.expect_no_deliver_sm(QUIET).await;
     }
 }
+
+/// The simulator's calls about `message_id` for `event`, oldest first, as (attempt, status).
+async fn webhook_attempts(h: &Harness, event: &str, message_id: &str) -> Vec<(u64, Option<u64>)> {
+    h.webhook_deliveries()
+        .await
+        .iter()
+        .filter(|c| c["event"] == event && c["messageId"] == message_id)
+        .map(|c| (c["attempt"].as_u64().unwrap_or(0), c["status"].as_u64()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_the_phone_retry_is_delivered_later() {
+    // Room for one item: a second event waits on the phone, not on the server.
+    let h = setup().env("DELIVERY__MAX_ITEMS", "1").start().await;
+    // The webhooks outlive the session for the grace period, so events keep coming.
+    let mut rx = receiver(&h, BindKind::Receiver).await;
+    rx.unbind().await;
+    drop(rx);
+
+    // One after the other, so which of the two finds the room is not left to a race.
+    let mo = |text: &str| json!({ "from": MO_SENDER, "to": MO_RECIPIENT, "text": text });
+    let first = h.inject_mo(mo("first")).await;
+    assert_eq!(first["webhooks"], 1, "{first}");
+    let first_id = first["messageId"].as_str().expect("messageId").to_string();
+    h.wait_for_webhook_call("sms:received", &first_id, 200, WAIT)
+        .await;
+    let second = h.inject_mo(mo("second")).await;
+    assert_eq!(second["webhooks"], 1, "{second}");
+    let second_id = second["messageId"].as_str().expect("messageId").to_string();
+    assert_ne!(first_id, second_id);
+    h.wait_for_webhook_call("sms:received", &second_id, 503, WAIT)
+        .await;
+    // The refused event took no room: only the first waits.
+    assert_eq!(h.queued_items(DEMO_USER).await, 1, "{}", h.queue().await);
+    let metrics = h.metrics().await;
+    assert!(
+        counter(&metrics, r#"smpp_webhooks_total{outcome="retry_later"}"#) >= 1,
+        "{metrics}"
+    );
+
+    let mut rx = h.bound(BindKind::Receiver).await;
+    let mut texts = Vec::new();
+    let deliver = rx.expect_deliver_sm().await;
+    assert_mo_addresses(&deliver);
+    assert_eq!(deliver.text(), "first", "{deliver:?}");
+    rx.answer_deliver_sm(&deliver, ESME_ROK).await;
+    texts.push(deliver.text());
+
+    // The phone's back-off (1 s doubling, 5 retries) spans about 31 s from the refusal.
+    let deliver = rx
+        .next_deliver_sm(Duration::from_secs(45))
+        .await
+        .unwrap_or_else(|| panic!("the retried event was not delivered: {second_id}"));
+    assert_mo_addresses(&deliver);
+    assert_eq!(deliver.text(), "second", "{deliver:?}");
+    rx.answer_deliver_sm(&deliver, ESME_ROK).await;
+    texts.push(deliver.text());
+
+    h.wait_for_webhook_call("sms:received", &second_id, 200, WAIT)
+        .await;
+    assert_all_delivered(&h, &mut rx).await;
+    assert_eq!(texts, ["first", "second"]);
+
+    // The first was taken at once; the second was refused until there was room, then taken
+    // once, after which the phone stopped.
+    let attempts = webhook_attempts(&h, "sms:received", &first_id).await;
+    assert_eq!(attempts, [(1, Some(200))], "{first_id}");
+    let attempts = webhook_attempts(&h, "sms:received", &second_id).await;
+    let (last, refused) = attempts.split_last().expect("calls for the second SMS");
+    assert_eq!(last.1, Some(200), "{attempts:?}");
+    assert!(!refused.is_empty(), "{attempts:?}");
+    assert!(refused.iter().all(|a| a.1 == Some(503)), "{attempts:?}");
+}
