@@ -16,7 +16,7 @@ use redb::{
     TableDefinition, TableError, TransactionError, WriteTransaction,
 };
 
-use super::store::{self, unix_ms, META, OpenError};
+use super::store::{self, META, OpenError, unix_ms};
 
 /// (account, seq): keyed by account first so that the dispatcher's `peek` is a single range
 /// scan in arrival order.

@@ -19,7 +19,7 @@ use redb::{
     TableDefinition, TableError, TransactionError,
 };
 
-use super::store::{self, unix_ms, OpenError};
+use super::store::{self, OpenError, unix_ms};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
