@@ -25,6 +25,7 @@ SUBMIT_SM = 0x00000004
 QUERY_SM = 0x00000003
 ENQUIRE_LINK = 0x00000015
 UNBIND = 0x00000006
+DELIVER_SM = 0x00000005
 RESPONSE = 0x80000000
 
 # Wireshark's expert severity PI_WARN (epan/proto.h); PI_ERROR, where "Malformed Packet"
@@ -89,7 +90,8 @@ class Capture:
 
 
 def run_session(stack):
-    """A representative ESME session; returns how many submit_sm it sent."""
+    """A representative ESME session, receipts and an incoming SMS included; returns how many
+    submit_sm it sent."""
     client = support.connect(stack)
     submits = 0
     try:
@@ -111,6 +113,19 @@ def run_session(stack):
         assert support.query(client, message_ids[0]).status == 0
         client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
         assert support.expect(client, "enquire_link_resp").status == 0
+
+        # The server's own PDUs: a receipt and an incoming Unicode SMS, answered by smpplib.
+        inbox = support.Inbox(client)
+        support.wait_webhooks_registered(stack)
+        [resp] = support.send_text(client, number, "Receipt on the wire", registered_delivery=1)
+        assert resp.status == 0
+        submits += 1
+        support.inject_sms(stack, "+4915112345678", text="Привет с телефона")
+        received = inbox.read_until(lambda r: len(r) >= 2, timeout=20.0)
+        assert len(received) == 2, [vars(p) for p in received]
+        # smpplib answers a deliver_sm after its handler returns; the queue empties only on
+        # that answer, so by then both answers are on the wire.
+        assert support.wait_for(lambda: support.queued_items(stack) == 0, timeout=10.0)
     finally:
         support.close(client)
     return submits
@@ -218,6 +233,8 @@ def test_every_pdu_decodes_as_smpp(stack, tshark, tmp_path):
         (ENQUIRE_LINK | RESPONSE, 0): 1,
         (UNBIND, 0): 1,
         (UNBIND | RESPONSE, 0): 1,
+        (DELIVER_SM, 0): 2,
+        (DELIVER_SM | RESPONSE, 0): 2,
     })
     shown = {f"{c:#010x}/{s:#x}": n for (c, s), n in sorted(commands.items())}
     assert not (expected - commands), f"missing PDUs; decoded: {shown}"
@@ -226,3 +243,10 @@ def test_every_pdu_decodes_as_smpp(stack, tshark, tmp_path):
     extra.pop((ENQUIRE_LINK, 0), None)
     extra.pop((ENQUIRE_LINK | RESPONSE, 0), None)
     assert not extra, f"unexpected PDUs; decoded: {shown}"
+
+    # Wireshark took the receipt's TLVs apart as SMPP 3.4 defines them.
+    delivers = [p for s in segments for p in s["pdus"]
+                if number(p["smpp.command_id"]) == DELIVER_SM]
+    receipt = [p for p in delivers if "smpp.receipted_message_id" in p]
+    assert len(receipt) == 1, delivers
+    assert receipt[0].get("smpp.message_state") is not None, receipt[0]
