@@ -202,34 +202,24 @@ impl Gateway {
         creds: &Credentials,
         message: &OutgoingMessage,
     ) -> Result<Option<MessageState>, GatewayError> {
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .call(
-                    "submit_sms",
-                    creds,
-                    Method::POST,
-                    &["messages"],
-                    Some(message),
-                )
-                .await;
-            match result {
-                Ok(body) => {
-                    return serde_json::from_slice(&body)
-                        .map(Some)
-                        .map_err(|e| GatewayError::Decode(e.to_string()));
-                }
-                Err(GatewayError::Http { status, .. }) if status == StatusCode::CONFLICT => {
-                    debug!(id = %message.id, "gateway already has this message id");
-                    return Ok(None);
-                }
-                Err(e) if e.is_transient() && attempt < self.retries => {
-                    attempt += 1;
-                    warn!(id = %message.id, attempt, error = %e, "retrying gateway submit");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                Err(e) => return Err(e),
+        let result = self
+            .call_idempotent(
+                "submit_sms",
+                creds,
+                Method::POST,
+                &["messages"],
+                Some(message),
+            )
+            .await;
+        match result {
+            Ok(body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| GatewayError::Decode(e.to_string())),
+            Err(GatewayError::Http { status, .. }) if status == StatusCode::CONFLICT => {
+                debug!(id = %message.id, "gateway already has this message id");
+                Ok(None)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -330,8 +320,8 @@ impl Gateway {
         }
     }
 
-    /// [`Gateway::call`] for requests whose repetition does no harm: retried on timeouts and
-    /// connection errors like `send_message`.
+    /// [`Gateway::call`] for requests whose repetition does no harm (a message under the same
+    /// id included): retried on timeouts and connection errors.
     async fn call_idempotent<B: Serialize + ?Sized>(
         &self,
         operation: &str,
