@@ -21,7 +21,7 @@
 //! message N"), and whether every event arrived exactly once. "drain s" is how long after the
 //! last webhook answer the last deliver_sm came: the backlog the window could not keep up with.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -50,6 +50,10 @@ const MARKER: &[u8] = b"Bench message ";
 /// Once all webhook calls are answered, the ESME waits at most this long for the next
 /// deliver_sm before it gives up on the missing ones.
 const SILENCE: Duration = Duration::from_secs(10);
+
+mod common;
+
+use common::{bind_demo, env_or, free_port, http_get, pdu, wait_ready};
 
 #[tokio::main]
 async fn main() {
@@ -206,7 +210,7 @@ async fn run(server: &Server, events: usize, concurrency: usize, delay: Duration
     stream.set_nodelay(true).expect("nodelay");
     let (mut reader, mut writer) = stream.into_split();
     writer
-        .write_all(&bind_receiver(1))
+        .write_all(&bind_demo(BIND_RECEIVER, 1))
         .await
         .expect("send bind_receiver");
     let mut header = [0u8; 16];
@@ -592,49 +596,21 @@ fn event_body(n: usize) -> String {
 async fn webhook_url(simulator: SocketAddr) -> String {
     let credentials = base64::engine::general_purpose::STANDARD.encode("demo:demo1234");
     for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect(simulator).await {
-            let request = format!(
-                "GET /3rdparty/v1/webhooks HTTP/1.0\r\nHost: {simulator}\r\n\
-                 Authorization: Basic {credentials}\r\n\r\n"
-            );
-            if s.write_all(request.as_bytes()).await.is_ok() {
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer).await;
-                let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-                if let Ok(serde_json::Value::Array(hooks)) = serde_json::from_str(body) {
-                    let url = hooks
-                        .iter()
-                        .find(|h| h["event"] == "sms:received")
-                        .and_then(|h| h["url"].as_str());
-                    if let Some(url) = url {
-                        return url.to_owned();
-                    }
-                }
+        let listed = http_get(simulator, "/3rdparty/v1/webhooks", Some(&credentials)).await;
+        if let Some(Ok(serde_json::Value::Array(hooks))) =
+            listed.map(|body| serde_json::from_str(&body))
+        {
+            let url = hooks
+                .iter()
+                .find(|h| h["event"] == "sms:received")
+                .and_then(|h| h["url"].as_str());
+            if let Some(url) = url {
+                return url.to_owned();
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no sms:received webhook registered with the simulator at {simulator}");
-}
-
-fn bind_receiver(sequence: u32) -> Vec<u8> {
-    let mut body = Vec::new();
-    for field in ["demo", "demo1234", ""] {
-        body.extend_from_slice(field.as_bytes());
-        body.push(0);
-    }
-    body.extend_from_slice(&[0x34, 0, 0, 0]);
-    pdu(BIND_RECEIVER, sequence, &body)
-}
-
-fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + body.len());
-    out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out.extend_from_slice(body);
-    out
 }
 
 fn histogram() -> Histogram<u64> {
@@ -657,34 +633,4 @@ fn strip_ansi(line: &str) -> String {
         }
     }
     out
-}
-
-async fn wait_ready(http: SocketAddr) {
-    for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect(http).await {
-            let request = format!("GET /health/ready HTTP/1.0\r\nHost: {http}\r\n\r\n");
-            if s.write_all(request.as_bytes()).await.is_ok() {
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer).await;
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server not ready on {http}");
-}
-
-fn free_port() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -16,7 +16,7 @@
 //! what asking for receipts costs.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,10 @@ const SUBMIT_SM: u32 = 0x0000_0004;
 const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 const DELIVER_SM: u32 = 0x0000_0005;
 const DELIVER_SM_RESP: u32 = 0x8000_0005;
+
+mod common;
+
+use common::{bind_demo, env_or, free_port, pdu, wait_ready};
 
 #[tokio::main]
 async fn main() {
@@ -174,7 +178,7 @@ async fn load(
     stream.set_nodelay(true).expect("nodelay");
     let (mut reader, mut writer) = stream.into_split();
     writer
-        .write_all(&bind_transceiver(1))
+        .write_all(&bind_demo(BIND_TRANSCEIVER, 1))
         .await
         .expect("send bind");
     let (id, status, _, _) = read_pdu(&mut reader).await;
@@ -250,16 +254,6 @@ async fn load(
     outcome
 }
 
-fn bind_transceiver(sequence: u32) -> Vec<u8> {
-    let mut body = Vec::new();
-    for field in ["demo", "demo1234", ""] {
-        body.extend_from_slice(field.as_bytes());
-        body.push(0);
-    }
-    body.extend_from_slice(&[0x34, 0, 0, 0]);
-    pdu(BIND_TRANSCEIVER, sequence, &body)
-}
-
 /// A realistic 51-character GSM text to an international number.
 fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
     let text = b"Your verification code is 482915. It expires in 5m.";
@@ -277,16 +271,6 @@ fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
     pdu(SUBMIT_SM, sequence, &body)
 }
 
-fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + body.len());
-    out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
 async fn read_pdu(reader: &mut tokio::net::tcp::OwnedReadHalf) -> (u32, u32, u32, Vec<u8>) {
     let mut header = [0u8; 16];
     tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
@@ -297,34 +281,4 @@ async fn read_pdu(reader: &mut tokio::net::tcp::OwnedReadHalf) -> (u32, u32, u32
     let mut body = vec![0; word(0) as usize - 16];
     reader.read_exact(&mut body).await.expect("read body");
     (word(4), word(8), word(12), body)
-}
-
-async fn wait_ready(http: SocketAddr) {
-    for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect(http).await {
-            let request = format!("GET /health/ready HTTP/1.0\r\nHost: {http}\r\n\r\n");
-            if s.write_all(request.as_bytes()).await.is_ok() {
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer).await;
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server not ready on {http}");
-}
-
-fn free_port() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{
-    CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, Table,
-    TableDefinition, TableError, TransactionError, WriteTransaction,
+    Database, ReadableDatabase, ReadableTable, StorageError, Table, TableDefinition, TableError,
+    WriteTransaction,
 };
 
 use super::store::{self, META, OpenError, unix_ms};
@@ -129,23 +129,7 @@ pub enum QueueError {
     WriterGone,
 }
 
-macro_rules! storage_error {
-    ($($source:ty),*) => {$(
-        impl From<$source> for QueueError {
-            fn from(error: $source) -> Self {
-                Self::Storage(error.into())
-            }
-        }
-    )*};
-}
-
-storage_error!(
-    DatabaseError,
-    TransactionError,
-    TableError,
-    StorageError,
-    CommitError
-);
+store::from_redb_errors!(QueueError);
 
 /// The queue file. Cheap to share: redb serialises write transactions and lets reads run
 /// beside them, so the methods take `&self` and the whole queue can sit in an `Arc`.

@@ -14,10 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use redb::{
-    CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableError, TransactionError,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::store::{self, OpenError, unix_ms};
 use serde::{Deserialize, Serialize};
@@ -91,23 +88,7 @@ impl From<redb::Error> for SentLogError {
     }
 }
 
-macro_rules! storage_error {
-    ($($source:ty),*) => {$(
-        impl From<$source> for SentLogError {
-            fn from(error: $source) -> Self {
-                Self::Storage(Arc::new(error.into()))
-            }
-        }
-    )*};
-}
-
-storage_error!(
-    DatabaseError,
-    TransactionError,
-    TableError,
-    StorageError,
-    CommitError
-);
+store::from_redb_errors!(SentLogError);
 
 /// A record waiting for the writer thread, already encoded so that serialisation runs on the
 /// callers rather than serially on the writer.

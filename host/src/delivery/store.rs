@@ -30,6 +30,28 @@ pub enum OpenError {
     Storage { path: PathBuf, source: redb::Error },
 }
 
+/// `From` each of redb's error types for an error type that has `From<redb::Error>`, so `?`
+/// works on every redb call.
+macro_rules! from_redb_errors {
+    ($target:ty) => {
+        $crate::delivery::store::from_redb_errors!(
+            $target: redb::DatabaseError,
+            redb::TransactionError,
+            redb::TableError,
+            redb::StorageError,
+            redb::CommitError
+        );
+    };
+    ($target:ty: $($source:ty),*) => {$(
+        impl From<$source> for $target {
+            fn from(error: $source) -> Self {
+                Self::from(redb::Error::from(error))
+            }
+        }
+    )*};
+}
+pub(super) use from_redb_errors;
+
 /// Opens or creates the file at `path`. `create_tables` opens every table once, because read
 /// transactions fail on tables that were never created.
 pub fn open(

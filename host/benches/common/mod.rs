@@ -1,0 +1,69 @@
+//! What the benchmarks share: raw SMPP PDUs (the load generators write bytes directly, so the
+//! client costs as little as possible), the demo account's bind, and waiting for the server
+//! they start.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A PDU with `body` after the 16-byte header (command_status 0).
+pub fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&command_id.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&sequence.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A bind of the kind `command_id` as the simulator's demo account.
+pub fn bind_demo(command_id: u32, sequence: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    for field in ["demo", "demo1234", ""] {
+        body.extend_from_slice(field.as_bytes());
+        body.push(0);
+    }
+    body.extend_from_slice(&[0x34, 0, 0, 0]);
+    pdu(command_id, sequence, &body)
+}
+
+/// The body of a successful `GET path` on `address` (HTTP/1.0, optional Basic credentials
+/// already base64-encoded), or `None`.
+pub async fn http_get(address: SocketAddr, path: &str, basic: Option<&str>) -> Option<String> {
+    let mut stream = TcpStream::connect(address).await.ok()?;
+    let authorization = basic.map_or(String::new(), |c| format!("Authorization: Basic {c}\r\n"));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n{authorization}\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    let ok = answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200");
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    ok.then(|| body.to_owned())
+}
+
+/// Waits for the server's readiness endpoint on `http`.
+pub async fn wait_ready(http: SocketAddr) {
+    for _ in 0..200 {
+        if http_get(http, "/health/ready", None).await.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server not ready on {http}");
+}
+
+pub fn free_port() -> SocketAddr {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
