@@ -6,28 +6,11 @@
 //! `cargo bench --bench plugin_hooks` (env: BENCH_CALLS, default 100000). The fixture is taken
 //! from target/wasm32-wasip2/{wasm,release}, or built there first.
 
-// Checking this target with cfg(test) but no test harness compiles the modules' tests without
-// the #[test] functions that use their imports.
-#![allow(unused_imports)]
-
-#[allow(
-    dead_code,
-    reason = "the benchmark uses only the chain calls of the plugin module"
-)]
-#[path = "../src/plugins/mod.rs"]
-mod plugins;
-#[allow(
-    dead_code,
-    reason = "the plugin module refers to the shutdown token type"
-)]
-#[path = "../src/shutdown.rs"]
-mod shutdown;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use plugins::{Plugins, PluginsConfig, types};
+use smsgate_smpp::plugins::{Plugins, PluginsConfig, types};
 
 fn main() {
     let calls: usize = std::env::var("BENCH_CALLS")

@@ -17,7 +17,7 @@ pub use crate::delivery::DeliveryConfig;
 use crate::ids::MessageIdFormat;
 pub use crate::plugins::PluginsConfig;
 use crate::simulator::SimulatorConfig;
-use crate::text::DefaultAlphabet;
+use sms_text::DefaultAlphabet;
 
 /// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
 /// `DELIVERY__`, `SIMULATOR__`, `PLUGINS__`).

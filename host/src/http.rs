@@ -22,7 +22,6 @@ use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
 use crate::config::HttpConfig;
-use crate::listener;
 use crate::shutdown::Shutdown;
 
 /// Set once every listener is up; cleared when shutdown starts.
@@ -62,7 +61,7 @@ pub async fn bind(config: &HttpConfig) -> anyhow::Result<HttpListener> {
         .with_context(|| format!("http.address: cannot listen on {address}"))?;
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let acceptor = listener::tls_acceptor(cert, key, "http")?;
+            let acceptor = crate::tls::acceptor(cert, key, "http")?;
             Ok(HttpListener::Tls(TlsListener::spawn(socket, acceptor)?))
         }
         _ => Ok(HttpListener::Plain(socket)),
@@ -187,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_https_when_a_certificate_is_configured() {
-        crate::ensure_crypto_provider();
+        crate::tls::install_crypto_provider();
         let rcgen::CertifiedKey { cert, signing_key } =
             rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let dir = temp_dir();

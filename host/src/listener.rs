@@ -3,12 +3,9 @@
 //! process; connections beyond it are closed at once.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -99,40 +96,4 @@ impl Listener {
         }
         info!(kind, "stopped accepting");
     }
-}
-
-/// Loads the certificate chain and key; any problem is a start-up error naming the file.
-pub fn tls_acceptor(cert: &Path, key: &Path, section: &str) -> anyhow::Result<TlsAcceptor> {
-    crate::ensure_crypto_provider();
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("{section}.tls_cert: cannot read {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| {
-            format!(
-                "{section}.tls_cert: {} is not a PEM certificate",
-                cert.display()
-            )
-        })?;
-    if chain.is_empty() {
-        anyhow::bail!(
-            "{section}.tls_cert: {} holds no certificate",
-            cert.display()
-        );
-    }
-    let private_key = PrivateKeyDer::from_pem_file(key).with_context(|| {
-        format!(
-            "{section}.tls_key: {} holds no PEM private key",
-            key.display()
-        )
-    })?;
-    let config = rustls::ServerConfig::builder_with_protocol_versions(&[
-        &rustls::version::TLS13,
-        &rustls::version::TLS12,
-    ])
-    .with_no_client_auth()
-    .with_single_cert(chain, private_key)
-    .with_context(|| {
-        format!("{section}.tls_cert / {section}.tls_key: the key does not fit the certificate")
-    })?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }

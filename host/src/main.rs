@@ -1,42 +1,22 @@
 //! `smsgate-smpp`: an SMPP 3.4 server in front of the SMSGate REST API. This file is the
 //! command line only: parse it, load the configuration, start, wait for the signal.
 
-mod auth;
-mod codec;
-mod concat;
-mod config;
-mod delivery;
-mod gateway;
-mod http;
-mod ids;
-mod listener;
-mod message;
-mod metrics;
-mod pipeline;
-mod plugins;
-mod policy;
-mod receipt;
-mod server;
-mod session;
-mod shutdown;
-mod simulator;
-mod smpp_time;
-mod text;
-mod udh;
-mod webhooks;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
-use crate::plugins::runner::{self, RunHook};
-use crate::shutdown::Shutdown;
-use crate::simulator::Simulator;
+use serde::Deserialize;
+use smsgate_smpp::config::{Config, HttpConfig};
+use smsgate_smpp::delivery::{self, AccountStats};
+use smsgate_smpp::plugins::runner::{self, RunHook};
+use smsgate_smpp::shutdown::{self, Shutdown};
+use smsgate_smpp::simulator::{self, Simulator};
+use smsgate_smpp::{server, tls};
 
 #[derive(Parser)]
 #[command(
@@ -239,16 +219,75 @@ async fn queue_stats(config: &Config) -> anyhow::Result<()> {
     let stats = match delivery::stats_from_file(&path) {
         Ok(stats) => stats,
         Err(delivery::queue::QueueError::Open(delivery::OpenError::Locked(_))) => {
-            delivery::stats_from_server(&config.http)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("{} is held by a running server: {e}", path.display())
-                })?
+            stats_from_server(&config.http).await.map_err(|e| {
+                anyhow::anyhow!("{} is held by a running server: {e}", path.display())
+            })?
         }
         Err(e) => return Err(e.into()),
     };
-    delivery::print_stats(&stats);
+    print_stats(&stats);
     Ok(())
+}
+
+/// `queue stats` for the operator: per-account totals.
+fn print_stats(stats: &[AccountStats]) {
+    if stats.is_empty() {
+        println!("delivery queue is empty");
+        return;
+    }
+    println!(
+        "{:<32} {:>8} {:>12} {:>12}",
+        "account", "items", "bytes", "oldest"
+    );
+    for s in stats {
+        println!(
+            "{:<32} {:>8} {:>12} {:>12}",
+            s.account,
+            s.items,
+            s.bytes,
+            humantime::format_duration(Duration::from_secs(s.oldest.as_secs())).to_string()
+        );
+    }
+}
+
+/// Asks the running server (`GET /api/smpp/v1/queue` on `http.address`).
+async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        accounts: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        account: String,
+        items: usize,
+        bytes: u64,
+        oldest_seconds: u64,
+    }
+    if http.tls_cert.is_some() {
+        anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
+    }
+    let mut address = http.address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let answer: Answer = tls::http_client()
+        .build()?
+        .get(format!("http://{address}/api/smpp/v1/queue"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer
+        .accounts
+        .into_iter()
+        .map(|e| AccountStats {
+            account: e.account,
+            items: e.items,
+            bytes: e.bytes,
+            oldest: Duration::from_secs(e.oldest_seconds),
+        })
+        .collect())
 }
 
 async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {
@@ -268,12 +307,6 @@ async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.config.as_deref())?;
     server::run(config, args.simulate, signal_shutdown()).await
-}
-
-/// Every TLS user (listeners, the gateway client) shares ring; installing it before the first
-/// one is built keeps rustls from having to guess between providers.
-pub fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn signal_shutdown() -> Shutdown {

@@ -10,8 +10,8 @@ use crate::codec::pdu::{Address, DataSm, SubmitMulti, SubmitSm, Tlv, find_tlv, t
 use crate::codec::status::*;
 use crate::gateway::{DataMessage, OutgoingMessage, TextMessage};
 use crate::smpp_time::{self, SmppTime};
-use crate::text::{self, Alphabet, DefaultAlphabet};
 use crate::udh::{self, Concat};
+use sms_text::{Alphabet, DefaultAlphabet};
 
 const ESM_UDHI: u8 = 0x40;
 /// The gateway refuses a time-to-live under five seconds.
@@ -205,7 +205,7 @@ fn decode(
         ));
     }
     let raw = payload(fields.short_message, fields.tlvs)?;
-    let alphabet = text::alphabet(fields.data_coding, default_alphabet)
+    let alphabet = sms_text::alphabet(fields.data_coding, default_alphabet)
         .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))?;
 
     let (header, body) = if fields.esm_class & ESM_UDHI != 0 {
@@ -277,14 +277,14 @@ pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Co
             )),
         };
     }
-    text::decode(alphabet, bytes)
+    sms_text::decode(alphabet, bytes)
         .map(Content::Text)
         .map_err(|e| Rejection::new(ESME_RINVMSGLEN, e.to_string()))
 }
 
 /// The alphabet of a submission, for decoding reassembled parts.
 pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, Rejection> {
-    text::alphabet(sub.data_coding, default)
+    sms_text::alphabet(sub.data_coding, default)
         .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))
 }
 

@@ -19,7 +19,6 @@ use crate::plugins::{Hook, types};
 use crate::policy;
 use crate::receipt;
 use crate::server::Context;
-use crate::text;
 
 /// What the ESME is told about an accepted message.
 pub struct Accepted {
@@ -205,7 +204,7 @@ async fn send(
     match sent {
         Ok(state) => {
             let segments = match &submission.content {
-                Content::Text(text) => text::segment_count(text),
+                Content::Text(text) => sms_text::segment_count(text),
                 Content::Binary { .. } => 1,
             };
             debug!(

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::codec::pdu::{Address, DeliverSm, Tlv, tag};
-use crate::text::{self, DefaultAlphabet};
+use sms_text::DefaultAlphabet;
 
 /// esm_class message type "SMSC delivery receipt".
 const ESM_DELIVERY_RECEIPT: u8 = 0x04;
@@ -368,7 +368,7 @@ fn text_user_data(text: &str, alphabet: DefaultAlphabet) -> UserData {
     match by_char(&|c| default_coding(c, alphabet)) {
         Some(encoded) => user_data(DC_DEFAULT, encoded, single, part),
         None => {
-            let encoded = by_char(&|c| Some(text::encode_ucs2(c.encode_utf8(&mut [0; 4]))))
+            let encoded = by_char(&|c| Some(sms_text::encode_ucs2(c.encode_utf8(&mut [0; 4]))))
                 .expect("UCS-2 encodes every character");
             user_data(DC_UCS2, encoded, 140, 134)
         }
@@ -394,7 +394,7 @@ fn binary_user_data(data: &[u8]) -> UserData {
 /// One character in the coding data_coding 0 stands for under `alphabet`.
 fn default_coding(c: char, alphabet: DefaultAlphabet) -> Option<Vec<u8>> {
     match alphabet {
-        DefaultAlphabet::Gsm7 => text::encode_gsm7(c.encode_utf8(&mut [0; 4])),
+        DefaultAlphabet::Gsm7 => sms_text::encode_gsm7(c.encode_utf8(&mut [0; 4])),
         DefaultAlphabet::Latin1 => u8::try_from(c).ok().map(|b| vec![b]),
         DefaultAlphabet::Ascii => u8::try_from(c).ok().filter(u8::is_ascii).map(|b| vec![b]),
     }
@@ -678,7 +678,7 @@ mod tests {
     }
 
     /// The parts' payloads decoded, after checking each part's header.
-    fn reassemble(parts: &[DeliverSm], alphabet: text::Alphabet) -> String {
+    fn reassemble(parts: &[DeliverSm], alphabet: sms_text::Alphabet) -> String {
         let total = parts.len();
         parts
             .iter()
@@ -691,7 +691,7 @@ mod tests {
                     [5, 0, 3, 0x2A, total as u8, i as u8 + 1],
                     "part {i}"
                 );
-                text::decode(alphabet, &sm[6..]).unwrap()
+                sms_text::decode(alphabet, &sm[6..]).unwrap()
             })
             .collect()
     }
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(pdu.data_coding, 8);
         assert_eq!(pdu.esm_class, 0);
         assert_eq!(
-            text::decode(text::Alphabet::Ucs2, &pdu.short_message).unwrap(),
+            sms_text::decode(sms_text::Alphabet::Ucs2, &pdu.short_message).unwrap(),
             "Привет 😀"
         );
         assert_eq!(text(&"ж".repeat(70))[0].short_message.len(), 140);
@@ -735,7 +735,7 @@ mod tests {
         assert_eq!(parts[0].short_message.len(), 6 + 153);
         assert_eq!(parts[1].short_message.len(), 6 + 8);
         assert!(parts.iter().all(|p| p.data_coding == 0));
-        assert_eq!(reassemble(&parts, text::Alphabet::Gsm7), message);
+        assert_eq!(reassemble(&parts, sms_text::Alphabet::Gsm7), message);
     }
 
     #[test]
@@ -746,7 +746,7 @@ mod tests {
         assert_eq!(parts[0].short_message.len(), 6 + 134);
         assert_eq!(parts[1].short_message.len(), 6 + 8);
         assert!(parts.iter().all(|p| p.data_coding == 8));
-        assert_eq!(reassemble(&parts, text::Alphabet::Ucs2), message);
+        assert_eq!(reassemble(&parts, sms_text::Alphabet::Ucs2), message);
     }
 
     #[test]
@@ -755,14 +755,14 @@ mod tests {
         let message = format!("{}€{}", "a".repeat(152), "b".repeat(10));
         let parts = text(&message);
         assert_eq!(parts[0].short_message.len(), 6 + 152);
-        assert_eq!(reassemble(&parts, text::Alphabet::Gsm7), message);
+        assert_eq!(reassemble(&parts, sms_text::Alphabet::Gsm7), message);
 
         // The emoji would straddle UTF-16 units 67 and 68.
         let message = format!("{}😀{}", "ж".repeat(66), "ж".repeat(10));
         let parts = text(&message);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].short_message.len(), 6 + 132);
-        assert_eq!(reassemble(&parts, text::Alphabet::Ucs2), message);
+        assert_eq!(reassemble(&parts, sms_text::Alphabet::Ucs2), message);
         assert!(parts[1].short_message[6..].starts_with(&[0xD8, 0x3D, 0xDE, 0x00]));
     }
 
@@ -780,7 +780,7 @@ mod tests {
         ] {
             assert_eq!(
                 text(&message).len(),
-                text::segment_count(&message),
+                sms_text::segment_count(&message),
                 "{message}"
             );
         }

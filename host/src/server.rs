@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::gateway::Gateway;
 use crate::http::{self, Readiness};
-use crate::listener::{self, Listener};
+use crate::listener::Listener;
 use crate::pipeline;
 use crate::plugins::Plugins;
 use crate::shutdown::{Shutdown, TaskTracker};
@@ -58,7 +58,7 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
     let plugins = Arc::new(Plugins::load(&config.plugins)?);
     plugins.spawn_reloader(shutdown.clone());
     let tls = match (&config.smpp.tls_cert, &config.smpp.tls_key) {
-        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key, "smpp")?),
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, "smpp")?),
         _ => None,
     };
     let plain = Listener::plain(config.smpp.bind_address).await?;

@@ -29,16 +29,17 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::auth::Account;
-use crate::config::{HttpConfig, humantime_serde};
+use crate::config::humantime_serde;
 use crate::plugins::Plugins;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};
-use crate::text::DefaultAlphabet;
 use crate::webhooks::event::{self, SignatureError};
-use queue::{AccountStats, Push, Queue, QueueError, QueueOptions};
+pub use queue::AccountStats;
+use queue::{Push, Queue, QueueError, QueueOptions};
 use receivers::{Outgoing, Receivers};
 use registration::Registrar;
 use sent::{SentLog, SentRecord};
+use sms_text::DefaultAlphabet;
 use tokens::Tokens;
 use writer::QueueWriter;
 
@@ -497,69 +498,10 @@ impl Delivery {
     }
 }
 
-/// `queue stats` for the operator: per-account totals.
-pub fn print_stats(stats: &[AccountStats]) {
-    if stats.is_empty() {
-        println!("delivery queue is empty");
-        return;
-    }
-    println!(
-        "{:<32} {:>8} {:>12} {:>12}",
-        "account", "items", "bytes", "oldest"
-    );
-    for s in stats {
-        println!(
-            "{:<32} {:>8} {:>12} {:>12}",
-            s.account,
-            s.items,
-            s.bytes,
-            humantime::format_duration(Duration::from_secs(s.oldest.as_secs())).to_string()
-        );
-    }
-}
-
 /// Reads the queue file directly; fails with `QueueError::Locked` while a server holds it.
 pub fn stats_from_file(path: &Path) -> Result<Vec<AccountStats>, QueueError> {
     if !path.exists() {
         return Ok(Vec::new());
     }
     Queue::open(path, QueueOptions::default())?.stats()
-}
-
-/// Asks the running server (`GET /api/smpp/v1/queue` on `http.address`).
-pub async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats>> {
-    #[derive(Deserialize)]
-    struct Answer {
-        accounts: Vec<Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        account: String,
-        items: usize,
-        bytes: u64,
-        oldest_seconds: u64,
-    }
-    crate::ensure_crypto_provider();
-    if http.tls_cert.is_some() {
-        anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
-    }
-    let mut address = http.address;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let answer: Answer = reqwest::get(format!("http://{address}/api/smpp/v1/queue"))
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(answer
-        .accounts
-        .into_iter()
-        .map(|e| AccountStats {
-            account: e.account,
-            items: e.items,
-            bytes: e.bytes,
-            oldest: Duration::from_secs(e.oldest_seconds),
-        })
-        .collect())
 }

@@ -160,12 +160,10 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(api_base_url: &str, timeout: Duration, retries: u32) -> anyhow::Result<Self> {
-        crate::ensure_crypto_provider();
         let base = Url::parse(api_base_url)?;
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("smsgate-smpp/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Gateway {
             http,

@@ -170,13 +170,6 @@ pub struct Plugins {
     config: Option<PluginsConfig>,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "called from the bind, submit and delivery paths as they are wired up; remove once all are"
-    )
-)]
 impl Plugins {
     /// Loads and checks every plugin of `config.dir`; any plugin that is refused fails the load
     /// with its file and the reason. A missing or empty directory gives an empty chain.

@@ -178,7 +178,7 @@ pub(super) fn sign(key: &str, body: &[u8], timestamp: &str) -> String {
 }
 
 pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    crate::ensure_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(CONNECT_TIMEOUT))

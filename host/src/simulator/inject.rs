@@ -78,7 +78,7 @@ pub async fn inject_mo(args: &InjectMo) -> anyhow::Result<Injected> {
     let base = base.strip_suffix("/3rdparty/v1").unwrap_or(base);
     let url = format!("{base}/simulator/v1/inbox");
 
-    crate::ensure_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -85,7 +85,7 @@ impl Content {
     /// The SMS parts the phone sends; Android sends a data message as one part or not at all.
     pub(super) fn parts(&self) -> usize {
         match self {
-            Self::Text(text) => crate::text::segment_count(text),
+            Self::Text(text) => sms_text::segment_count(text),
             Self::Data { .. } => 1,
         }
     }

@@ -1,4 +1,14 @@
-//! Conversion between SMPP `data_coding` values and Unicode text.
+//! SMS text: conversion between SMPP `data_coding` values and Unicode, and how a text travels
+//! as SMS (whether it fits GSM 7-bit, how many parts it needs). The server and the plugin SDK
+//! share it, so a plugin counts parts exactly as the server sends them.
+//!
+//! ```
+//! assert!(sms_text::fits_gsm7("Grüße, 5€ {incl. VAT}"));
+//! assert!(!sms_text::fits_gsm7("ça va")); // Ç is in the alphabet, ç is not
+//! assert_eq!(sms_text::gsm7_septets("5€"), Some(3));
+//! assert_eq!(sms_text::segment_count(&"a".repeat(161)), 2);
+//! assert_eq!(sms_text::segment_count(&"я".repeat(71)), 2);
+//! ```
 //!
 //! Decoding is strict: a byte sequence that does not belong to the announced alphabet is an
 //! error, never a U+FFFD, so a garbled message is refused at submit time instead of being
@@ -34,9 +44,20 @@ impl fmt::Display for DefaultAlphabet {
 }
 
 /// A default alphabet name that is none of the supported ones.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown default alphabet {0:?}: expected one of gsm7, latin1, ascii")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownDefaultAlphabet(pub String);
+
+impl fmt::Display for UnknownDefaultAlphabet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown default alphabet {:?}: expected one of gsm7, latin1, ascii",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownDefaultAlphabet {}
 
 impl FromStr for DefaultAlphabet {
     type Err = UnknownDefaultAlphabet;
@@ -93,19 +114,36 @@ impl From<DefaultAlphabet> for Alphabet {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TextError {
-    #[error("data_coding 0x{data_coding:02X} is not supported")]
-    Unsupported { data_coding: u8 },
-    #[error("invalid {alphabet} text at byte {offset}: {reason}")]
+    Unsupported {
+        data_coding: u8,
+    },
     Invalid {
         alphabet: &'static str,
         offset: usize,
         reason: &'static str,
     },
-    #[error("binary data has no text form")]
     Binary,
 }
+
+impl fmt::Display for TextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported { data_coding } => {
+                write!(f, "data_coding 0x{data_coding:02X} is not supported")
+            }
+            Self::Invalid {
+                alphabet,
+                offset,
+                reason,
+            } => write!(f, "invalid {alphabet} text at byte {offset}: {reason}"),
+            Self::Binary => f.write_str("binary data has no text form"),
+        }
+    }
+}
+
+impl std::error::Error for TextError {}
 
 /// Resolves a `data_coding` octet following SMPP 3.4 §5.2.19 for 0x00–0x0F and the GSM 03.38
 /// coding groups above that.
@@ -256,14 +294,21 @@ pub fn encode_ucs2(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
+/// Whether `text` can be sent in the GSM 7-bit alphabet (extension characters included);
+/// anything else goes as UCS-2, with less than half the room per part.
+pub fn fits_gsm7(text: &str) -> bool {
+    text.chars().all(|c| gsm7_width(c).is_some())
+}
+
 /// The number of septets `text` takes in GSM 7-bit, extension characters counting two;
 /// `None` when it cannot be written in GSM 7-bit.
-#[cfg(test)]
 pub fn gsm7_septets(text: &str) -> Option<usize> {
     text.chars().map(gsm7_width).sum()
 }
 
-/// How many SMS parts `text` needs: GSM 7-bit when it fits that alphabet, UCS-2 otherwise.
+/// How many SMS parts `text` needs: up to 160 septets in one part and 153 per part of a
+/// concatenated message when it fits GSM 7-bit, otherwise 70 and 67 UTF-16 units (UCS-2). An
+/// empty text is one (empty) part.
 ///
 /// Parts are filled greedily without splitting an escape sequence or a surrogate pair, as
 /// handsets would garble either when reassembling, so a part can carry one unit less than the
@@ -640,6 +685,17 @@ mod tests {
     #[test]
     fn binary_is_not_text() {
         assert_eq!(decode(Alphabet::Binary, &[1, 2, 3]), Err(TextError::Binary));
+    }
+
+    #[test]
+    fn whole_gsm7_repertoire_fits() {
+        let all: String = gsm7_repertoire().collect();
+        assert!(fits_gsm7(&all));
+        assert_eq!(gsm7_septets(&all), Some(127 + 2 * 10));
+        for text in ["ç", "á", "Привет", "😀", "\u{1B}", "`"] {
+            assert!(!fits_gsm7(text), "{text}");
+        }
+        assert!(fits_gsm7(""));
     }
 
     #[test]

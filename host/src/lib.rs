@@ -1,0 +1,30 @@
+//! `smsgate-smpp` as a library: an SMPP 3.4 server in front of the SMSGate REST API. The binary
+//! (`main.rs`) is only its command line; benchmarks and tests use the same entry points.
+//!
+//! Two flows run through it (ARCHITECTURE.md names the file of each step):
+//! - submit: `listener` → `session` → `pipeline` → `gateway`, answered with submit_sm_resp;
+//! - delivery: `webhooks` → the durable queue in `delivery` → `session`, as deliver_sm.
+
+mod auth;
+mod codec;
+mod concat;
+pub mod config;
+pub mod delivery;
+mod gateway;
+mod http;
+mod ids;
+mod listener;
+mod message;
+mod metrics;
+mod pipeline;
+pub mod plugins;
+mod policy;
+mod receipt;
+pub mod server;
+mod session;
+pub mod shutdown;
+pub mod simulator;
+mod smpp_time;
+pub mod tls;
+mod udh;
+mod webhooks;
