@@ -23,7 +23,6 @@ mod receipt;
 pub mod server;
 mod session;
 pub mod shutdown;
-pub mod simulator;
 mod smpp_time;
 pub mod tls;
 mod udh;

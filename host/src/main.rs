@@ -1,6 +1,7 @@
 //! `smsgate-smpp`: an SMPP 3.4 server in front of the SMSGate REST API. This file is the
 //! command line only: parse it, load the configuration, start, wait for the signal.
 
+#[cfg(feature = "simulator")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +12,12 @@ use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 use serde::Deserialize;
+#[cfg(feature = "simulator")]
+use smsgate_simulator::{self as simulator, Simulator};
 use smsgate_smpp::config::{Config, HttpConfig};
 use smsgate_smpp::delivery::{self, AccountStats};
 use smsgate_smpp::plugins::runner::{self, RunHook};
 use smsgate_smpp::shutdown::{self, Shutdown};
-use smsgate_smpp::simulator::{self, Simulator};
 use smsgate_smpp::{server, tls};
 
 #[derive(Parser)]
@@ -50,6 +52,7 @@ struct ServeArgs {
     config: ConfigArg,
     /// Run against the embedded SMSGate simulator instead of a real gateway (no account needed;
     /// the demo credentials are printed at start).
+    #[cfg(feature = "simulator")]
     #[arg(long)]
     simulate: bool,
 }
@@ -60,6 +63,7 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration (file + environment) with secrets masked.
     Config(ConfigArg),
+    #[cfg(feature = "simulator")]
     /// Serve only the SMSGate simulator's REST API, for GATEWAY__API_BASE_URL to point at (the
     /// default), or hand a running simulator an incoming SMS.
     Simulator {
@@ -87,6 +91,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "simulator")]
 #[derive(clap::Args, Clone)]
 struct SimulatorServeArgs {
     /// Address to listen on; the API is under /3rdparty/v1 and the inspection API under
@@ -95,6 +100,7 @@ struct SimulatorServeArgs {
     listen: SocketAddr,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Subcommand)]
 enum SimulatorCommand {
     /// Serve the simulator's REST API (the default).
@@ -170,6 +176,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_masked_toml()?);
             Ok(())
         }
+        #[cfg(feature = "simulator")]
         Some(Command::Simulator {
             command,
             serve,
@@ -290,6 +297,7 @@ async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats
         .collect())
 }
 
+#[cfg(feature = "simulator")]
 async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {
     let config = Config::load(config.config.as_deref())?;
     let listen = args.listen;
@@ -305,8 +313,55 @@ async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.config.as_deref())?;
-    server::run(config, args.simulate, signal_shutdown()).await
+    #[cfg_attr(not(feature = "simulator"), expect(unused_mut))]
+    let mut config = Config::load(args.config.config.as_deref())?;
+    let shutdown = signal_shutdown();
+    #[cfg(feature = "simulator")]
+    if args.simulate {
+        let address = start_simulator(&config, &shutdown).await?;
+        config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
+        // The simulated phone posts its webhooks straight back to this server, so receipts
+        // and incoming SMS work without any setting.
+        if config.gateway.webhook_base_url.is_none() {
+            config.gateway.webhook_base_url = Some(format!("http://{}", config.http.address));
+        }
+    }
+    server::run(config, shutdown).await
+}
+
+/// Where `serve --simulate` runs its simulator when the port is free.
+#[cfg(feature = "simulator")]
+const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
+
+#[cfg(feature = "simulator")]
+async fn start_simulator(config: &Config, shutdown: &Shutdown) -> anyhow::Result<SocketAddr> {
+    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
+    // when it is taken (another server, a test running beside).
+    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
+        Ok(socket) => socket,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    let address = socket.local_addr()?;
+    // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
+    // logs never carry passwords.
+    for account in &config.simulator.accounts {
+        println!(
+            "simulator account: system_id {:?} password {:?}",
+            account.username, account.password
+        );
+    }
+    let simulator = Simulator::new(config.simulator.clone());
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = simulator
+            .serve(socket, async move { stop.cancelled().await })
+            .await
+        {
+            tracing::warn!(error = %e, "simulator stopped");
+        }
+    });
+    tracing::info!(%address, "embedded SMSGate simulator running");
+    Ok(address)
 }
 
 fn signal_shutdown() -> Shutdown {

@@ -2,7 +2,6 @@
 //! SMPP listeners, the HTTP endpoints and the background sweeper, then waits for the shutdown
 //! signal and drains the sessions.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +18,7 @@ use crate::listener::Listener;
 use crate::pipeline;
 use crate::plugins::Plugins;
 use crate::shutdown::{Shutdown, TaskTracker};
-use crate::simulator::Simulator;
 use crate::webhooks;
-
-/// Where `serve --simulate` runs its simulator when the port is free.
-const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
 
 /// Concatenated messages being reassembled at once, over all accounts.
 const MAX_PENDING_CONCAT: usize = 10_000;
@@ -37,18 +32,9 @@ pub struct Context {
     pub delivery: Arc<Delivery>,
 }
 
-pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::ids::set_format(config.smpp.message_id_format);
     let background = TaskTracker::new();
-    if simulate {
-        let address = start_simulator(&config, &shutdown, &background).await?;
-        config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
-        // The simulated phone posts its webhooks straight back to this server, so receipts
-        // and incoming SMS work without any setting.
-        if config.gateway.webhook_base_url.is_none() {
-            config.gateway.webhook_base_url = Some(format!("http://{}", config.http.address));
-        }
-    }
     let gateway = Gateway::new(
         &config.gateway.api_base_url,
         config.gateway.timeout,
@@ -124,40 +110,6 @@ pub async fn run(mut config: Config, simulate: bool, shutdown: Shutdown) -> anyh
     let _ = tokio::time::timeout(Duration::from_secs(5), background.wait()).await;
     info!("stopped");
     Ok(())
-}
-
-async fn start_simulator(
-    config: &Config,
-    shutdown: &Shutdown,
-    background: &TaskTracker,
-) -> anyhow::Result<SocketAddr> {
-    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
-    // when it is taken (another server, a test running beside).
-    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
-        Ok(socket) => socket,
-        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
-    };
-    let address = socket.local_addr()?;
-    // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
-    // logs never carry passwords.
-    for account in &config.simulator.accounts {
-        println!(
-            "simulator account: system_id {:?} password {:?}",
-            account.username, account.password
-        );
-    }
-    let simulator = Simulator::new(config.simulator.clone());
-    let stop = shutdown.clone();
-    background.spawn(async move {
-        if let Err(e) = simulator
-            .serve(socket, async move { stop.cancelled().await })
-            .await
-        {
-            warn!(error = %e, "simulator stopped");
-        }
-    });
-    info!(%address, "embedded SMSGate simulator running");
-    Ok(address)
 }
 
 async fn sweep_concatenations(ctx: Arc<Context>, shutdown: Shutdown) {

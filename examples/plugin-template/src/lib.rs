@@ -5,7 +5,8 @@
 //! Replace it with yours; the README next to this file says how to build, check and install.
 
 use smsgate_plugin_sdk::{
-    Account, Hook, Message, Plugin, TransformResult, config, log, register_plugin, status, text,
+    Account, Message, Plugin, TransformResult, TransformSubmit, config, log, register_plugin,
+    status, text,
 };
 
 /// The plugin's state: its configuration, read once per instance.
@@ -16,9 +17,6 @@ pub struct Template {
 }
 
 impl Plugin for Template {
-    // Only what is listed here is ever called; the other hooks keep the SDK's defaults.
-    const HOOKS: &'static [Hook] = &[Hook::TransformSubmit];
-
     fn new() -> Self {
         let max_segments = match config::get_parsed::<usize>("max_segments") {
             None | Some(Ok(0)) => None,
@@ -37,7 +35,11 @@ impl Plugin for Template {
             max_segments,
         }
     }
+}
 
+// `register_plugin!` announces to the server the hooks whose traits are implemented, and
+// only those: adding `impl Route for Template` is all it takes to be asked about routing too.
+impl TransformSubmit for Template {
     fn transform_submit(&mut self, account: &Account, mut message: Message) -> TransformResult {
         // Binary messages have no text to judge; they are only tagged.
         if let Some(text) = message.text() {
@@ -70,7 +72,7 @@ register_plugin!(Template);
 mod tests {
     use super::*;
     use smsgate_plugin_sdk::log::Level;
-    use smsgate_plugin_sdk::testing;
+    use smsgate_plugin_sdk::{Hook, plugin_hooks, testing};
 
     fn submit(text: &str) -> TransformResult {
         let mut plugin = Template::new();
@@ -131,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn declares_only_the_hook_it_implements() {
-        assert_eq!(Template::HOOKS, [Hook::TransformSubmit]);
+    fn announces_only_the_hook_it_implements() {
+        assert_eq!(plugin_hooks!(Template), [Hook::TransformSubmit]);
     }
 }

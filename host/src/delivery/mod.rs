@@ -29,7 +29,6 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::auth::Account;
-use crate::config::humantime_serde;
 use crate::plugins::Plugins;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};

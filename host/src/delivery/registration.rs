@@ -455,7 +455,7 @@ mod tests {
 
     use super::*;
     use crate::gateway::{Credentials, Gateway};
-    use crate::simulator::{Simulator, SimulatorConfig};
+    use smsgate_simulator::{Simulator, SimulatorConfig};
 
     const BASE: &str = "http://127.0.0.1:9/hooks";
     const TOKEN: &str = "tok-0123456789abcdef0123456789";

@@ -486,7 +486,7 @@ mod tests {
     async fn simulator() -> (Gateway, Credentials) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let simulator = crate::simulator::Simulator::new(Default::default());
+        let simulator = smsgate_simulator::Simulator::new(Default::default());
         tokio::spawn(simulator.serve(listener, std::future::pending()));
         let gateway = Gateway::new(
             &format!("http://{addr}/3rdparty/v1"),

@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Hook;
-use super::settings::{PluginsConfig, byte_size, duration_text};
+use super::settings::{PluginsConfig, byte_size};
 
 /// One WebAssembly page; no instance can run in less.
 const MIN_MEMORY: usize = 64 << 10;
@@ -128,7 +128,7 @@ struct Raw {
     #[serde(default = "default_order")]
     order: i64,
     failure_policy: Option<toml::Value>,
-    #[serde(default, deserialize_with = "duration_text::deserialize_option")]
+    #[serde(default, with = "humantime_serde::option")]
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "byte_size::deserialize_option")]
     memory: Option<usize>,

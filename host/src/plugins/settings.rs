@@ -18,7 +18,7 @@ pub struct PluginsConfig {
     /// Reload when a file in `dir` changes (SIGHUP reloads in any case).
     pub watch: bool,
     /// Wall-clock limit of one hook call, for plugins that do not set `timeout`.
-    #[serde(with = "duration_text")]
+    #[serde(with = "humantime_serde")]
     pub default_timeout: Duration,
     /// Memory cap of one plugin instance, for plugins that do not set `memory`.
     #[serde(with = "byte_size")]
@@ -96,40 +96,6 @@ pub mod byte_size {
 
     /// For keys that may be left out (NAME.toml's `memory`).
     pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-        deserialize(d).map(Some)
-    }
-}
-
-/// Durations the way the rest of the configuration writes them ("10ms", "1s"); a bare number
-/// is milliseconds here, since plugin deadlines are measured in those.
-pub mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-                D::Error::custom(format!("{s:?} is not a duration like \"10ms\" ({e})"))
-            }),
-        }
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*value).to_string())
-    }
-
-    pub fn deserialize_option<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
         deserialize(d).map(Some)
     }
 }

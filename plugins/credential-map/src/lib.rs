@@ -12,7 +12,7 @@ mod users;
 use std::collections::BTreeMap;
 
 use smsgate_plugin_sdk::{
-    AuthResult, BindRequest, Hook, Plugin, config, log, register_plugin, status,
+    AuthResult, Authenticate, BindRequest, Plugin, config, log, register_plugin, status,
 };
 
 use users::User;
@@ -33,8 +33,6 @@ pub struct CredentialMap {
 }
 
 impl Plugin for CredentialMap {
-    const HOOKS: &'static [Hook] = &[Hook::Authenticate];
-
     fn new() -> Self {
         let unknown = match config::get("unknown").as_deref() {
             None | Some("pass") => Unknown::Pass,
@@ -52,7 +50,9 @@ impl Plugin for CredentialMap {
             users: users::load(),
         }
     }
+}
 
+impl Authenticate for CredentialMap {
     fn authenticate(&mut self, request: BindRequest) -> AuthResult {
         let system_id = &request.system_id;
         let peer = &request.peer_address;
@@ -99,10 +99,10 @@ register_plugin!(CredentialMap);
 
 #[cfg(test)]
 mod tests {
-    use smsgate_plugin_sdk::testing;
     use smsgate_plugin_sdk::{
         Account, AccountLimits, BasicCredentials, BindRequest, BindType, Credentials, log::Level,
     };
+    use smsgate_plugin_sdk::{Hook, plugin_hooks, testing};
 
     use super::*;
 
@@ -142,6 +142,11 @@ mod tests {
                 assert!(!line.contains(secret), "secret in log: {line}");
             }
         }
+    }
+
+    #[test]
+    fn announces_only_authenticate() {
+        assert_eq!(plugin_hooks!(CredentialMap), [Hook::Authenticate]);
     }
 
     #[test]

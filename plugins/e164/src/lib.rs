@@ -8,7 +8,8 @@
 
 use smsgate_plugin_sdk::phone;
 use smsgate_plugin_sdk::{
-    Account, Address, Hook, Message, Plugin, TransformResult, config, log, register_plugin, status,
+    Account, Address, Message, Plugin, TransformResult, TransformSubmit, config, log,
+    register_plugin, status,
 };
 
 /// SMPP type of number: international.
@@ -28,8 +29,6 @@ pub struct E164 {
 }
 
 impl Plugin for E164 {
-    const HOOKS: &'static [Hook] = &[Hook::TransformSubmit];
-
     fn new() -> Self {
         let country = config::get("default_country")
             .unwrap_or_default()
@@ -54,7 +53,9 @@ impl Plugin for E164 {
             normalise_source,
         }
     }
+}
 
+impl TransformSubmit for E164 {
     fn transform_submit(&mut self, account: &Account, mut message: Message) -> TransformResult {
         let mut changed = false;
         for destination in &mut message.destinations {
@@ -121,7 +122,7 @@ fn is_numeric(address: &Address) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use smsgate_plugin_sdk::testing;
+    use smsgate_plugin_sdk::{Hook, plugin_hooks, testing};
 
     use super::*;
 
@@ -154,6 +155,11 @@ mod tests {
             npi,
             addr: addr.into(),
         }
+    }
+
+    #[test]
+    fn announces_only_transform_submit() {
+        assert_eq!(plugin_hooks!(E164), [Hook::TransformSubmit]);
     }
 
     #[test]

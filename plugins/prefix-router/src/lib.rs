@@ -8,13 +8,13 @@
 use std::cmp::Reverse;
 
 use smsgate_plugin_sdk::{
-    Account, Hook, Message, Plugin, RouteDecision, RouteResult, config, log, register_plugin,
+    Account, Message, Plugin, Route, RouteDecision, RouteResult, config, log, register_plugin,
     status,
 };
 
 /// One `[[config.routes]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Route {
+struct PrefixRoute {
     /// Digits only; see [`digits`].
     prefix: String,
     /// As configured, for log lines.
@@ -26,12 +26,10 @@ struct Route {
 pub struct PrefixRouter {
     deny: Vec<(String, String)>,
     deny_status: u32,
-    routes: Vec<Route>,
+    routes: Vec<PrefixRoute>,
 }
 
 impl Plugin for PrefixRouter {
-    const HOOKS: &'static [Hook] = &[Hook::Route];
-
     fn new() -> Self {
         let mut deny: Vec<(String, String)> = config::list("deny")
             .into_iter()
@@ -59,7 +57,7 @@ impl Plugin for PrefixRouter {
             },
         };
 
-        let mut routes: Vec<Route> = Vec::new();
+        let mut routes: Vec<PrefixRoute> = Vec::new();
         for index in config::children("routes") {
             let Some(route) = route(&format!("routes.{index}")) else {
                 continue;
@@ -81,7 +79,9 @@ impl Plugin for PrefixRouter {
             routes,
         }
     }
+}
 
+impl Route for PrefixRouter {
     fn route(&mut self, account: &Account, message: &Message) -> RouteResult {
         for destination in &message.destinations {
             let Some(number) = digits(&destination.addr) else {
@@ -139,7 +139,7 @@ fn parse_status(text: &str) -> Option<u32> {
 }
 
 /// The route at `key` (`routes.0`), or `None` after a warning when it is unusable.
-fn route(key: &str) -> Option<Route> {
+fn route(key: &str) -> Option<PrefixRoute> {
     let Some(configured) = config::get(&format!("{key}.prefix")) else {
         log::warn(&format!("{key}: no prefix; route ignored"));
         return None;
@@ -159,7 +159,7 @@ fn route(key: &str) -> Option<Route> {
     }
     let priority: Option<i8> = number(key, "priority", &configured)?;
     let device_id = config::get(&format!("{key}.device_id")).filter(|id| !id.is_empty());
-    Some(Route {
+    Some(PrefixRoute {
         prefix,
         configured,
         decision: RouteDecision {
@@ -188,8 +188,8 @@ fn number<T: std::str::FromStr>(key: &str, field: &str, configured: &str) -> Opt
 
 #[cfg(test)]
 mod tests {
-    use smsgate_plugin_sdk::testing;
     use smsgate_plugin_sdk::{Address, log::Level};
+    use smsgate_plugin_sdk::{Hook, plugin_hooks, testing};
 
     use super::*;
 
@@ -232,6 +232,11 @@ mod tests {
             priority,
             credentials: None,
         })
+    }
+
+    #[test]
+    fn announces_only_route() {
+        assert_eq!(plugin_hooks!(PrefixRouter), [Hook::Route]);
     }
 
     #[test]

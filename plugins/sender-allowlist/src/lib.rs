@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use smsgate_plugin_sdk::{
-    Account, Address, Hook, Message, Plugin, TransformResult, config, log, register_plugin, status,
+    Account, Address, Message, Plugin, TransformResult, TransformSubmit, config, log,
+    register_plugin, status,
 };
 
 /// A list entry that allows every sender, for accounts that should not inherit `default`
@@ -77,8 +78,6 @@ pub struct SenderAllowlist {
 }
 
 impl Plugin for SenderAllowlist {
-    const HOOKS: &'static [Hook] = &[Hook::TransformSubmit];
-
     fn new() -> Self {
         SenderAllowlist {
             default: Allowed::new(&config::list("default")),
@@ -86,7 +85,9 @@ impl Plugin for SenderAllowlist {
             accounts: accounts(),
         }
     }
+}
 
+impl TransformSubmit for SenderAllowlist {
     fn transform_submit(&mut self, account: &Account, mut message: Message) -> TransformResult {
         let policy = self.accounts.get(&account.id);
         if message.source.addr.trim().is_empty() {
@@ -198,7 +199,7 @@ fn address(sender: &str) -> Option<Address> {
 #[cfg(test)]
 mod tests {
     use smsgate_plugin_sdk::log::Level;
-    use smsgate_plugin_sdk::testing;
+    use smsgate_plugin_sdk::{Hook, plugin_hooks, testing};
 
     use super::*;
 
@@ -238,6 +239,11 @@ mod tests {
     }
 
     const REJECTED: TransformResult = TransformResult::Reject(status::ESME_RINVSRCADR);
+
+    #[test]
+    fn announces_only_transform_submit() {
+        assert_eq!(plugin_hooks!(SenderAllowlist), [Hook::TransformSubmit]);
+    }
 
     #[test]
     fn accounts_use_their_own_list() {

@@ -107,17 +107,9 @@ pub async fn inject_mo(args: &InjectMo) -> anyhow::Result<Injected> {
 }
 
 fn decode_hex(text: &str) -> anyhow::Result<Vec<u8>> {
-    let digits: Vec<u8> = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
-        .collect::<Option<_>>()
-        .with_context(|| format!("--data: {text:?} is not hex"))?;
-    if digits.is_empty() || !digits.len().is_multiple_of(2) {
-        bail!("--data: {text:?} is not an even number of hex digits");
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.is_empty() {
+        bail!("--data: no hex digits");
     }
-    Ok(digits
-        .chunks(2)
-        .map(|pair| pair[0] << 4 | pair[1])
-        .collect())
+    hex::decode(&digits).with_context(|| format!("--data: {text:?} is not hex bytes"))
 }

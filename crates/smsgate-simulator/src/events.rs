@@ -160,11 +160,7 @@ fn content_id(sender: &str, at: DateTime<Utc>, content: &str) -> String {
         .chain_update(at.timestamp_millis().to_be_bytes())
         .chain_update(content)
         .finalize();
-    hex(&digest[..8])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 /// `X-Signature`: lowercase hex HMAC-SHA256 keyed with the signing key over the raw body
@@ -174,7 +170,7 @@ pub(super) fn sign(key: &str, body: &[u8], timestamp: &str) -> String {
         Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(body);
     mac.update(timestamp.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {

@@ -54,7 +54,7 @@ pub struct SimulatorConfig {
     /// own messages and webhooks.
     pub accounts: Vec<SimAccount>,
     /// Time a message spends in each of Pending, Processed and Sent before moving on.
-    #[serde(with = "duration_text")]
+    #[serde(with = "humantime_serde")]
     pub step_delay: Duration,
     /// Checked in order against the recipients of each new message; the first rule whose
     /// pattern matches any recipient decides the outcome. No match means delivered.
@@ -115,10 +115,10 @@ pub struct WebhookDeliveryConfig {
     /// Extra attempts after a failed one (non-2xx answer, connection error or timeout).
     pub retries: u32,
     /// Wait before the first retry; each further retry waits twice as long as the one before.
-    #[serde(with = "duration_text")]
+    #[serde(with = "humantime_serde")]
     pub backoff: Duration,
     /// Time one attempt may take; the app allows 30 s.
-    #[serde(with = "duration_text")]
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
 
@@ -153,7 +153,7 @@ pub enum Outcome {
     /// The message is accepted at once but the answer comes only after `delay`: the ambiguous
     /// case where a client times out although the gateway has the message.
     Stall {
-        #[serde(with = "duration_text")]
+        #[serde(with = "humantime_serde")]
         delay: Duration,
     },
 }
@@ -375,33 +375,4 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(x ^ y);
     }
     std::hint::black_box(diff) == 0
-}
-
-/// Durations as humantime text ("500ms", "2s"); a bare integer counts as seconds, which is
-/// what an environment variable like `SIMULATOR__STEP_DELAY=2` arrives as.
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(u64),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-                D::Error::custom(format!("{s:?} is not a duration like \"500ms\" ({e})"))
-            }),
-        }
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*value).to_string())
-    }
 }
