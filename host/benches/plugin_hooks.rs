@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use smsgate_smpp::plugins::{Plugins, PluginsConfig, types};
+use smsgate_plugin_host::{Plugins, PluginsConfig, types};
 
 fn main() {
     let calls: usize = std::env::var("BENCH_CALLS")

@@ -17,8 +17,8 @@ use tracing::debug;
 use crate::codec::pdu::Bind;
 use crate::codec::status::*;
 use crate::gateway::{self, Credentials, Gateway};
-use crate::plugins::{AuthOutcome, Plugins, types};
 use crate::policy;
+use smsgate_plugin_host::{AuthOutcome, Plugins, types};
 
 /// The account label by which an authenticate plugin passes the webhook signing key.
 pub const SIGNING_KEY_LABEL: &str = "webhook-signing-key";

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::delivery::DeliveryConfig;
 use crate::ids::MessageIdFormat;
-pub use crate::plugins::PluginsConfig;
 use sms_text::DefaultAlphabet;
+pub use smsgate_plugin_host::PluginsConfig;
 #[cfg(feature = "simulator")]
 use smsgate_simulator::SimulatorConfig;
 

@@ -17,7 +17,6 @@ mod listener;
 mod message;
 mod metrics;
 mod pipeline;
-pub mod plugins;
 mod policy;
 mod receipt;
 pub mod server;

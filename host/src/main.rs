@@ -12,11 +12,11 @@ use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 use serde::Deserialize;
+use smsgate_plugin_host::runner::{self, RunHook};
 #[cfg(feature = "simulator")]
 use smsgate_simulator::{self as simulator, Simulator};
 use smsgate_smpp::config::{Config, HttpConfig};
 use smsgate_smpp::delivery::{self, AccountStats};
-use smsgate_smpp::plugins::runner::{self, RunHook};
 use smsgate_smpp::shutdown::{self, Shutdown};
 use smsgate_smpp::{server, tls};
 

@@ -15,10 +15,10 @@ use crate::delivery::sent::{SentLogError, SentRecord};
 use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Content, Decoded, Rejection, Submission};
-use crate::plugins::{Hook, types};
 use crate::policy;
 use crate::receipt;
 use crate::server::Context;
+use smsgate_plugin_host::{Hook, types};
 
 /// What the ESME is told about an accepted message.
 pub struct Accepted {

@@ -11,7 +11,7 @@ use crate::auth::Account;
 use crate::codec::pdu::{Address, Bind, BindKind, Tlv};
 use crate::gateway::{Credentials, OutgoingMessage};
 use crate::message::{Content, Expiry, Submission};
-use crate::plugins::types;
+use smsgate_plugin_host::types;
 
 pub fn bind_request(bind: &Bind, peer: SocketAddr, tls: bool) -> types::BindRequest {
     types::BindRequest {

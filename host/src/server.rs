@@ -16,9 +16,9 @@ use crate::gateway::Gateway;
 use crate::http::{self, Readiness};
 use crate::listener::Listener;
 use crate::pipeline;
-use crate::plugins::Plugins;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::webhooks;
+use smsgate_plugin_host::Plugins;
 
 /// Concatenated messages being reassembled at once, over all accounts.
 const MAX_PENDING_CONCAT: usize = 10_000;

@@ -9,10 +9,10 @@ use super::sent::SentRecord;
 use super::{Delivery, PartReceipts};
 use crate::auth::Account;
 use crate::codec::pdu::Address;
-use crate::plugins::{Hook, types};
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
 use crate::webhooks::event::{Event, EventKind};
+use smsgate_plugin_host::{Hook, types};
 
 /// The queue items of one event, under the id that makes a repeat of it a duplicate.
 pub struct Composed {

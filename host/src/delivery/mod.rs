@@ -29,7 +29,6 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::auth::Account;
-use crate::plugins::Plugins;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::webhooks::event::{self, SignatureError};
@@ -39,6 +38,7 @@ use receivers::{Outgoing, Receivers};
 use registration::Registrar;
 use sent::{SentLog, SentRecord};
 use sms_text::DefaultAlphabet;
+use smsgate_plugin_host::Plugins;
 use tokens::Tokens;
 use writer::QueueWriter;
 

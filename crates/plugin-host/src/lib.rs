@@ -31,7 +31,7 @@ use bindings::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
 mod bindings {
     wasmtime::component::bindgen!({
         world: "plugin",
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         exports: { default: async },
     });
 }

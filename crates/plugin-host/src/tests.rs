@@ -16,7 +16,7 @@ use super::*;
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));
@@ -589,7 +589,7 @@ async fn the_reloader_follows_changes_in_the_directory() {
     let mut config = dir.config();
     config.watch = true;
     let plugins = Arc::new(Plugins::load(&config).unwrap());
-    let shutdown = crate::shutdown::Shutdown::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
     plugins.spawn_reloader(shutdown.clone());
     // Let the reloader take its first look before the change.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -647,7 +647,7 @@ fn the_runner_checks_and_runs_the_example_fixtures() {
         "{described}"
     );
 
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fixtures");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fixtures");
     for (hook, file, expected) in [
         (runner::RunHook::Authenticate, "authenticate.json", "accept"),
         (runner::RunHook::Submit, "submit.json", "replace"),

@@ -3,21 +3,18 @@
 //! the small pool of ready instances each plugin keeps so that a hook call costs microseconds
 //! rather than an instantiation.
 //!
-//! Exports are bound `async` and driven to completion on the calling thread (see `block_on`):
+//! Exports are bound `async` and driven to completion on the calling thread (`block_on`):
 //! wasmtime-wasi's synchronous adapters run their I/O through `Handle::block_on`, which panics on
 //! a tokio worker, and a plugin's panic message written to stderr would take that path. The
 //! public API stays synchronous; the cost is one fiber switch per call.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::executor::block_on;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -485,32 +482,4 @@ impl OutputStream for StderrTail {
 #[wasmtime_wasi::async_trait]
 impl Pollable for StderrTail {
     async fn ready(&mut self) {}
-}
-
-/// Drives a wasmtime future on the calling thread. Guest code never waits on anything but the
-/// host functions, which complete at once (file grants run on this thread), so this almost
-/// always finishes in the first poll; if a host future does wait, the thread parks until woken.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    thread_local! {
-        static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    }
-
-    let mut future = pin!(future);
-    WAKER.with(|waker| {
-        let mut cx = Context::from_waker(waker);
-        loop {
-            if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-                return value;
-            }
-            std::thread::park();
-        }
-    })
 }

@@ -279,7 +279,7 @@ impl ArtifactCache {
         let mut hasher = Sha(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         hasher.0.update(wasm);
-        hex(&hasher.0.finalize())
+        hex::encode(hasher.0.finalize())
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -327,8 +327,4 @@ impl ArtifactCache {
             warn!(dir = %self.dir.display(), "cannot write the plugin cache: {e:#}");
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

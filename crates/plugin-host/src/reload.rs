@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{debug, error};
 
 use super::Plugins;
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken as Shutdown;
 
 const POLL: Duration = Duration::from_secs(1);
 
