@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tracing::debug;
 
-use crate::codec::pdu::Bind;
-use crate::codec::status::*;
 use crate::gateway::{self, Credentials, Gateway};
 use crate::policy;
+use smpp_codec::pdu::Bind;
+use smpp_codec::status::*;
 use smsgate_plugin_host::{AuthOutcome, Plugins, types};
 
 /// The account label by which an authenticate plugin passes the webhook signing key.
@@ -69,22 +69,6 @@ impl Account {
     }
 }
 
-/// Why a bind was refused: the status for the ESME, a reason for the log.
-#[derive(Debug)]
-pub struct Refusal {
-    pub status: u32,
-    pub reason: String,
-}
-
-impl Refusal {
-    fn new(status: u32, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
-
 /// A bound session's hold on its account; dropping it frees the bind slot.
 pub struct BoundAccount {
     pub account: Arc<Account>,
@@ -117,7 +101,7 @@ struct AccountState {
 }
 
 impl Registry {
-    fn admit(&self, account: &Account) -> Result<Option<Arc<DefaultDirectRateLimiter>>, Refusal> {
+    fn admit(&self, account: &Account) -> Result<Option<Arc<DefaultDirectRateLimiter>>, SmppError> {
         let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         let state = accounts
             .entry(account.name.clone())
@@ -128,7 +112,7 @@ impl Registry {
         if let Some(max) = account.max_binds
             && state.binds >= max
         {
-            return Err(Refusal::new(
+            return Err(SmppError::new(
                 ESME_RBINDFAIL,
                 format!("account already has {max} binds, its limit"),
             ));
@@ -188,12 +172,12 @@ impl Authenticator {
         bind: &Bind,
         peer: SocketAddr,
         tls: bool,
-    ) -> Result<BoundAccount, Refusal> {
+    ) -> Result<BoundAccount, SmppError> {
         let request = policy::bind_request(bind, peer, tls);
         let account = match self.plugins.authenticate(&request) {
             AuthOutcome::Accept(account) => self.plugin_account(account)?,
             AuthOutcome::Reject(status) => {
-                return Err(Refusal::new(status, "refused by an authenticate plugin"));
+                return Err(SmppError::new(status, "refused by an authenticate plugin"));
             }
             AuthOutcome::Default => self.default_account(bind)?,
         };
@@ -206,12 +190,12 @@ impl Authenticator {
         })
     }
 
-    fn default_account(&self, bind: &Bind) -> Result<Account, Refusal> {
+    fn default_account(&self, bind: &Bind) -> Result<Account, SmppError> {
         if bind.system_id.is_empty() {
-            return Err(Refusal::new(ESME_RINVSYSID, "empty system_id"));
+            return Err(SmppError::new(ESME_RINVSYSID, "empty system_id"));
         }
         if bind.password.is_empty() {
-            return Err(Refusal::new(ESME_RINVPASWD, "empty password"));
+            return Err(SmppError::new(ESME_RINVPASWD, "empty password"));
         }
         let credentials = Credentials::Basic {
             username: bind.system_id.clone(),
@@ -224,11 +208,11 @@ impl Authenticator {
         ))
     }
 
-    fn plugin_account(&self, account: types::Account) -> Result<Account, Refusal> {
+    fn plugin_account(&self, account: types::Account) -> Result<Account, SmppError> {
         let gateway = match &account.api_base_url {
             None => self.gateway.clone(),
             Some(url) => self.gateway.with_base_url(url).map_err(|e| {
-                Refusal::new(
+                SmppError::new(
                     ESME_RBINDFAIL,
                     format!(
                         "plugin gave account {:?} a bad api-base-url: {e}",
@@ -262,7 +246,7 @@ impl Authenticator {
     }
 
     /// One gateway call proves the credentials work (for that account's gateway).
-    async fn check(&self, account: &Account, bind: &Bind) -> Result<(), Refusal> {
+    async fn check(&self, account: &Account, bind: &Bind) -> Result<(), SmppError> {
         let key = (
             account.gateway.base_url().to_string(),
             account.credentials.clone(),
@@ -276,7 +260,7 @@ impl Authenticator {
             .check_credentials(&account.credentials)
             .await
             .map_err(|e| {
-                Refusal::new(
+                SmppError::new(
                     gateway::bind_status(&e),
                     // Clients that cut passwords to 8 characters are the usual cause of a
                     // refusal; the length (never the password) tells an operator so.

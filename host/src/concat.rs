@@ -153,10 +153,10 @@ mod tests {
             self.pending.lock().unwrap().len()
         }
     }
-    use crate::codec::pdu::Address;
     use crate::gateway::Credentials;
     use crate::message::{Content, SubmitKind};
-    use crate::udh::Concat;
+    use smpp_codec::pdu::Address;
+    use smpp_codec::udh::Concat;
 
     fn account(name: &str) -> Arc<Account> {
         let gateway = crate::gateway::Gateway::new(

@@ -6,7 +6,6 @@
 //! - delivery: `webhooks` → the durable queue in `delivery` → `session`, as deliver_sm.
 
 mod auth;
-mod codec;
 mod concat;
 pub mod config;
 pub mod delivery;
@@ -22,7 +21,5 @@ mod receipt;
 pub mod server;
 mod session;
 pub mod shutdown;
-mod smpp_time;
 pub mod tls;
-mod udh;
 mod webhooks;

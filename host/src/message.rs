@@ -6,11 +6,11 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::codec::pdu::{Address, DataSm, SubmitMulti, SubmitSm, Tlv, find_tlv, tag};
-use crate::codec::status::*;
 use crate::gateway::{DataMessage, OutgoingMessage, TextMessage};
-use crate::smpp_time::{self, SmppTime};
-use crate::udh::{self, Concat};
+use smpp_codec::pdu::{Address, DataSm, SubmitMulti, SubmitSm, Tlv, find_tlv, tag};
+use smpp_codec::status::*;
+use smpp_codec::time::{self as smpp_time, SmppTime};
+use smpp_codec::udh::{self, Concat};
 use sms_text::{Alphabet, DefaultAlphabet};
 
 const ESM_UDHI: u8 = 0x40;
@@ -79,22 +79,6 @@ pub enum Decoded {
     },
 }
 
-/// A decoding failure: the status for the ESME and a reason for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub status: u32,
-    pub reason: String,
-}
-
-impl Rejection {
-    pub fn new(status: u32, reason: impl Into<String>) -> Self {
-        Rejection {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
-
 /// The mandatory fields the three submit PDUs share, borrowed from whichever arrived.
 struct Fields<'a> {
     kind: SubmitKind,
@@ -116,7 +100,7 @@ pub fn from_submit_sm(
     pdu: &SubmitSm,
     alphabet: DefaultAlphabet,
     now: DateTime<Utc>,
-) -> Result<Decoded, Rejection> {
+) -> Result<Decoded, SmppError> {
     decode(
         Fields {
             kind: SubmitKind::SubmitSm,
@@ -142,7 +126,7 @@ pub fn from_data_sm(
     pdu: &DataSm,
     alphabet: DefaultAlphabet,
     now: DateTime<Utc>,
-) -> Result<Decoded, Rejection> {
+) -> Result<Decoded, SmppError> {
     let empty = Bytes::new();
     decode(
         Fields {
@@ -171,7 +155,7 @@ pub fn from_submit_multi(
     destinations: Vec<Address>,
     alphabet: DefaultAlphabet,
     now: DateTime<Utc>,
-) -> Result<Decoded, Rejection> {
+) -> Result<Decoded, SmppError> {
     decode(
         Fields {
             kind: SubmitKind::SubmitMulti,
@@ -197,20 +181,20 @@ fn decode(
     fields: Fields<'_>,
     default_alphabet: DefaultAlphabet,
     now: DateTime<Utc>,
-) -> Result<Decoded, Rejection> {
+) -> Result<Decoded, SmppError> {
     if fields.priority_flag > 3 {
-        return Err(Rejection::new(
+        return Err(SmppError::new(
             ESME_RINVPRTFLG,
             format!("priority_flag {} is not 0-3", fields.priority_flag),
         ));
     }
     let raw = payload(fields.short_message, fields.tlvs)?;
     let alphabet = sms_text::alphabet(fields.data_coding, default_alphabet)
-        .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))?;
+        .map_err(|e| SmppError::new(ESME_RSUBMITFAIL, e.to_string()))?;
 
     let (header, body) = if fields.esm_class & ESM_UDHI != 0 {
         let (udh, body) = udh::split(&raw)
-            .map_err(|e| Rejection::new(ESME_RINVESMCLASS, format!("user data header: {e}")))?;
+            .map_err(|e| SmppError::new(ESME_RINVESMCLASS, format!("user data header: {e}")))?;
         let offset = raw.len() - body.len();
         (Some(udh), raw.slice(offset..))
     } else {
@@ -263,14 +247,14 @@ fn decode(
 }
 
 /// Turns the payload bytes into text, or binary data when the coding says 8-bit.
-pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Content, Rejection> {
+pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Content, SmppError> {
     if alphabet == Alphabet::Binary {
         return match port {
             Some(port) if port > 0 => Ok(Content::Binary {
                 data: bytes.to_vec(),
                 port,
             }),
-            _ => Err(Rejection::new(
+            _ => Err(SmppError::new(
                 ESME_RSUBMITFAIL,
                 "8-bit data needs a destination port (destination_port TLV or UDH port IE): \
                  the gateway sends binary SMS to a port only",
@@ -279,19 +263,19 @@ pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Co
     }
     sms_text::decode(alphabet, bytes)
         .map(Content::Text)
-        .map_err(|e| Rejection::new(ESME_RINVMSGLEN, e.to_string()))
+        .map_err(|e| SmppError::new(ESME_RINVMSGLEN, e.to_string()))
 }
 
 /// The alphabet of a submission, for decoding reassembled parts.
-pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, Rejection> {
+pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, SmppError> {
     sms_text::alphabet(sub.data_coding, default)
-        .map_err(|e| Rejection::new(ESME_RSUBMITFAIL, e.to_string()))
+        .map_err(|e| SmppError::new(ESME_RSUBMITFAIL, e.to_string()))
 }
 
 /// short_message, or the message_payload TLV when short_message is empty.
-fn payload(short_message: &Bytes, tlvs: &[Tlv]) -> Result<Bytes, Rejection> {
+fn payload(short_message: &Bytes, tlvs: &[Tlv]) -> Result<Bytes, SmppError> {
     match find_tlv(tlvs, tag::MESSAGE_PAYLOAD) {
-        Some(_) if !short_message.is_empty() => Err(Rejection::new(
+        Some(_) if !short_message.is_empty() => Err(SmppError::new(
             ESME_RINVMSGLEN,
             "short_message and message_payload are both set",
         )),
@@ -300,7 +284,7 @@ fn payload(short_message: &Bytes, tlvs: &[Tlv]) -> Result<Bytes, Rejection> {
     }
 }
 
-fn sar_concat(tlvs: &[Tlv]) -> Result<Option<Concat>, Rejection> {
+fn sar_concat(tlvs: &[Tlv]) -> Result<Option<Concat>, SmppError> {
     let reference = tlv_u16(tlvs, tag::SAR_MSG_REF_NUM)?;
     let total = find_tlv(tlvs, tag::SAR_TOTAL_SEGMENTS).and_then(|t| t.value.first().copied());
     let sequence = find_tlv(tlvs, tag::SAR_SEGMENT_SEQNUM).and_then(|t| t.value.first().copied());
@@ -315,23 +299,23 @@ fn sar_concat(tlvs: &[Tlv]) -> Result<Option<Concat>, Rejection> {
                 sequence,
             }))
         }
-        (Some(_), Some(_), Some(_)) => Err(Rejection::new(
+        (Some(_), Some(_), Some(_)) => Err(SmppError::new(
             ESME_RINVOPTPARAMVAL,
             "sar_segment_seqnum must be 1..=sar_total_segments",
         )),
-        _ => Err(Rejection::new(
+        _ => Err(SmppError::new(
             ESME_RMISSINGOPTPARAM,
             "sar_msg_ref_num, sar_total_segments and sar_segment_seqnum go together",
         )),
     }
 }
 
-fn tlv_u16(tlvs: &[Tlv], wanted: u16) -> Result<Option<u16>, Rejection> {
+fn tlv_u16(tlvs: &[Tlv], wanted: u16) -> Result<Option<u16>, SmppError> {
     match find_tlv(tlvs, wanted) {
         None => Ok(None),
         Some(tlv) => match tlv.value.as_ref() {
             [hi, lo] => Ok(Some(u16::from_be_bytes([*hi, *lo]))),
-            _ => Err(Rejection::new(
+            _ => Err(SmppError::new(
                 ESME_RINVPARLEN,
                 format!("TLV 0x{wanted:04X} must be 2 bytes"),
             )),
@@ -342,13 +326,13 @@ fn tlv_u16(tlvs: &[Tlv], wanted: u16) -> Result<Option<u16>, Rejection> {
 fn times(
     fields: &Fields<'_>,
     now: DateTime<Utc>,
-) -> Result<(Option<Expiry>, Option<DateTime<Utc>>), Rejection> {
+) -> Result<(Option<Expiry>, Option<DateTime<Utc>>), SmppError> {
     let validity = match smpp_time::parse(fields.validity_period)
-        .map_err(|e| Rejection::new(ESME_RINVEXPIRY, format!("validity_period: {e}")))?
+        .map_err(|e| SmppError::new(ESME_RINVEXPIRY, format!("validity_period: {e}")))?
     {
         None => None,
         Some(SmppTime::Relative(d)) if d.as_secs() < MIN_TTL_SECONDS => {
-            return Err(Rejection::new(
+            return Err(SmppError::new(
                 ESME_RINVEXPIRY,
                 format!(
                     "validity_period: shorter than the gateway's minimum of {MIN_TTL_SECONDS}s"
@@ -359,7 +343,7 @@ fn times(
         Some(absolute) => {
             let at = smpp_time::resolve(&absolute, now);
             if at <= now {
-                return Err(Rejection::new(
+                return Err(SmppError::new(
                     ESME_RINVEXPIRY,
                     "validity_period: already expired",
                 ));
@@ -368,14 +352,14 @@ fn times(
         }
     };
     let schedule_at = smpp_time::parse(fields.schedule_delivery_time)
-        .map_err(|e| Rejection::new(ESME_RINVSCHED, format!("schedule_delivery_time: {e}")))?
+        .map_err(|e| SmppError::new(ESME_RINVSCHED, format!("schedule_delivery_time: {e}")))?
         .map(|t| smpp_time::resolve(&t, now))
         // A time in the past means "now", as on every SMSC.
         .filter(|at| *at > now);
     if let (Some(schedule), Some(Expiry::At(until))) = (schedule_at, validity)
         && schedule >= until
     {
-        return Err(Rejection::new(
+        return Err(SmppError::new(
             ESME_RINVSCHED,
             "schedule_delivery_time is after validity_period",
         ));
@@ -489,7 +473,7 @@ mod tests {
         }
     }
 
-    fn rejected(pdu: &SubmitSm) -> Rejection {
+    fn rejected(pdu: &SubmitSm) -> SmppError {
         from_submit_sm(pdu, DefaultAlphabet::Gsm7, now()).unwrap_err()
     }
 

@@ -10,7 +10,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::codec::status;
+use smpp_codec::command;
+use smpp_codec::status::CommandStatus;
 
 pub struct Metrics {
     registry: Registry,
@@ -125,13 +126,13 @@ impl Metrics {
     }
 
     /// Counts a PDU the server wrote.
-    pub fn sent(&self, command_id: u32, command_status: u32) {
+    pub fn sent(&self, command_id: u32, command_status: CommandStatus) {
         self.pdus_sent
-            .with_label_values(&[status::command_name(command_id)])
+            .with_label_values(&[command::command_name(command_id)])
             .inc();
-        if command_status != status::ESME_ROK {
+        if !command_status.is_ok() {
             self.errors
-                .with_label_values(&[format!("0x{command_status:08X}").as_str()])
+                .with_label_values(&[format!("0x{:08X}", command_status.0).as_str()])
                 .inc();
         }
     }
@@ -162,7 +163,7 @@ mod tests {
     fn renders_the_go_server_names() {
         let m = Metrics::new();
         m.sessions.with_label_values(&["open"]).inc();
-        m.sent(status::SUBMIT_SM_RESP, status::ESME_RTHROTTLED);
+        m.sent(command::SUBMIT_SM_RESP, smpp_codec::status::ESME_RTHROTTLED);
         m.gateway_call("submit_sms", "202", Duration::from_millis(5));
         m.submit_sm.with_label_values(&["ESME_ROK"]).inc();
         m.submit_sm_duration.observe(0.01);

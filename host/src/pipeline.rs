@@ -8,16 +8,17 @@ use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use crate::auth::Account;
-use crate::codec::pdu::Address;
-use crate::codec::status::*;
 use crate::concat::{Assembled, Progress};
 use crate::delivery::sent::{SentLogError, SentRecord};
-use crate::gateway::{self, MessageState};
+use crate::gateway::{self, GatewayError, MessageState};
 use crate::ids;
-use crate::message::{self, Content, Decoded, Rejection, Submission};
+use crate::message::{self, Content, Decoded, Submission};
 use crate::policy;
 use crate::receipt;
 use crate::server::Context;
+use smpp_codec::pdu::Address;
+use smpp_codec::status::SmppError;
+use smpp_codec::status::*;
 use smsgate_plugin_host::{Hook, types};
 
 /// What the ESME is told about an accepted message.
@@ -32,7 +33,7 @@ pub async fn submit(
     ctx: &Context,
     account: &Arc<Account>,
     decoded: Decoded,
-) -> Result<Accepted, Rejection> {
+) -> Result<Accepted, SmppError> {
     match decoded {
         Decoded::Whole(submission) => {
             let message_id = ids::new_message_id();
@@ -47,7 +48,7 @@ pub async fn submit(
                     state: None,
                 })
             }
-            Progress::Full => Err(Rejection::new(
+            Progress::Full => Err(SmppError::new(
                 ESME_RMSGQFUL,
                 "too many concatenated messages are waiting for their parts",
             )),
@@ -93,7 +94,7 @@ pub async fn flush_expired(ctx: &Context, now: Instant) {
         if let Err(rejection) = result {
             warn!(
                 message_id = %assembled.message_id,
-                status = crate::codec::status::name(rejection.status),
+                status = rejection.status.name(),
                 reason = %rejection.reason,
                 "incomplete concatenated message could not be sent"
             );
@@ -110,7 +111,7 @@ fn part_ids(assembled: &Assembled) -> Vec<String> {
         .collect()
 }
 
-fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, Rejection> {
+fn reassembled(ctx: &Context, assembled: &Assembled) -> Result<Submission, SmppError> {
     let template = &assembled.template;
     let alphabet = message::alphabet_of(template, ctx.config.smpp.default_alphabet)?;
     let content = message::content(alphabet, &assembled.payload, assembled.port)?;
@@ -125,7 +126,7 @@ fn apply_plugins(
     ctx: &Context,
     account: &Account,
     submission: Submission,
-) -> Result<(Submission, Option<types::RouteDecision>), Rejection> {
+) -> Result<(Submission, Option<types::RouteDecision>), SmppError> {
     // Without submit plugins, copying the message into the contract's form is wasted work.
     if !ctx.plugins.handles(Hook::TransformSubmit) && !ctx.plugins.handles(Hook::Route) {
         return Ok((submission, None));
@@ -134,11 +135,11 @@ fn apply_plugins(
     let message = ctx
         .plugins
         .transform_submit(&view, policy::message(&submission))
-        .map_err(|status| Rejection::new(status, "refused by a transform-submit plugin"))?;
+        .map_err(|status| SmppError::new(status, "refused by a transform-submit plugin"))?;
     let decision = ctx
         .plugins
         .route(&view, &message)
-        .map_err(|status| Rejection::new(status, "refused by a route plugin"))?;
+        .map_err(|status| SmppError::new(status, "refused by a route plugin"))?;
     Ok((policy::apply(submission, message), decision))
 }
 
@@ -187,7 +188,7 @@ async fn send(
     submission: Submission,
     message_id: &str,
     part_ids: &[String],
-) -> Result<Option<MessageState>, Rejection> {
+) -> Result<Option<MessageState>, SmppError> {
     let recording = record_for_receipts(ctx, account, &submission, message_id, part_ids);
     let (submission, decision) = apply_plugins(ctx, account, submission)?;
     let mut body = submission.to_gateway(message_id, Utc::now());
@@ -222,10 +223,10 @@ async fn send(
         }
         Err(e) => {
             let status = gateway::submit_status(&e);
-            if matches!(status, ESME_RSUBMITFAIL) && e.to_string().contains(" 40") {
+            if matches!(&e, GatewayError::Http { status, .. } if status.is_client_error()) {
                 info!(%message_id, error = %e, "gateway refused the message");
             }
-            Err(Rejection::new(status, e.to_string()))
+            Err(SmppError::new(status, e.to_string()))
         }
     }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::auth::Account;
-use crate::codec::pdu::{Address, Bind, BindKind, Tlv};
 use crate::gateway::{Credentials, OutgoingMessage};
 use crate::message::{Content, Expiry, Submission};
+use smpp_codec::pdu::{Address, Bind, BindKind, Tlv};
 use smsgate_plugin_host::types;
 
 pub fn bind_request(bind: &Bind, peer: SocketAddr, tls: bool) -> types::BindRequest {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::codec::pdu::{Address, DeliverSm, Tlv, tag};
+use smpp_codec::pdu::{Address, DeliverSm, Tlv, tag};
 use sms_text::DefaultAlphabet;
 
 /// esm_class message type "SMSC delivery receipt".
@@ -444,7 +444,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::codec::pdu::{Outbound, encode_pdu, find_tlv};
+    use smpp_codec::pdu::{Outbound, encode_pdu, find_tlv};
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 59).unwrap()

@@ -20,6 +20,7 @@ mod tests;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use smpp_codec::status::{CommandStatus, ESME_RBINDFAIL, ESME_RSYSERR};
 use tracing::{debug, info, warn};
 
 pub use self::settings::PluginsConfig;
@@ -45,10 +46,10 @@ pub mod types {
     };
 }
 
-/// ESME_RBINDFAIL: what a fail-closed authenticate answers.
-const BIND_FAILED: u32 = 0x0D;
-/// ESME_RSYSERR: what a fail-closed submit hook answers; ESMEs retry it later.
-const SYSTEM_ERROR: u32 = 0x08;
+/// What a fail-closed authenticate answers.
+const BIND_FAILED: CommandStatus = ESME_RBINDFAIL;
+/// What a fail-closed submit hook answers; ESMEs retry it later.
+const SYSTEM_ERROR: CommandStatus = ESME_RSYSERR;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
@@ -94,7 +95,7 @@ impl Hook {
 pub enum AuthOutcome {
     Accept(types::Account),
     /// An SMPP command_status for the bind response.
-    Reject(u32),
+    Reject(CommandStatus),
     /// No plugin had an opinion: system_id and password are the SMSGate credentials.
     Default,
 }
@@ -233,7 +234,9 @@ impl Plugins {
                     });
                     match called.value {
                         types::AuthResult::Accept(account) => return AuthOutcome::Accept(account),
-                        types::AuthResult::Reject(status) => return AuthOutcome::Reject(status),
+                        types::AuthResult::Reject(status) => {
+                            return AuthOutcome::Reject(CommandStatus(status));
+                        }
                         types::AuthResult::Pass => {}
                     }
                 }
@@ -249,7 +252,7 @@ impl Plugins {
         &self,
         account: &types::Account,
         mut message: types::Message,
-    ) -> Result<types::Message, u32> {
+    ) -> Result<types::Message, CommandStatus> {
         let chain = self.chain.load();
         for plugin in chain.with(Hook::TransformSubmit) {
             let result = plugin.call(Hook::TransformSubmit, async |p, store| {
@@ -269,7 +272,9 @@ impl Plugins {
                     match called.value {
                         types::TransformResult::Continue => {}
                         types::TransformResult::Replace(next) => message = next,
-                        types::TransformResult::Reject(status) => return Err(status),
+                        types::TransformResult::Reject(status) => {
+                            return Err(CommandStatus(status));
+                        }
                     }
                 }
                 Err(FailurePolicy::FailClosed) => return Err(SYSTEM_ERROR),
@@ -284,7 +289,7 @@ impl Plugins {
         &self,
         account: &types::Account,
         message: &types::Message,
-    ) -> Result<Option<types::RouteDecision>, u32> {
+    ) -> Result<Option<types::RouteDecision>, CommandStatus> {
         let chain = self.chain.load();
         for plugin in chain.with(Hook::Route) {
             let result = plugin.call(Hook::Route, async |p, store| {
@@ -303,7 +308,7 @@ impl Plugins {
                     match called.value {
                         types::RouteResult::Continue => {}
                         types::RouteResult::Route(decision) => return Ok(Some(decision)),
-                        types::RouteResult::Reject(status) => return Err(status),
+                        types::RouteResult::Reject(status) => return Err(CommandStatus(status)),
                     }
                 }
                 Err(FailurePolicy::FailClosed) => return Err(SYSTEM_ERROR),

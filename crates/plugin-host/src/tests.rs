@@ -202,7 +202,7 @@ fn label<'a>(message: &'a types::Message, key: &str) -> Option<&'a str> {
 }
 
 /// Where the route chain sends a message that asks for `actions` ("": the configured ones).
-fn routed_to(plugins: &Plugins, actions: &str) -> Result<Option<String>, u32> {
+fn routed_to(plugins: &Plugins, actions: &str) -> Result<Option<String>, CommandStatus> {
     let asked = (!actions.is_empty()).then_some(actions);
     plugins
         .route(&account(), &message(asked))
@@ -357,7 +357,7 @@ fn the_chain_runs_by_order_then_name_with_each_hooks_semantics() {
     plugins.reload().unwrap();
     assert_eq!(
         plugins.transform_submit(&account(), message(None)).err(),
-        Some(0x45)
+        Some(smpp_codec::status::ESME_RSUBMITFAIL)
     );
     let delivered = plugins.transform_deliver(&account(), deliver()).unwrap();
     assert_eq!(text(&delivered.content), "hiba");

@@ -1029,7 +1029,7 @@ fn config_reads_durations_and_outcomes() {
             { "pattern": "0$", "outcome": { "kind": "fail", "reason": "no signal" } },
             { "pattern": "9$", "outcome": { "kind": "reject", "status": 503, "message": "queue full" } },
             { "pattern": "8$", "outcome": { "kind": "stall", "delay": "1m 30s" } },
-            { "pattern": "7$", "outcome": { "kind": "stall", "delay": 2 } },
+            { "pattern": "7$", "outcome": { "kind": "stall", "delay": "2s" } },
         ],
     }))
     .unwrap();
@@ -1072,12 +1072,12 @@ fn config_reads_durations_and_outcomes() {
     assert_eq!(defaults.accounts[0].password, "demo1234");
     assert!(defaults.rules.is_empty());
     defaults.validate().unwrap();
-    let seconds: SimulatorConfig = serde_json::from_value(json!({ "step_delay": 3 })).unwrap();
-    assert_eq!(seconds.step_delay, Duration::from_secs(3));
 
     for bad in [
         json!({ "step": "1s" }),
         json!({ "step_delay": "soon" }),
+        // Like every duration of the server's configuration, a delay needs its unit.
+        json!({ "step_delay": 3 }),
         json!({ "accounts": [{ "username": "a" }] }),
         json!({ "accounts": [{ "username": "a", "password": "b", "admin": true }] }),
         json!({ "rules": [{ "pattern": "x", "outcome": { "kind": "explode" } }] }),
@@ -1804,7 +1804,7 @@ mod webhooks {
         let config: SimulatorConfig = serde_json::from_value(json!({
             "accounts": [{ "username": "alice", "password": "pw", "signing_key": "s3cret" }],
             "allow_http_webhooks": false,
-            "webhooks": { "retries": 14, "backoff": "10s", "timeout": 30 },
+            "webhooks": { "retries": 14, "backoff": "10s", "timeout": "30s" },
         }))
         .unwrap();
         config.validate().unwrap();

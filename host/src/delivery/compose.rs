@@ -8,10 +8,10 @@ use chrono::Utc;
 use super::sent::SentRecord;
 use super::{Delivery, PartReceipts};
 use crate::auth::Account;
-use crate::codec::pdu::Address;
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
 use crate::webhooks::event::{Event, EventKind};
+use smpp_codec::pdu::Address;
 use smsgate_plugin_host::{Hook, types};
 
 /// The queue items of one event, under the id that makes a repeat of it a duplicate.

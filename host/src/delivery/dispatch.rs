@@ -18,14 +18,14 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::Delivery;
 use super::queue::Item;
-use crate::codec::status::{self, ESME_ROK, ESME_RTHROTTLED};
+use smpp_codec::status::{CommandStatus, ESME_ROK, ESME_RTHROTTLED};
 
 /// Most items read from the queue per round.
 const LOOKAHEAD: usize = 1024;
 
 /// How a deliver_sm ended.
 enum Answer {
-    Status(u32),
+    Status(CommandStatus),
     /// The session dropped it unanswered: its response timeout passed, or it closed.
     Unanswered,
 }
@@ -176,7 +176,7 @@ impl Dispatcher {
                 }
                 answer => {
                     let why = match answer {
-                        Answer::Status(status) => status::name(status),
+                        Answer::Status(status) => status.name(),
                         Answer::Unanswered => "no deliver_sm_resp in time",
                     };
                     failed.push((sent.seq, why));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use smpp_codec::status::CommandStatus;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// One deliver_sm handed to a session. The session answers with the command_status of the
@@ -14,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 pub struct Outgoing {
     /// The encoded deliver_sm body; the session adds the header and its own sequence number.
     pub body: Bytes,
-    pub reply: oneshot::Sender<u32>,
+    pub reply: oneshot::Sender<CommandStatus>,
     /// Held, never read: the session's window slot, freed when the session lets go of this.
     _window_slot: OwnedSemaphorePermit,
 }
@@ -41,7 +42,7 @@ pub struct Slot {
 
 impl Slot {
     /// Hands `body` to the session; `None` when the session closed meanwhile.
-    pub fn send(self, body: Bytes) -> Option<oneshot::Receiver<u32>> {
+    pub fn send(self, body: Bytes) -> Option<oneshot::Receiver<CommandStatus>> {
         let (reply, answer) = oneshot::channel();
         let outgoing = Outgoing {
             body,
@@ -141,6 +142,7 @@ impl Receivers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smpp_codec::status::ESME_ROK;
 
     #[test]
     fn round_robin_within_each_window() {
@@ -192,9 +194,9 @@ mod tests {
             _window_slot,
             ..
         } = outgoing;
-        reply.send(0).unwrap();
+        reply.send(ESME_ROK).unwrap();
         drop(_window_slot);
-        assert_eq!(answer.await.unwrap(), 0);
+        assert_eq!(answer.await.unwrap(), ESME_ROK);
         assert!(receivers.next_free("acct", &[]).is_some());
     }
 }

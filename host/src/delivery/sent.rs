@@ -20,7 +20,7 @@ use super::store::{self, OpenError, unix_ms};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::codec::pdu::Address;
+use smpp_codec::pdu::Address;
 
 /// Gateway message id → (recorded at in unix ms, serialised record). The time is kept beside the
 /// record so that overwriting it can find and drop its old `BY_AGE` entry.

@@ -4,10 +4,10 @@
 use reqwest::StatusCode;
 
 use super::GatewayError;
-use crate::codec::status::*;
+use smpp_codec::status::*;
 
 /// bind_*: is this SMSGate account usable?
-pub fn bind_status(error: &GatewayError) -> u32 {
+pub fn bind_status(error: &GatewayError) -> CommandStatus {
     match error {
         GatewayError::Http { status, .. }
             if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN =>
@@ -20,7 +20,7 @@ pub fn bind_status(error: &GatewayError) -> u32 {
 }
 
 /// submit_sm, data_sm, submit_multi.
-pub fn submit_status(error: &GatewayError) -> u32 {
+pub fn submit_status(error: &GatewayError) -> CommandStatus {
     match error {
         GatewayError::Http { status, message } => match status.as_u16() {
             400 if message.contains("phone") => ESME_RINVDSTADR,
@@ -41,7 +41,7 @@ pub fn submit_status(error: &GatewayError) -> u32 {
 }
 
 /// query_sm: an unknown id and a gateway failure both mean "cannot tell".
-pub fn query_status(error: &GatewayError) -> u32 {
+pub fn query_status(error: &GatewayError) -> CommandStatus {
     match error {
         GatewayError::Http { status, .. } if status.is_client_error() => ESME_RQUERYFAIL,
         _ => ESME_RSYSERR,
@@ -49,7 +49,7 @@ pub fn query_status(error: &GatewayError) -> u32 {
 }
 
 /// cancel_sm: 409 = no longer pending, 404 = unknown id.
-pub fn cancel_status(error: &GatewayError) -> u32 {
+pub fn cancel_status(error: &GatewayError) -> CommandStatus {
     match error {
         GatewayError::Http { status, .. } if status.is_client_error() => ESME_RCANCELFAIL,
         _ => ESME_RSYSERR,

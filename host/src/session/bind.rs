@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tracing::{Instrument, Span, info, warn};
 
 use super::{Event, Receiving, Session, State};
-use crate::auth::{BoundAccount, Refusal};
-use crate::codec::pdu::{Bind, BindKind, ResponseBody};
-use crate::codec::status::{self, *};
+use crate::auth::BoundAccount;
 use crate::metrics;
+use smpp_codec::pdu::{Bind, BindKind, ResponseBody};
+use smpp_codec::status::*;
 
 /// SMPP 3.4, announced in every bind response.
 const SC_INTERFACE_VERSION: u8 = 0x34;
@@ -45,7 +45,7 @@ impl Session {
         &mut self,
         sequence_number: u32,
         kind: BindKind,
-        result: Result<BoundAccount, Refusal>,
+        result: Result<BoundAccount, SmppError>,
     ) {
         if !matches!(self.state, State::Binding) {
             // Shutdown began while the check ran.
@@ -81,7 +81,7 @@ impl Session {
             Err(refusal) => {
                 warn!(
                     bind = kind.as_str(),
-                    status = status::name(refusal.status),
+                    status = refusal.status.name(),
                     reason = %refusal.reason,
                     "bind refused"
                 );
@@ -92,7 +92,7 @@ impl Session {
         }
     }
 
-    async fn answer_bind(&self, sequence_number: u32, kind: BindKind, status: u32) {
+    async fn answer_bind(&self, sequence_number: u32, kind: BindKind, status: CommandStatus) {
         let body = ResponseBody::Bind {
             kind,
             system_id: self.ctx.config.smpp.system_id.clone(),

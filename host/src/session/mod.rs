@@ -21,14 +21,15 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::{Account, BoundAccount, Refusal};
-use crate::codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
-use crate::codec::status::*;
-use crate::codec::{SmppCodec, status};
+use crate::auth::{Account, BoundAccount};
 use crate::delivery::receivers::Outgoing;
 use crate::metrics;
 use crate::server::Context;
 use crate::shutdown::Shutdown;
+use smpp_codec::SmppCodec;
+use smpp_codec::command::*;
+use smpp_codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
+use smpp_codec::status::*;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -62,7 +63,7 @@ enum Event {
     BindChecked {
         sequence_number: u32,
         kind: BindKind,
-        result: Result<BoundAccount, Refusal>,
+        result: Result<BoundAccount, SmppError>,
     },
 }
 
@@ -227,7 +228,7 @@ impl Session {
         self.last_heard = Instant::now();
         metrics::get()
             .pdus_received
-            .with_label_values(&[status::command_name(inbound.command_id())])
+            .with_label_values(&[command_name(inbound.command_id())])
             .inc();
         // Any PDU proves the peer is alive, which is all our enquire_link asks.
         self.enquire_sent = None;
@@ -249,9 +250,9 @@ impl Session {
                 reason,
             } => {
                 warn!(
-                    command = status::command_name(command_id),
+                    command = command_name(command_id),
                     sequence_number,
-                    status = status::name(status),
+                    status = status.name(),
                     %reason,
                     "malformed PDU"
                 );
@@ -343,9 +344,14 @@ impl Session {
         );
     }
 
-    fn on_response(&mut self, command_id: u32, command_status: u32, sequence_number: u32) -> Flow {
+    fn on_response(
+        &mut self,
+        command_id: u32,
+        command_status: CommandStatus,
+        sequence_number: u32,
+    ) -> Flow {
         match command_id {
-            status::DELIVER_SM_RESP => {
+            DELIVER_SM_RESP => {
                 let answered = self
                     .receiving
                     .as_mut()
@@ -358,14 +364,14 @@ impl Session {
                 }
                 Flow::Continue
             }
-            status::UNBIND_RESP if matches!(self.state, State::Unbinding(_)) => {
+            UNBIND_RESP if matches!(self.state, State::Unbinding(_)) => {
                 debug!("unbind answered");
                 Flow::Close
             }
-            status::GENERIC_NACK => {
+            GENERIC_NACK => {
                 warn!(
                     sequence_number,
-                    status = status::name(command_status),
+                    status = command_status.name(),
                     "ESME sent generic_nack"
                 );
                 // A nack of a deliver_sm is its refusal: the dispatcher retries it.
@@ -374,7 +380,7 @@ impl Session {
                     .as_mut()
                     .and_then(|r| r.pending.remove(&sequence_number))
                 {
-                    let _ = outgoing.reply.send(command_status.max(1));
+                    let _ = outgoing.reply.send(CommandStatus(command_status.0.max(1)));
                 }
                 Flow::Continue
             }
@@ -503,7 +509,7 @@ impl Session {
         }
     }
 
-    async fn respond(&self, sequence_number: u32, status: u32, body: ResponseBody) {
+    async fn respond(&self, sequence_number: u32, status: CommandStatus, body: ResponseBody) {
         self.send(Outbound::Response {
             sequence_number,
             status,

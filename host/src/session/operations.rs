@@ -9,23 +9,28 @@ use chrono::Utc;
 use tracing::{debug, info};
 
 use crate::auth::{Account, BoundAccount};
-use crate::codec::pdu::{
-    Address, CancelSm, DestAddress, QuerySm, Request, ResponseBody, SubmitMulti, UnsuccessSme,
-};
-use crate::codec::status::{self, *};
 use crate::gateway::{self, MessageState};
 use crate::ids;
-use crate::message::{self, Decoded, Rejection};
+use crate::message::{self, Decoded};
 use crate::metrics;
 use crate::pipeline::{self, Accepted};
 use crate::receipt::ReceiptState;
 use crate::server::Context;
-use crate::smpp_time;
+use smpp_codec::command::QUERY_SM;
+use smpp_codec::pdu::{
+    Address, CancelSm, DestAddress, QuerySm, Request, ResponseBody, SubmitMulti, UnsuccessSme,
+};
+use smpp_codec::status::*;
+use smpp_codec::time as smpp_time;
 
 /// SMSGate takes at most this many phone numbers per message.
 const MAX_RECIPIENTS: usize = 100;
 
-pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u32, ResponseBody) {
+pub async fn handle(
+    ctx: &Context,
+    bound: &BoundAccount,
+    request: Request,
+) -> (CommandStatus, ResponseBody) {
     let account = &bound.account;
     let submits = matches!(
         request,
@@ -49,10 +54,7 @@ pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u
             metrics
                 .submit_sm_duration
                 .observe(started.elapsed().as_secs_f64());
-            metrics
-                .submit_sm
-                .with_label_values(&[status::name(status)])
-                .inc();
+            metrics.submit_sm.with_label_values(&[status.name()]).inc();
             (status, ResponseBody::SubmitSm { message_id })
         }
         Request::DataSm(pdu) => {
@@ -67,10 +69,7 @@ pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u
             metrics
                 .query_sm_duration
                 .observe(started.elapsed().as_secs_f64());
-            metrics
-                .query_sm
-                .with_label_values(&[status::name(status)])
-                .inc();
+            metrics.query_sm.with_label_values(&[status.name()]).inc();
             (status, body)
         }
         Request::CancelSm(pdu) => cancel(account, &pdu).await,
@@ -89,8 +88,8 @@ pub async fn handle(ctx: &Context, bound: &BoundAccount, request: Request) -> (u
 async fn submit(
     ctx: &Context,
     account: &Arc<Account>,
-    decoded: Result<Decoded, Rejection>,
-) -> (u32, String) {
+    decoded: Result<Decoded, SmppError>,
+) -> (CommandStatus, String) {
     match accept(ctx, account, decoded).await {
         Ok(accepted) => (ESME_ROK, accepted.message_id),
         Err(status) => (status, String::new()),
@@ -100,15 +99,15 @@ async fn submit(
 async fn accept(
     ctx: &Context,
     account: &Arc<Account>,
-    decoded: Result<Decoded, Rejection>,
-) -> Result<Accepted, u32> {
+    decoded: Result<Decoded, SmppError>,
+) -> Result<Accepted, CommandStatus> {
     let result = match decoded {
         Ok(decoded) => pipeline::submit(ctx, account, decoded).await,
         Err(rejection) => Err(rejection),
     };
     result.map_err(|rejection| {
         info!(
-            status = status::name(rejection.status),
+            status = rejection.status.name(),
             reason = %rejection.reason,
             "submit refused"
         );
@@ -122,7 +121,7 @@ async fn submit_multi(
     ctx: &Context,
     account: &Arc<Account>,
     pdu: &SubmitMulti,
-) -> (u32, ResponseBody) {
+) -> (CommandStatus, ResponseBody) {
     let mut destinations: Vec<Address> = Vec::new();
     let mut unsuccess = Vec::new();
     for destination in &pdu.destinations {
@@ -149,7 +148,7 @@ async fn submit_multi(
             }),
         }
     }
-    let failed = |status: u32| {
+    let failed = |status: CommandStatus| {
         (
             status,
             ResponseBody::SubmitMulti {
@@ -209,7 +208,7 @@ fn failed_recipients(state: &MessageState, destinations: &[Address]) -> Vec<Unsu
         .collect()
 }
 
-async fn query(account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
+async fn query(account: &Account, pdu: &QuerySm) -> (CommandStatus, ResponseBody) {
     let gateway_id = ids::gateway_id(&pdu.message_id);
     match account
         .gateway
@@ -238,10 +237,7 @@ async fn query(account: &Account, pdu: &QuerySm) -> (u32, ResponseBody) {
         }
         Err(e) => {
             debug!(message_id = %pdu.message_id, error = %e, "query_sm failed");
-            (
-                gateway::query_status(&e),
-                ResponseBody::error_for(status::QUERY_SM),
-            )
+            (gateway::query_status(&e), ResponseBody::error_for(QUERY_SM))
         }
     }
 }
@@ -256,7 +252,7 @@ fn message_state(gateway_state: &str) -> ReceiptState {
     }
 }
 
-async fn cancel(account: &Account, pdu: &CancelSm) -> (u32, ResponseBody) {
+async fn cancel(account: &Account, pdu: &CancelSm) -> (CommandStatus, ResponseBody) {
     if pdu.message_id.is_empty() {
         // Cancelling "everything from this source to that destination" has no gateway call.
         return (ESME_RCANCELFAIL, ResponseBody::CancelSm);

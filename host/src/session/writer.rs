@@ -7,8 +7,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::codec::pdu::{self, Outbound};
 use crate::metrics;
+use smpp_codec::pdu::{self, Outbound};
 
 /// Flush once the batch reaches this size even if more PDUs are queued.
 const MAX_BATCH_BYTES: usize = 64 * 1024;

@@ -5,16 +5,13 @@
 //! of the PDU behind it, and a bad body costs one error response rather than
 //! the connection.
 
-pub mod pdu;
-pub mod status;
-
 use std::io;
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-pub use pdu::Inbound;
-use pdu::Outbound;
+use crate::pdu::{self, Inbound, Outbound};
+use crate::status::CommandStatus;
 
 /// command_length, command_id, command_status, sequence_number.
 const HEADER_LEN: usize = 16;
@@ -66,7 +63,7 @@ impl Decoder for SmppCodec {
         }
         let mut frame = src.split_to(len).freeze();
         let command_id = be_u32(&frame, 4);
-        let command_status = be_u32(&frame, 8);
+        let command_status = CommandStatus(be_u32(&frame, 8));
         let sequence_number = be_u32(&frame, 12);
         let body = frame.split_off(HEADER_LEN);
         Ok(Some(pdu::decode_pdu(
@@ -113,16 +110,17 @@ mod tests {
         },
     };
 
-    use super::pdu::{self, Address, BindKind, Request, ResponseBody, UnsuccessSme, tag};
-    use super::status::*;
     use super::*;
+    use crate::command::*;
+    use crate::pdu::{Address, BindKind, Request, ResponseBody, UnsuccessSme, tag};
+    use crate::status::*;
 
     const MAX: usize = 70_000;
 
     fn frame(command_id: u32, sequence_number: u32, body: &[u8]) -> Vec<u8> {
         let len = u32::try_from(HEADER_LEN + body.len()).unwrap();
         let mut out = Vec::new();
-        for field in [len, command_id, ESME_ROK, sequence_number] {
+        for field in [len, command_id, ESME_ROK.0, sequence_number] {
             out.extend_from_slice(&field.to_be_bytes());
         }
         out.extend_from_slice(body);
@@ -575,7 +573,7 @@ mod tests {
         for (command, out) in decoded.iter().zip(&outbound) {
             assert_eq!(command.sequence_number(), out.sequence_number());
             assert_eq!(u32::from(command.id()), out.command_id());
-            assert_eq!(u32::from(command.status()), out.command_status());
+            assert_eq!(u32::from(command.status()), out.command_status().0);
         }
 
         let pdu = |i: usize| decoded[i].pdu();

@@ -10,7 +10,8 @@ use std::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::status::{self, *};
+use crate::command::*;
+use crate::status::*;
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum Inbound {
     /// A response (or generic_nack) from the ESME to something the server sent.
     Response {
         command_id: u32,
-        command_status: u32,
+        command_status: CommandStatus,
         sequence_number: u32,
         /// Present only for deliver_sm_resp and data_sm_resp that carry a
         /// non-empty message_id.
@@ -33,7 +34,7 @@ pub enum Inbound {
     Invalid {
         command_id: u32,
         sequence_number: u32,
-        status: u32,
+        status: CommandStatus,
         reason: String,
     },
     /// `command_length` is below the header size or above the configured
@@ -339,29 +340,14 @@ const TIME_LEN: usize = 16;
 const MAX_SM_LENGTH: usize = 254;
 const MAX_DESTS: u8 = 254;
 
-/// Why a request body was rejected.
-struct Fault {
-    status: u32,
-    reason: String,
+fn truncated(field: &str) -> SmppError {
+    SmppError::new(
+        ESME_RINVCMDLEN,
+        format!("command_length inconsistent with body: PDU ends inside {field}"),
+    )
 }
 
-impl Fault {
-    fn new(status: u32, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-        }
-    }
-
-    fn truncated(field: &str) -> Self {
-        Self::new(
-            ESME_RINVCMDLEN,
-            format!("command_length inconsistent with body: PDU ends inside {field}"),
-        )
-    }
-}
-
-type Parsed<T> = Result<T, Fault>;
+type Parsed<T> = Result<T, SmppError>;
 
 /// Sequential reader over one PDU body; it owns only that frame's bytes, so
 /// nothing can be read from the following PDU.
@@ -372,18 +358,18 @@ struct Reader {
 impl Reader {
     fn u8(&mut self, field: &str) -> Parsed<u8> {
         if self.rest.is_empty() {
-            return Err(Fault::truncated(field));
+            return Err(truncated(field));
         }
         Ok(self.rest.get_u8())
     }
 
     /// The raw octets of a C-Octet String, terminator consumed.
-    fn c_octets(&mut self, field: &str, max: usize, too_long: u32) -> Parsed<Bytes> {
+    fn c_octets(&mut self, field: &str, max: usize, too_long: CommandStatus) -> Parsed<Bytes> {
         let Some(nul) = self.rest.iter().position(|&b| b == 0) else {
-            return Err(Fault::truncated(field));
+            return Err(truncated(field));
         };
         if nul > max {
-            return Err(Fault::new(
+            return Err(SmppError::new(
                 too_long,
                 format!("{field} is {nul} octets long, limit {max}"),
             ));
@@ -393,15 +379,15 @@ impl Reader {
         Ok(value)
     }
 
-    fn c_string(&mut self, field: &str, max: usize, too_long: u32) -> Parsed<String> {
+    fn c_string(&mut self, field: &str, max: usize, too_long: CommandStatus) -> Parsed<String> {
         self.c_octets(field, max, too_long).map(|raw| latin1(&raw))
     }
 
     /// An absolute or relative SMPP time: empty, or exactly 16 characters.
-    fn time(&mut self, field: &str, invalid: u32) -> Parsed<String> {
+    fn time(&mut self, field: &str, invalid: CommandStatus) -> Parsed<String> {
         let raw = self.c_octets(field, TIME_LEN, invalid)?;
         if !raw.is_empty() && raw.len() != TIME_LEN {
-            return Err(Fault::new(
+            return Err(SmppError::new(
                 invalid,
                 format!(
                     "{field} must be empty or {TIME_LEN} characters, got {}",
@@ -413,7 +399,7 @@ impl Reader {
     }
 
     /// `fields` names the ton, npi and address fields for error reasons.
-    fn address(&mut self, fields: [&str; 3], too_long: u32) -> Parsed<Address> {
+    fn address(&mut self, fields: [&str; 3], too_long: CommandStatus) -> Parsed<Address> {
         let [ton, npi, addr] = fields;
         Ok(Address {
             ton: self.u8(ton)?,
@@ -426,13 +412,13 @@ impl Reader {
     fn short_message(&mut self) -> Parsed<Bytes> {
         let len = usize::from(self.u8("sm_length")?);
         if len > MAX_SM_LENGTH {
-            return Err(Fault::new(
+            return Err(SmppError::new(
                 ESME_RINVMSGLEN,
                 format!("sm_length {len} exceeds {MAX_SM_LENGTH}"),
             ));
         }
         if len > self.rest.len() {
-            return Err(Fault::new(
+            return Err(SmppError::new(
                 ESME_RINVMSGLEN,
                 format!(
                     "sm_length {len} exceeds the {} octets left in the PDU",
@@ -448,7 +434,7 @@ impl Reader {
         let mut tlvs = Vec::new();
         while !self.rest.is_empty() {
             if self.rest.len() < 4 {
-                return Err(Fault::new(
+                return Err(SmppError::new(
                     ESME_RINVOPTPARSTREAM,
                     format!(
                         "{} stray octets where a TLV header was expected",
@@ -459,7 +445,7 @@ impl Reader {
             let tag = self.rest.get_u16();
             let len = usize::from(self.rest.get_u16());
             if len > self.rest.len() {
-                return Err(Fault::new(
+                return Err(SmppError::new(
                     ESME_RINVPARLEN,
                     format!(
                         "TLV 0x{tag:04X} declares {len} octets but only {} remain",
@@ -470,7 +456,7 @@ impl Reader {
             if let Some(expected) = tag::fixed_len(tag)
                 && expected != len
             {
-                return Err(Fault::new(
+                return Err(SmppError::new(
                     ESME_RINVPARLEN,
                     format!("TLV 0x{tag:04X} must be {expected} octets, got {len}"),
                 ));
@@ -488,7 +474,7 @@ impl Reader {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(Fault::new(
+            Err(SmppError::new(
                 ESME_RINVCMDLEN,
                 format!(
                     "command_length inconsistent with body: {} octets after the last field",
@@ -508,11 +494,11 @@ fn latin1(raw: &[u8]) -> String {
 /// Decodes one frame whose 16-octet header has already been split off.
 pub(super) fn decode_pdu(
     command_id: u32,
-    command_status: u32,
+    command_status: CommandStatus,
     sequence_number: u32,
     body: Bytes,
 ) -> Inbound {
-    if status::is_response(command_id) {
+    if is_response(command_id) {
         let message_id = match command_id {
             DELIVER_SM_RESP | DATA_SM_RESP => response_message_id(&body),
             _ => None,
@@ -531,7 +517,7 @@ pub(super) fn decode_pdu(
             sequence_number,
             request,
         },
-        Err(Fault { status, reason }) => Inbound::Invalid {
+        Err(SmppError { status, reason }) => Inbound::Invalid {
             command_id,
             sequence_number,
             status,
@@ -566,11 +552,11 @@ fn decode_request(command_id: u32, r: Reader) -> Parsed<Request> {
             Request::Unbind
         }
         _ => {
-            let reason = match status::command_name(command_id) {
+            let reason = match command_name(command_id) {
                 "unknown" => format!("unknown command_id 0x{command_id:08X}"),
                 name => format!("{name} is not accepted from an ESME"),
             };
-            return Err(Fault::new(ESME_RINVCMDID, reason));
+            return Err(SmppError::new(ESME_RINVCMDID, reason));
         }
     })
 }
@@ -636,7 +622,7 @@ fn submit_multi(mut r: Reader) -> Parsed<SubmitMulti> {
     let source = source(&mut r)?;
     let count = r.u8("number_of_dests")?;
     if count == 0 || count > MAX_DESTS {
-        return Err(Fault::new(
+        return Err(SmppError::new(
             ESME_RINVNUMDESTS,
             format!("number_of_dests {count} is outside 1..={MAX_DESTS}"),
         ));
@@ -651,7 +637,7 @@ fn submit_multi(mut r: Reader) -> Parsed<SubmitMulti> {
                 ESME_RINVDLNAME,
             )?),
             flag => {
-                return Err(Fault::new(
+                return Err(SmppError::new(
                     ESME_RINVDESTFLAG,
                     format!("dest_flag {flag} is neither 1 (SME) nor 2 (distribution list)"),
                 ));
@@ -729,7 +715,7 @@ fn replace_sm(mut r: Reader) -> Parsed<ReplaceSm> {
 pub enum Outbound {
     Response {
         sequence_number: u32,
-        status: u32,
+        status: CommandStatus,
         body: ResponseBody,
     },
     EnquireLink {
@@ -755,7 +741,7 @@ impl Outbound {
         }
     }
 
-    pub fn command_status(&self) -> u32 {
+    pub fn command_status(&self) -> CommandStatus {
         match self {
             Self::Response { status, .. } => *status,
             Self::EnquireLink { .. } | Self::Unbind { .. } | Self::DeliverSm { .. } => ESME_ROK,
@@ -895,7 +881,7 @@ pub enum ResponseBody {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsuccessSme {
     pub address: Address,
-    pub error_status: u32,
+    pub error_status: CommandStatus,
 }
 
 impl ResponseBody {
@@ -919,7 +905,7 @@ impl ResponseBody {
     /// request's own response when the server accepts the request from an
     /// ESME, generic_nack for anything else.
     pub fn error_for(command_id: u32) -> Self {
-        if status::is_esme_request(command_id) {
+        if is_esme_request(command_id) {
             Self::Empty {
                 command_id: command_id | RESPONSE_BIT,
             }
@@ -958,7 +944,7 @@ impl ResponseBody {
                     dst.put_u8(sme.address.ton);
                     dst.put_u8(sme.address.npi);
                     put_c_string(dst, &sme.address.addr);
-                    dst.put_u32(sme.error_status);
+                    dst.put_u32(sme.error_status.0);
                 }
             }
             Self::QuerySm {
@@ -1000,7 +986,7 @@ pub fn encode_pdu(out: &Outbound, dst: &mut BytesMut) {
     // command_length is patched once the body length is known.
     dst.put_u32(0);
     dst.put_u32(out.command_id());
-    dst.put_u32(out.command_status());
+    dst.put_u32(out.command_status().0);
     dst.put_u32(out.sequence_number());
     out.put_body(dst);
     let command_length = u32::try_from(dst.len() - start).expect("PDU longer than 4 GiB");
@@ -1058,7 +1044,7 @@ mod tests {
     }
 
     /// The status of an `Invalid`, after checking it kept the PDU's identity.
-    fn rejected(command_id: u32, body: Body) -> u32 {
+    fn rejected(command_id: u32, body: Body) -> CommandStatus {
         match decode(command_id, body) {
             Inbound::Invalid {
                 command_id: id,
@@ -1126,14 +1112,14 @@ mod tests {
         dst.to_vec()
     }
 
-    fn header(len: u32, id: u32, status: u32, seq: u32) -> Vec<u8> {
-        [len, id, status, seq]
+    fn header(len: u32, id: u32, status: CommandStatus, seq: u32) -> Vec<u8> {
+        [len, id, status.0, seq]
             .iter()
             .flat_map(|v| v.to_be_bytes())
             .collect()
     }
 
-    fn response(status: u32, body: ResponseBody) -> Outbound {
+    fn response(status: CommandStatus, body: ResponseBody) -> Outbound {
         Outbound::Response {
             sequence_number: SEQ,
             status,
@@ -1707,11 +1693,11 @@ mod tests {
             system_id: "SMSGATE".into(),
             sc_interface_version,
         };
-        let mut want = header(24, BIND_TRANSCEIVER_RESP, 0, SEQ);
+        let mut want = header(24, BIND_TRANSCEIVER_RESP, ESME_ROK, SEQ);
         want.extend_from_slice(b"SMSGATE\0");
         assert_eq!(encoded(response(ESME_ROK, body(None))), want);
 
-        let mut want = header(29, BIND_TRANSCEIVER_RESP, 0, SEQ);
+        let mut want = header(29, BIND_TRANSCEIVER_RESP, ESME_ROK, SEQ);
         want.extend_from_slice(b"SMSGATE\0\x02\x10\x00\x01\x34");
         assert_eq!(encoded(response(ESME_ROK, body(Some(0x34)))), want);
     }
@@ -1757,7 +1743,7 @@ mod tests {
                 DATA_SM_RESP,
             ),
         ] {
-            let mut want = header(20, id, 0, SEQ);
+            let mut want = header(20, id, ESME_ROK, SEQ);
             want.extend_from_slice(b"abc\0");
             assert_eq!(encoded(response(ESME_ROK, body)), want);
         }
@@ -1778,7 +1764,7 @@ mod tests {
                 },
             ],
         };
-        let mut want = header(16 + 3 + 1 + 11 + 7, SUBMIT_MULTI_RESP, 0, SEQ);
+        let mut want = header(16 + 3 + 1 + 11 + 7, SUBMIT_MULTI_RESP, ESME_ROK, SEQ);
         want.extend_from_slice(b"m1\0\x02");
         want.extend_from_slice(b"\x01\x014477\0\x00\x00\x00\x0b");
         want.extend_from_slice(b"\x00\x00\0\x00\x00\x00\x45");
@@ -1793,7 +1779,7 @@ mod tests {
             message_state: 2,
             error_code: 0,
         };
-        let mut want = header(16 + 2 + 17 + 2, QUERY_SM_RESP, 0, SEQ);
+        let mut want = header(16 + 2 + 17 + 2, QUERY_SM_RESP, ESME_ROK, SEQ);
         want.extend_from_slice(b"q\x00250101120000000+\0\x02\x00");
         assert_eq!(encoded(response(ESME_ROK, body)), want);
     }
@@ -1813,18 +1799,21 @@ mod tests {
                 DATA_SM_RESP,
             ),
         ] {
-            assert_eq!(encoded(response(ESME_ROK, body)), header(16, id, 0, SEQ));
+            assert_eq!(
+                encoded(response(ESME_ROK, body)),
+                header(16, id, ESME_ROK, SEQ)
+            );
         }
         let link = Outbound::EnquireLink {
             sequence_number: 42,
         };
         assert_eq!(link.command_id(), ENQUIRE_LINK);
-        assert_eq!(encoded(link), header(16, ENQUIRE_LINK, 0, 42));
+        assert_eq!(encoded(link), header(16, ENQUIRE_LINK, ESME_ROK, 42));
         assert_eq!(
             encoded(Outbound::Unbind {
                 sequence_number: 43
             }),
-            header(16, UNBIND, 0, 43)
+            header(16, UNBIND, ESME_ROK, 43)
         );
     }
 
@@ -1841,8 +1830,8 @@ mod tests {
             ),
             &mut dst,
         );
-        let mut want = header(16, ENQUIRE_LINK, 0, 1);
-        want.extend(header(18, SUBMIT_SM_RESP, 0, SEQ));
+        let mut want = header(16, ENQUIRE_LINK, ESME_ROK, 1);
+        want.extend(header(18, SUBMIT_SM_RESP, ESME_ROK, SEQ));
         want.extend_from_slice(b"a\0");
         assert_eq!(dst.to_vec(), want);
     }
@@ -1894,7 +1883,7 @@ mod tests {
         assert_eq!(out.command_id(), DELIVER_SM);
         assert_eq!(out.command_status(), ESME_ROK);
         assert_eq!(out.sequence_number(), 9);
-        let mut want = header(16 + 38, DELIVER_SM, 0, 9);
+        let mut want = header(16 + 38, DELIVER_SM, ESME_ROK, 9);
         want.extend_from_slice(b"\0");
         want.extend_from_slice(b"\x01\x01447700900123\0");
         want.extend_from_slice(b"\x05\x00Brand\0");
