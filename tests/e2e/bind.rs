@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use rusmpp::Pdu;
+use smpp_codec::command::{BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, QUERY_SM_RESP, RESPONSE_BIT, SUBMIT_SM_RESP, UNBIND_RESP};
+use smpp_codec::status::{ESME_RALYBND, ESME_RINVBNDSTS, ESME_RINVPASWD, ESME_RINVSYSID, ESME_ROK, ESME_RSYSERR};
+use smpp_codec::pdu::tag;
 
 use crate::client::*;
 use crate::support::*;
@@ -17,12 +20,12 @@ async fn every_bind_kind_is_answered_with_its_own_response() {
     ] {
         let mut esme = h.connect().await;
         let resp = esme.bind(kind, DEMO_USER, DEMO_PASSWORD).await;
-        resp.expect(kind.command_id() | RESP, ESME_ROK, 1);
+        resp.expect(kind.command_id() | RESPONSE_BIT, ESME_ROK, 1);
         let (system_id, tlvs) = resp.bind_resp();
         assert_eq!(system_id, "SMSGATE", "{kind:?}");
         assert_eq!(
             tlvs,
-            vec![(TAG_SC_INTERFACE_VERSION, bytes::Bytes::from_static(&[0x34]))],
+            vec![(tag::SC_INTERFACE_VERSION, bytes::Bytes::from_static(&[0x34]))],
             "{kind:?}"
         );
     }
@@ -35,7 +38,7 @@ async fn a_wrong_password_is_refused_and_the_link_stays_for_another_try() {
     let refused = esme
         .bind(BindKind::Transmitter, DEMO_USER, "wrong123")
         .await;
-    refused.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    refused.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 1);
     assert!(
         refused.body.is_empty(),
         "error responses have no body: {refused:?}"
@@ -43,7 +46,7 @@ async fn a_wrong_password_is_refused_and_the_link_stays_for_another_try() {
     let accepted = esme
         .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
         .await;
-    accepted.expect(BIND_TRANSMITTER | RESP, ESME_ROK, 2);
+    accepted.expect(BIND_TRANSMITTER_RESP, ESME_ROK, 2);
 }
 
 #[tokio::test]
@@ -53,7 +56,7 @@ async fn smsgate_length_passwords_bind() {
     for kind in [BindKind::Transmitter, BindKind::Transceiver] {
         let mut esme = h.connect().await;
         let resp = esme.bind(kind, LONG_USER, LONG_PASSWORD).await;
-        resp.expect(kind.command_id() | RESP, ESME_ROK, 1);
+        resp.expect(kind.command_id() | RESPONSE_BIT, ESME_ROK, 1);
         let id = submit_one(&mut esme, "491701234567").await;
         assert_eq!(h.sim_message(&id).await["account"], LONG_USER);
     }
@@ -77,7 +80,7 @@ async fn a_huge_password_is_refused_without_losing_the_link() {
     let mut esme = h.connect().await;
     let body = Body::bind(DEMO_USER, &[b'p'; 2000]);
     let resp = esme.call_raw(BIND_TRANSMITTER, &body.0).await;
-    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 1);
     esme.assert_alive().await;
     let resp = esme
         .bind(BindKind::Transmitter, LONG_USER, LONG_PASSWORD)
@@ -92,7 +95,7 @@ async fn a_second_bind_on_a_bound_session_is_already_bound() {
     let again = esme
         .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
         .await;
-    again.expect(BIND_TRANSMITTER | RESP, ESME_RALYBND, 2);
+    again.expect(BIND_TRANSMITTER_RESP, ESME_RALYBND, 2);
     esme.assert_alive().await;
 }
 
@@ -108,13 +111,13 @@ async fn transmitter_requests_need_a_transmitter_bind() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 1);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVBNDSTS, 1);
     assert!(
         resp.body.is_empty(),
         "error responses have no body: {resp:?}"
     );
     let resp = open.call(query_sm("whatever")).await;
-    resp.expect(QUERY_SM | RESP, ESME_RINVBNDSTS, 2);
+    resp.expect(QUERY_SM_RESP, ESME_RINVBNDSTS, 2);
     open.assert_alive().await;
 
     let mut receiver = h.bound(BindKind::Receiver).await;
@@ -125,7 +128,7 @@ async fn transmitter_requests_need_a_transmitter_bind() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVBNDSTS, 2);
     receiver.assert_alive().await;
 
     assert_eq!(h.sim_request_count("POST /messages 202").await, 0);
@@ -138,7 +141,7 @@ async fn unbind_before_bind_is_refused_and_harms_nothing() {
     let sequence = esme.send(Pdu::Unbind).await;
     esme.response(sequence)
         .await
-        .expect(UNBIND | RESP, ESME_RINVBNDSTS, sequence);
+        .expect(UNBIND_RESP, ESME_RINVBNDSTS, sequence);
     esme.assert_alive().await;
     let _other = h.bound(BindKind::Transmitter).await;
     assert!(h.server_alive());
@@ -157,7 +160,7 @@ async fn enquire_link_is_answered_open_and_bound_and_unbind_closes() {
 
     let sequence = esme.send(Pdu::Unbind).await;
     let resp = esme.response(sequence).await;
-    resp.expect(UNBIND | RESP, ESME_ROK, sequence);
+    resp.expect(UNBIND_RESP, ESME_ROK, sequence);
     assert!(resp.body.is_empty());
     esme.expect_closed(Duration::from_secs(5)).await;
 }
@@ -195,7 +198,7 @@ async fn a_cached_bind_does_not_let_a_wrong_password_in() {
     let resp = intruder
         .bind(BindKind::Transmitter, DEMO_USER, "demo123")
         .await;
-    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 1);
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 1);
     let resp = intruder
         .call(
             submit_sm("491701234567")
@@ -203,7 +206,7 @@ async fn a_cached_bind_does_not_let_a_wrong_password_in() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVBNDSTS, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVBNDSTS, 2);
 }
 
 #[tokio::test]
@@ -211,9 +214,9 @@ async fn empty_credentials_are_refused() {
     let h = Setup::new().start().await;
     let mut esme = h.connect().await;
     let resp = esme.bind(BindKind::Transmitter, "", DEMO_PASSWORD).await;
-    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVSYSID, 1);
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVSYSID, 1);
     let resp = esme.bind(BindKind::Transmitter, DEMO_USER, "").await;
-    resp.expect(BIND_TRANSMITTER | RESP, ESME_RINVPASWD, 2);
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 2);
     esme.assert_alive().await;
 }
 
@@ -225,7 +228,7 @@ async fn an_unreachable_gateway_fails_the_bind_with_a_system_error() {
     let resp = esme
         .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
         .await;
-    resp.expect(BIND_TRANSMITTER | RESP, ESME_RSYSERR, 1);
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RSYSERR, 1);
     esme.assert_alive().await;
 }
 

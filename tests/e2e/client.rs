@@ -15,7 +15,12 @@ use rusmpp::types::OctetString;
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, Npi, PriorityFlag, RegisteredDelivery, Ton,
 };
-use rusmpp::{Command, CommandStatus, Pdu};
+use rusmpp::{Command, Pdu};
+use smpp_codec::command::{
+    BIND_RECEIVER, BIND_TRANSCEIVER, BIND_TRANSMITTER, DELIVER_SM, DELIVER_SM_RESP, ENQUIRE_LINK,
+    ENQUIRE_LINK_RESP, RESPONSE_BIT, UNBIND_RESP,
+};
+use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Encoder;
@@ -23,49 +28,6 @@ use tokio_util::codec::Encoder;
 /// Long enough for any answer of a healthy server, short enough that a broken one fails the
 /// test instead of hanging it.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub const GENERIC_NACK: u32 = 0x8000_0000;
-pub const BIND_RECEIVER: u32 = 0x0000_0001;
-pub const BIND_TRANSMITTER: u32 = 0x0000_0002;
-pub const QUERY_SM: u32 = 0x0000_0003;
-pub const SUBMIT_SM: u32 = 0x0000_0004;
-pub const DELIVER_SM: u32 = 0x0000_0005;
-pub const UNBIND: u32 = 0x0000_0006;
-pub const REPLACE_SM: u32 = 0x0000_0007;
-pub const CANCEL_SM: u32 = 0x0000_0008;
-pub const BIND_TRANSCEIVER: u32 = 0x0000_0009;
-pub const ENQUIRE_LINK: u32 = 0x0000_0015;
-pub const SUBMIT_MULTI: u32 = 0x0000_0021;
-pub const DATA_SM: u32 = 0x0000_0103;
-pub const RESP: u32 = 0x8000_0000;
-
-pub const ESME_ROK: u32 = 0x00;
-pub const ESME_RINVMSGLEN: u32 = 0x01;
-pub const ESME_RINVCMDLEN: u32 = 0x02;
-pub const ESME_RINVCMDID: u32 = 0x03;
-pub const ESME_RINVBNDSTS: u32 = 0x04;
-pub const ESME_RALYBND: u32 = 0x05;
-pub const ESME_RSYSERR: u32 = 0x08;
-pub const ESME_RINVDSTADR: u32 = 0x0B;
-pub const ESME_RINVPASWD: u32 = 0x0E;
-pub const ESME_RINVSYSID: u32 = 0x0F;
-pub const ESME_RCANCELFAIL: u32 = 0x11;
-pub const ESME_RREPLACEFAIL: u32 = 0x13;
-pub const ESME_RMSGQFUL: u32 = 0x14;
-pub const ESME_RINVNUMDESTS: u32 = 0x33;
-pub const ESME_RINVDLNAME: u32 = 0x34;
-pub const ESME_RSUBMITFAIL: u32 = 0x45;
-pub const ESME_RTHROTTLED: u32 = 0x58;
-pub const ESME_RINVSCHED: u32 = 0x61;
-pub const ESME_RINVEXPIRY: u32 = 0x62;
-pub const ESME_RQUERYFAIL: u32 = 0x67;
-pub const ESME_RINVPARLEN: u32 = 0xC2;
-
-pub const TAG_SC_INTERFACE_VERSION: u16 = 0x0210;
-pub const TAG_MESSAGE_PAYLOAD: u16 = 0x0424;
-pub const TAG_RECEIPTED_MESSAGE_ID: u16 = 0x001E;
-pub const TAG_NETWORK_ERROR_CODE: u16 = 0x0423;
-pub const TAG_MESSAGE_STATE: u16 = 0x0427;
 
 /// How long a deliver_sm may take to come: a webhook round trip with an fsync, on a slow
 /// machine running many tests at once.
@@ -211,7 +173,7 @@ pub fn pdu_bytes(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
 
 /// A header whose command_length may lie.
 pub fn header(command_length: u32, command_id: u32, sequence: u32) -> Vec<u8> {
-    [command_length, command_id, ESME_ROK, sequence]
+    [command_length, command_id, ESME_ROK.0, sequence]
         .iter()
         .flat_map(|v| v.to_be_bytes())
         .collect()
@@ -221,7 +183,7 @@ pub fn header(command_length: u32, command_id: u32, sequence: u32) -> Vec<u8> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     pub command_id: u32,
-    pub status: u32,
+    pub status: CommandStatus,
     pub sequence: u32,
     pub body: Bytes,
 }
@@ -230,7 +192,7 @@ impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Frame {{ command_id: 0x{:08X}, status: 0x{:02X}, sequence: {}, body: {:02X?} }}",
+            "Frame {{ command_id: 0x{:08X}, status: {}, sequence: {}, body: {:02X?} }}",
             self.command_id,
             self.status,
             self.sequence,
@@ -299,7 +261,7 @@ pub struct Unsuccess {
     pub ton: u8,
     pub npi: u8,
     pub addr: String,
-    pub error: u32,
+    pub error: CommandStatus,
 }
 
 impl Frame {
@@ -343,7 +305,7 @@ impl Frame {
                 ton: fields.u8(),
                 npi: fields.u8(),
                 addr: fields.c_string(),
-                error: fields.u32(),
+                error: CommandStatus(fields.u32()),
             })
             .collect();
         assert!(fields.is_empty(), "octets after unsuccess_sme: {self:?}");
@@ -352,7 +314,7 @@ impl Frame {
 
     /// Asserts a response's identity: command_id, status and the request's sequence number.
     #[track_caller]
-    pub fn expect(&self, command_id: u32, status: u32, sequence: u32) {
+    pub fn expect(&self, command_id: u32, status: CommandStatus, sequence: u32) {
         assert_eq!(
             (self.command_id, self.status, self.sequence),
             (command_id, status, sequence),
@@ -522,7 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let mut out = BytesMut::new();
         self.codec
             .encode(
-                Command::new(CommandStatus::EsmeRok, sequence, pdu),
+                Command::new(rusmpp::CommandStatus::EsmeRok, sequence, pdu),
                 &mut out,
             )
             .expect("rusmpp encodes the PDU");
@@ -555,7 +517,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     let mut frame = self.buffer.split_to(len).freeze();
                     frame.advance(4);
                     let command_id = frame.get_u32();
-                    let status = frame.get_u32();
+                    let status = CommandStatus(frame.get_u32());
                     let sequence = frame.get_u32();
                     return Ok(Frame {
                         command_id,
@@ -598,7 +560,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         loop {
             let frame = self.read().await;
             if frame.command_id == ENQUIRE_LINK {
-                self.write(&pdu_bytes(ENQUIRE_LINK | RESP, frame.sequence, &[]))
+                self.write(&pdu_bytes(ENQUIRE_LINK_RESP, frame.sequence, &[]))
                     .await;
                 continue;
             }
@@ -666,7 +628,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             let body = Body::bind(system_id, password.as_bytes());
             self.call_raw(kind.command_id(), &body.0).await
         };
-        assert_eq!(frame.command_id, kind.command_id() | RESP, "{frame:?}");
+        assert_eq!(frame.command_id, kind.command_id() | RESPONSE_BIT, "{frame:?}");
         frame
     }
 
@@ -686,7 +648,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             };
             match frame.command_id {
                 ENQUIRE_LINK => {
-                    self.write(&pdu_bytes(ENQUIRE_LINK | RESP, frame.sequence, &[]))
+                    self.write(&pdu_bytes(ENQUIRE_LINK_RESP, frame.sequence, &[]))
                         .await;
                 }
                 DELIVER_SM => return Some(frame.deliver_sm()),
@@ -708,9 +670,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// deliver_sm_resp with `status` and the deliver_sm's sequence number; its message_id is
     /// unused in 3.4 and sent empty.
-    pub async fn answer_deliver_sm(&mut self, deliver: &DeliverSm, status: u32) {
-        let mut bytes = pdu_bytes(DELIVER_SM | RESP, deliver.sequence, &[0]);
-        bytes[8..12].copy_from_slice(&status.to_be_bytes());
+    pub async fn answer_deliver_sm(&mut self, deliver: &DeliverSm, status: CommandStatus) {
+        let mut bytes = pdu_bytes(DELIVER_SM_RESP, deliver.sequence, &[0]);
+        bytes[8..12].copy_from_slice(&status.0.to_be_bytes());
         self.write(&bytes).await;
     }
 
@@ -744,14 +706,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let sequence = self.send(Pdu::Unbind).await;
         self.response(sequence)
             .await
-            .expect(UNBIND | RESP, ESME_ROK, sequence);
+            .expect(UNBIND_RESP, ESME_ROK, sequence);
     }
 
     /// enquire_link is answered with enquire_link_resp ESME_ROK: the link is up.
     pub async fn assert_alive(&mut self) {
         let sequence = self.send(Pdu::EnquireLink).await;
         let frame = self.response(sequence).await;
-        frame.expect(ENQUIRE_LINK | RESP, ESME_ROK, sequence);
+        frame.expect(ENQUIRE_LINK_RESP, ESME_ROK, sequence);
         assert!(frame.body.is_empty(), "{frame:?}");
     }
 

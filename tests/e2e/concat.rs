@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue as Tlv;
 use rusmpp::values::{DataCoding, EsmClass};
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
 use crate::support::*;
@@ -37,7 +39,7 @@ async fn send_parts(
         let resp = esme.call(part(sequence)).await;
         assert_eq!(
             (resp.command_id, resp.status),
-            (SUBMIT_SM | RESP, ESME_ROK),
+            (SUBMIT_SM_RESP, ESME_ROK),
             "part {sequence}: {resp:?}"
         );
         ids[usize::from(sequence) - 1] = resp.message_id();

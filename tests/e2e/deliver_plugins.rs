@@ -9,6 +9,9 @@ use std::time::Duration;
 use regex::Regex;
 use rusmpp::values::RegisteredDelivery;
 use serde_json::{Value, json};
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::ESME_ROK;
+use smpp_codec::pdu::tag;
 
 use crate::client::*;
 use crate::support::*;
@@ -83,7 +86,7 @@ async fn submit_with_receipt(esme: &mut Client, text: &str) -> String {
         .await;
     assert_eq!(
         (resp.command_id, resp.status),
-        (SUBMIT_SM | RESP, ESME_ROK),
+        (SUBMIT_SM_RESP, ESME_ROK),
         "{resp:?}"
     );
     resp.message_id()
@@ -180,12 +183,12 @@ async fn an_appending_plugin_changes_the_text_of_a_receipt() {
     let mut receipted = id.as_bytes().to_vec();
     receipted.push(0);
     assert_eq!(
-        receipt.tlv(TAG_RECEIPTED_MESSAGE_ID).map(|v| &v[..]),
+        receipt.tlv(tag::RECEIPTED_MESSAGE_ID).map(|v| &v[..]),
         Some(&receipted[..]),
         "{context}"
     );
     assert_eq!(
-        receipt.tlv(TAG_MESSAGE_STATE).map(|v| &v[..]),
+        receipt.tlv(tag::MESSAGE_STATE).map(|v| &v[..]),
         Some(&[2u8][..]),
         "{context}"
     );

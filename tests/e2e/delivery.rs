@@ -12,6 +12,9 @@ use regex::Regex;
 use rusmpp::values::{EsmClass, RegisteredDelivery};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::{ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED};
+use smpp_codec::pdu::tag;
 
 use crate::client::*;
 use crate::support::*;
@@ -59,7 +62,7 @@ async fn submit(
         .await;
     assert_eq!(
         (resp.command_id, resp.status),
-        (SUBMIT_SM | RESP, ESME_ROK),
+        (SUBMIT_SM_RESP, ESME_ROK),
         "{resp:?}"
     );
     resp.message_id()
@@ -166,12 +169,12 @@ fn assert_receipt(deliver: &DeliverSm, expected: &Expected<'_>) {
     let mut id = expected.id.as_bytes().to_vec();
     id.push(0);
     assert_eq!(
-        deliver.tlv(TAG_RECEIPTED_MESSAGE_ID).map(|v| &v[..]),
+        deliver.tlv(tag::RECEIPTED_MESSAGE_ID).map(|v| &v[..]),
         Some(&id[..]),
         "{context}"
     );
     assert_eq!(
-        deliver.tlv(TAG_MESSAGE_STATE).map(|v| &v[..]),
+        deliver.tlv(tag::MESSAGE_STATE).map(|v| &v[..]),
         Some(&[expected.message_state][..]),
         "{context}"
     );
@@ -180,7 +183,7 @@ fn assert_receipt(deliver: &DeliverSm, expected: &Expected<'_>) {
         vec![0x03, hi, lo]
     });
     assert_eq!(
-        deliver.tlv(TAG_NETWORK_ERROR_CODE).map(|v| v.to_vec()),
+        deliver.tlv(tag::NETWORK_ERROR_CODE).map(|v| v.to_vec()),
         network_error,
         "{context}"
     );
@@ -492,7 +495,7 @@ async fn incoming_long_text_arrives_whole_in_message_payload() {
     );
     assert!(deliver.short_message.is_empty(), "{deliver:?}");
     assert_eq!(
-        deliver.tlv(TAG_MESSAGE_PAYLOAD).map(|v| &v[..]),
+        deliver.tlv(tag::MESSAGE_PAYLOAD).map(|v| &v[..]),
         Some(text.as_bytes()),
         "{deliver:?}"
     );

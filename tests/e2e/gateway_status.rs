@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::{ESME_RINVDSTADR, ESME_RMSGQFUL, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED};
+
 use crate::client::*;
 use crate::support::*;
 
@@ -49,7 +52,7 @@ async fn gateway_refusals_map_to_smpp_statuses() {
         let resp = submit_to(&mut esme, number).await;
         assert_eq!(
             (resp.command_id, resp.status),
-            (SUBMIT_SM | RESP, expected),
+            (SUBMIT_SM_RESP, expected),
             "gateway {status} {message:?} → {resp:?}"
         );
         if expected == ESME_ROK {
@@ -97,7 +100,7 @@ async fn a_gateway_slower_than_the_timeout_is_a_system_error() {
     let mut esme = h.bound(BindKind::Transmitter).await;
     let started = Instant::now();
     let resp = submit_to(&mut esme, "4915550009").await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RSYSERR, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RSYSERR, 2);
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "answered after {:?}, not after the 1s gateway timeout",
@@ -116,7 +119,7 @@ async fn a_retry_after_a_timeout_never_sends_the_message_twice() {
     let mut esme = h.bound(BindKind::Transmitter).await;
     let resp = submit_to(&mut esme, "4915550010").await;
     // The first attempt reached the gateway; the retry with the same id is told so (409).
-    resp.expect(SUBMIT_SM | RESP, ESME_ROK, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_ROK, 2);
     let id = resp.message_id();
     let messages = h.sim_messages().await;
     assert_eq!(messages.len(), 1, "{messages:#?}");

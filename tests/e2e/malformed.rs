@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use smpp_codec::command::{ENQUIRE_LINK, ENQUIRE_LINK_RESP, GENERIC_NACK, SUBMIT_SM, SUBMIT_SM_RESP};
+use smpp_codec::status::{CommandStatus, ESME_RINVCMDID, ESME_RINVCMDLEN, ESME_RINVMSGLEN, ESME_RINVPARLEN, ESME_ROK};
+use smpp_codec::pdu::tag;
 
 use crate::client::*;
 use crate::support::*;
 
 /// Sends one malformed PDU on a bound link, checks the answer, then that the link still works.
-async fn answered_and_kept(command_id: u32, body: &[u8], expected: (u32, u32)) {
+async fn answered_and_kept(command_id: u32, body: &[u8], expected: (u32, CommandStatus)) {
     let h = Setup::new().start().await;
     let mut esme = h.bound(BindKind::Transmitter).await;
     let sequence = esme.send_raw(command_id, body).await;
@@ -26,7 +29,7 @@ async fn a_truncated_c_string_is_a_command_length_error() {
     answered_and_kept(
         SUBMIT_SM,
         b"no terminating NUL anywhere",
-        (SUBMIT_SM | RESP, ESME_RINVCMDLEN),
+        (SUBMIT_SM_RESP, ESME_RINVCMDLEN),
     )
     .await;
 }
@@ -36,7 +39,7 @@ async fn an_enquire_link_with_a_body_is_a_command_length_error() {
     answered_and_kept(
         ENQUIRE_LINK,
         &[0, 0, 0, 0],
-        (ENQUIRE_LINK | RESP, ESME_RINVCMDLEN),
+        (ENQUIRE_LINK_RESP, ESME_RINVCMDLEN),
     )
     .await;
 }
@@ -49,7 +52,7 @@ async fn an_unknown_command_gets_generic_nack() {
 #[tokio::test]
 async fn sm_length_beyond_the_body_is_a_message_length_error() {
     let body = Body::submit_sm_head("491701234567").u8(200).raw(b"short");
-    answered_and_kept(SUBMIT_SM, &body.0, (SUBMIT_SM | RESP, ESME_RINVMSGLEN)).await;
+    answered_and_kept(SUBMIT_SM, &body.0, (SUBMIT_SM_RESP, ESME_RINVMSGLEN)).await;
 }
 
 #[tokio::test]
@@ -57,10 +60,10 @@ async fn a_tlv_overrunning_the_pdu_is_a_parameter_length_error() {
     let body = Body::submit_sm_head("491701234567")
         .u8(2)
         .raw(b"hi")
-        .raw(&TAG_MESSAGE_PAYLOAD.to_be_bytes())
+        .raw(&tag::MESSAGE_PAYLOAD.to_be_bytes())
         .raw(&100u16.to_be_bytes())
         .raw(b"abc");
-    answered_and_kept(SUBMIT_SM, &body.0, (SUBMIT_SM | RESP, ESME_RINVPARLEN)).await;
+    answered_and_kept(SUBMIT_SM, &body.0, (SUBMIT_SM_RESP, ESME_RINVPARLEN)).await;
 }
 
 #[tokio::test]
@@ -98,7 +101,7 @@ async fn a_pdu_at_the_maximum_length_is_accepted() {
     let head = Body::submit_sm_head("491701234567").u8(0);
     let payload_len = 2048 - 16 - head.0.len() - 4;
     let text = "x".repeat(payload_len);
-    let body = head.tlv(TAG_MESSAGE_PAYLOAD, text.as_bytes());
+    let body = head.tlv(tag::MESSAGE_PAYLOAD, text.as_bytes());
     assert_eq!(body.0.len() + 16, 2048);
     let resp = esme.call_raw(SUBMIT_SM, &body.0).await;
     assert_eq!(resp.status, ESME_ROK, "{resp:?}");
@@ -169,7 +172,7 @@ async fn garbage_after_a_bind_does_not_crash_the_server() {
         loop {
             let frame = esme.read().await;
             if frame.sequence == probe {
-                frame.expect(ENQUIRE_LINK | RESP, ESME_ROK, probe);
+                frame.expect(ENQUIRE_LINK_RESP, ESME_ROK, probe);
                 break;
             }
             answers.push(frame);
@@ -181,7 +184,7 @@ async fn garbage_after_a_bind_does_not_crash_the_server() {
         assert_eq!(answers.len(), 1, "{answers:?}");
         assert_eq!(
             (answers[0].command_id, answers[0].sequence),
-            (SUBMIT_SM | RESP, garbage_sequence),
+            (SUBMIT_SM_RESP, garbage_sequence),
             "{answers:?}"
         );
         assert_ne!(answers[0].status, ESME_ROK, "{answers:?}");

@@ -8,6 +8,8 @@ use rusmpp::values::{
     RegisteredDelivery, ServiceType, SmeAddress, Ton,
 };
 use serde_json::json;
+use smpp_codec::command::{DATA_SM_RESP, SUBMIT_MULTI_RESP};
+use smpp_codec::status::{ESME_RINVDLNAME, ESME_RINVNUMDESTS, ESME_ROK};
 
 use crate::client::*;
 use crate::support::*;
@@ -44,7 +46,7 @@ async fn submit_multi_sends_one_message_to_the_unique_numbers() {
         .short_message(octets(b"hello all"))
         .build();
     let resp = esme.call(pdu).await;
-    resp.expect(SUBMIT_MULTI | RESP, ESME_ROK, 2);
+    resp.expect(SUBMIT_MULTI_RESP, ESME_ROK, 2);
     let (message_id, unsuccess) = resp.submit_multi_resp();
     assert_eq!(
         unsuccess,
@@ -93,18 +95,18 @@ async fn submit_multi_without_a_usable_destination_fails_whole() {
         DistributionListName::new(field("friends")),
     )]);
     let resp = esme.call(only_list).await;
-    resp.expect(SUBMIT_MULTI | RESP, ESME_RINVDLNAME, 2);
+    resp.expect(SUBMIT_MULTI_RESP, ESME_RINVDLNAME, 2);
     assert!(resp.body.is_empty(), "{resp:?}");
 
     // SMSGate takes at most 100 recipients per message.
     let too_many = submit_multi((0..101).map(|i| sme(&format!("4917000{i:05}"))).collect());
     let resp = esme.call(too_many).await;
-    resp.expect(SUBMIT_MULTI | RESP, ESME_RINVNUMDESTS, 3);
+    resp.expect(SUBMIT_MULTI_RESP, ESME_RINVNUMDESTS, 3);
     assert!(h.sim_messages().await.is_empty());
 
     let hundred = submit_multi((0..100).map(|i| sme(&format!("4917000{i:05}"))).collect());
     let resp = esme.call(hundred).await;
-    resp.expect(SUBMIT_MULTI | RESP, ESME_ROK, 4);
+    resp.expect(SUBMIT_MULTI_RESP, ESME_ROK, 4);
     let (id, unsuccess) = resp.submit_multi_resp();
     assert!(unsuccess.is_empty(), "{unsuccess:?}");
     let request = h.sim_message(&id).await["request"].clone();
@@ -132,7 +134,7 @@ async fn data_sm_with_a_payload_is_sent_as_text() {
         )))
         .build();
     let resp = esme.call(pdu).await;
-    resp.expect(DATA_SM | RESP, ESME_ROK, 2);
+    resp.expect(DATA_SM_RESP, ESME_ROK, 2);
     let id = resp.message_id();
     assert!(!id.is_empty());
     let request = h.sim_message(&id).await["request"].clone();

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use rusmpp::pdus::SubmitSm;
 use rusmpp::values::{Npi, Ton};
 use serde_json::{Value, json};
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::{CommandStatus, ESME_RBINDFAIL, ESME_RINVDSTADR, ESME_RINVPASWD, ESME_RINVSRCADR, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR};
 
 use crate::client::*;
 use crate::support::*;
-
-const ESME_RINVSRCADR: u32 = 0x0A;
-const ESME_RBINDFAIL: u32 = 0x0D;
 
 /// The SMSGate account ESMEs reach through credential-map; its password is far over the 8
 /// characters SMPP carries.
@@ -74,16 +73,16 @@ async fn delivered_to_gateway(h: &Harness, esme: &mut Client, pdu: SubmitSm) -> 
 }
 
 /// Submits and expects a refusal with `status`.
-async fn refused(esme: &mut Client, pdu: SubmitSm, status: u32) {
+async fn refused(esme: &mut Client, pdu: SubmitSm, status: CommandStatus) {
     let resp = esme.call(pdu).await;
     assert_eq!(
         resp.status, status,
-        "expected status 0x{status:02X}: {resp:?}"
+        "expected {status}: {resp:?}"
     );
     assert!(resp.body.is_empty(), "{resp:?}");
 }
 
-async fn bind_status(h: &Harness, system_id: &str, password: &str) -> u32 {
+async fn bind_status(h: &Harness, system_id: &str, password: &str) -> CommandStatus {
     let mut esme = h.connect().await;
     esme.bind(BindKind::Transmitter, system_id, password)
         .await
@@ -345,7 +344,7 @@ async fn reload_under_load(watch: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut sent: Vec<u32> = Vec::new();
     let mut in_flight: HashSet<u32> = HashSet::new();
-    let mut status: HashMap<u32, u32> = HashMap::new();
+    let mut status: HashMap<u32, CommandStatus> = HashMap::new();
     let mut swapped = false;
     let mut first_refusal_after: Option<usize> = None;
     loop {
@@ -366,7 +365,7 @@ async fn reload_under_load(watch: bool) {
             sent.len()
         );
         let resp = esme.read().await;
-        assert_eq!(resp.command_id, SUBMIT_SM | RESP, "{resp:?}");
+        assert_eq!(resp.command_id, SUBMIT_SM_RESP, "{resp:?}");
         assert!(
             in_flight.remove(&resp.sequence),
             "a second answer, or one to a request never sent: {resp:?}"
@@ -403,12 +402,12 @@ async fn reload_under_load(watch: bool) {
         if i >= first_refusal_after {
             assert_eq!(
                 got, ESME_RINVSRCADR,
-                "request {i} sent after a refusal was seen: 0x{got:02X}"
+                "request {i} sent after a refusal was seen: {got}"
             );
         } else {
             assert!(
                 got == ESME_ROK || got == ESME_RINVSRCADR,
-                "request {i}: 0x{got:02X}"
+                "request {i}: {got}"
             );
         }
     }
@@ -479,7 +478,7 @@ transform-submit = "loop"
 /// A submit through a transform-submit hook that never returns: answered `status` well within
 /// a second, every time, with the server still serving. The plugin directory is returned too,
 /// since removing it would make the server reload an empty set.
-async fn looping_plugin_answers(policy: &str, status: u32) -> (Harness, PluginDir) {
+async fn looping_plugin_answers(policy: &str, status: CommandStatus) -> (Harness, PluginDir) {
     let plugins = PluginDir::new();
     plugins.install("misbehave", &looping(policy));
     let mut h = Setup::new().plugins(plugins.path()).start().await;

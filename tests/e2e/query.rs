@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use rusmpp::pdus::{CancelSm, ReplaceSm};
 use rusmpp::values::{Npi, RegisteredDelivery, ServiceType, Ton};
+use smpp_codec::command::{CANCEL_SM_RESP, QUERY_SM_RESP, REPLACE_SM_RESP};
+use smpp_codec::status::{ESME_RCANCELFAIL, ESME_ROK, ESME_RQUERYFAIL, ESME_RREPLACEFAIL};
 
 use crate::client::*;
 use crate::support::*;
@@ -43,7 +45,7 @@ async fn query(esme: &mut Client, message_id: &str) -> QueryResp {
     let resp = esme.call(query_sm(message_id)).await;
     assert_eq!(
         (resp.command_id, resp.status),
-        (QUERY_SM | RESP, ESME_ROK),
+        (QUERY_SM_RESP, ESME_ROK),
         "{resp:?}"
     );
     resp.query_resp()
@@ -121,7 +123,7 @@ async fn querying_an_unknown_id_fails() {
     let h = Setup::new().start().await;
     let mut esme = h.bound(BindKind::Transmitter).await;
     let resp = esme.call(query_sm("NoSuchMessage000000000")).await;
-    resp.expect(QUERY_SM | RESP, ESME_RQUERYFAIL, 2);
+    resp.expect(QUERY_SM_RESP, ESME_RQUERYFAIL, 2);
     assert!(resp.body.is_empty(), "{resp:?}");
 }
 
@@ -131,7 +133,7 @@ async fn a_pending_message_can_be_cancelled() {
     let mut esme = h.bound(BindKind::Transmitter).await;
     let id = submit(&mut esme, 1).await;
     let resp = esme.call(cancel_sm(&id)).await;
-    resp.expect(CANCEL_SM | RESP, ESME_ROK, 3);
+    resp.expect(CANCEL_SM_RESP, ESME_ROK, 3);
     assert!(resp.body.is_empty(), "{resp:?}");
     assert_eq!(h.sim_message(&id).await["state"], "Cancelled");
     let resp = query(&mut esme, &id).await;
@@ -148,7 +150,7 @@ async fn a_delivered_message_cannot_be_cancelled() {
     let sequence = esme.send(cancel_sm(&id)).await;
     esme.response(sequence)
         .await
-        .expect(CANCEL_SM | RESP, ESME_RCANCELFAIL, sequence);
+        .expect(CANCEL_SM_RESP, ESME_RCANCELFAIL, sequence);
     assert_eq!(h.sim_message(&id).await["state"], "Delivered");
 }
 
@@ -169,7 +171,7 @@ async fn replace_sm_is_refused() {
         .short_message(octets(b"new text"))
         .build();
     let resp = esme.call(replace).await;
-    resp.expect(REPLACE_SM | RESP, ESME_RREPLACEFAIL, 3);
+    resp.expect(REPLACE_SM_RESP, ESME_RREPLACEFAIL, 3);
     assert!(resp.body.is_empty(), "{resp:?}");
 }
 
@@ -185,9 +187,9 @@ async fn another_account_cannot_see_or_cancel_a_message() {
 
     let mut other = h.bound(BindKind::Transmitter).await;
     let resp = other.call(query_sm(&id)).await;
-    resp.expect(QUERY_SM | RESP, ESME_RQUERYFAIL, 2);
+    resp.expect(QUERY_SM_RESP, ESME_RQUERYFAIL, 2);
     let resp = other.call(cancel_sm(&id)).await;
-    resp.expect(CANCEL_SM | RESP, ESME_RCANCELFAIL, 3);
+    resp.expect(CANCEL_SM_RESP, ESME_RCANCELFAIL, 3);
     assert_eq!(h.sim_message(&id).await["state"], "Pending");
     assert_eq!(query(&mut owner, &id).await.message_state, ENROUTE);
 }

@@ -7,6 +7,8 @@ use rusmpp::tlvs::MessageSubmissionRequestTlvValue as Tlv;
 use rusmpp::types::AnyOctetString;
 use rusmpp::values::{DataCoding, MessagePayload, PriorityFlag, RegisteredDelivery, Ton};
 use serde_json::{Value, json};
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::{ESME_RINVDSTADR, ESME_RINVEXPIRY, ESME_RINVMSGLEN, ESME_RINVSCHED, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR};
 
 use crate::client::*;
 use crate::support::*;
@@ -179,7 +181,7 @@ async fn bad_times_are_refused_with_their_own_status() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVEXPIRY, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVEXPIRY, 2);
     let resp = esme
         .call(
             submit_sm("491701234567")
@@ -188,7 +190,7 @@ async fn bad_times_are_refused_with_their_own_status() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVSCHED, 3);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVSCHED, 3);
     assert!(h.sim_messages().await.is_empty());
 }
 
@@ -229,7 +231,7 @@ async fn eight_bit_data_without_a_port_is_refused() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RSUBMITFAIL, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RSUBMITFAIL, 2);
     assert!(h.sim_messages().await.is_empty());
 }
 
@@ -245,7 +247,7 @@ async fn undecodable_ucs2_is_refused_before_the_gateway() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVMSGLEN, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVMSGLEN, 2);
     assert!(h.sim_messages().await.is_empty());
     let posts: u64 = h
         .sim_requests()
@@ -269,7 +271,7 @@ async fn an_unprefixed_national_number_is_an_invalid_destination() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVDSTADR, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVDSTADR, 2);
     assert_eq!(h.sim_request_count("POST /messages 400").await, 1);
 }
 
@@ -335,7 +337,7 @@ async fn text_that_is_not_gsm7_is_refused() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVMSGLEN, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVMSGLEN, 2);
     assert!(h.sim_messages().await.is_empty());
 }
 
@@ -353,7 +355,7 @@ async fn short_message_and_message_payload_together_are_refused() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RINVMSGLEN, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVMSGLEN, 2);
     assert!(h.sim_messages().await.is_empty());
 }
 
@@ -369,7 +371,7 @@ async fn an_unreachable_gateway_fails_a_submit_with_a_system_error() {
                 .build(),
         )
         .await;
-    resp.expect(SUBMIT_SM | RESP, ESME_RSYSERR, 2);
+    resp.expect(SUBMIT_SM_RESP, ESME_RSYSERR, 2);
     esme.assert_alive().await;
 }
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpStream;
+use smpp_codec::status::ESME_ROK;
 
-use crate::client::{BindKind, Client, ESME_ROK};
+use crate::client::{BindKind, Client};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_smsgate-smpp");
 

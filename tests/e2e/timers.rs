@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use smpp_codec::command::{ENQUIRE_LINK, ENQUIRE_LINK_RESP, SUBMIT_SM_RESP, UNBIND, UNBIND_RESP};
+use smpp_codec::status::ESME_ROK;
+
 use crate::client::*;
 use crate::support::*;
 
@@ -44,7 +47,7 @@ async fn an_answered_enquire_link_keeps_the_link() {
     for _ in 0..2 {
         let probe = esme.read().await;
         assert_eq!(probe.command_id, ENQUIRE_LINK, "{probe:?}");
-        esme.write(&pdu_bytes(ENQUIRE_LINK | RESP, probe.sequence, &[]))
+        esme.write(&pdu_bytes(ENQUIRE_LINK_RESP, probe.sequence, &[]))
             .await;
     }
     esme.assert_alive().await;
@@ -79,7 +82,7 @@ async fn sigterm_unbinds_bound_esmes_and_exits_cleanly() {
         "{unbind:?}"
     );
     assert!(unbind.body.is_empty());
-    esme.write(&pdu_bytes(UNBIND | RESP, unbind.sequence, &[]))
+    esme.write(&pdu_bytes(UNBIND_RESP, unbind.sequence, &[]))
         .await;
     esme.expect_closed(Duration::from_secs(5)).await;
 
@@ -102,8 +105,8 @@ async fn unbind_is_answered_after_the_requests_in_flight() {
         )
         .await;
     let unbind = esme.send(rusmpp::Pdu::Unbind).await;
-    esme.read().await.expect(SUBMIT_SM | RESP, ESME_ROK, submit);
-    esme.read().await.expect(UNBIND | RESP, ESME_ROK, unbind);
+    esme.read().await.expect(SUBMIT_SM_RESP, ESME_ROK, submit);
+    esme.read().await.expect(UNBIND_RESP, ESME_ROK, unbind);
     esme.expect_closed(Duration::from_secs(5)).await;
 }
 
@@ -132,7 +135,7 @@ async fn shutdown_sends_waiting_parts_and_closes_unbound_links() {
     open.expect_closed(Duration::from_secs(5)).await;
     let unbind = esme.read().await;
     assert_eq!(unbind.command_id, UNBIND, "{unbind:?}");
-    esme.write(&pdu_bytes(UNBIND | RESP, unbind.sequence, &[]))
+    esme.write(&pdu_bytes(UNBIND_RESP, unbind.sequence, &[]))
         .await;
     let status = h.server_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "server exited with {status}");
@@ -179,10 +182,10 @@ async fn shutdown_still_answers_requests_in_flight() {
     h.sigterm();
     let unbind = esme.read().await;
     assert_eq!(unbind.command_id, UNBIND, "{unbind:?}");
-    esme.write(&pdu_bytes(UNBIND | RESP, unbind.sequence, &[]))
+    esme.write(&pdu_bytes(UNBIND_RESP, unbind.sequence, &[]))
         .await;
     let resp = esme.read().await;
-    resp.expect(SUBMIT_SM | RESP, ESME_ROK, submit);
+    resp.expect(SUBMIT_SM_RESP, ESME_ROK, submit);
     let id = resp.message_id();
     esme.expect_closed(Duration::from_secs(5)).await;
     let status = h.server_exit(Duration::from_secs(10)).await;

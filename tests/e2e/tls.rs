@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use smpp_codec::command::{BIND_TRANSCEIVER_RESP, BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, UNBIND_RESP};
+use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
 use crate::support::*;
@@ -46,7 +48,7 @@ async fn bind_submit_and_unbind_over_tls_while_plain_works_too() {
     let resp = secure
         .bind(BindKind::Transceiver, LONG_USER, LONG_PASSWORD)
         .await;
-    resp.expect(BIND_TRANSCEIVER | RESP, ESME_ROK, 1);
+    resp.expect(BIND_TRANSCEIVER_RESP, ESME_ROK, 1);
 
     let mut plain = h.bound(BindKind::Transmitter).await;
 
@@ -82,7 +84,7 @@ async fn bind_submit_and_unbind_over_tls_while_plain_works_too() {
     secure
         .response(sequence)
         .await
-        .expect(UNBIND | RESP, ESME_ROK, sequence);
+        .expect(UNBIND_RESP, ESME_ROK, sequence);
     secure.expect_closed(Duration::from_secs(5)).await;
     plain.assert_alive().await;
 }
@@ -103,7 +105,7 @@ async fn plain_smpp_on_the_tls_port_is_dropped_and_harms_nothing() {
     let read = tokio::time::timeout(Duration::from_secs(5), confused.read_to_end(&mut answer));
     match read.await {
         Ok(_) => assert!(
-            answer.len() < 16 || answer[4..8] != (BIND_TRANSMITTER | RESP).to_be_bytes(),
+            answer.len() < 16 || answer[4..8] != BIND_TRANSMITTER_RESP.to_be_bytes(),
             "{answer:02X?}"
         ),
         Err(_) => panic!("the TLS port kept a plain-text connection open"),

@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::status::{ESME_ROK, ESME_RTHROTTLED};
+
 use crate::client::*;
 use crate::support::*;
 
@@ -39,7 +42,7 @@ async fn a_full_window_is_answered_out_of_order_each_request_once() {
         let resp = esme.read().await;
         assert_eq!(
             (resp.command_id, resp.status),
-            (SUBMIT_SM | RESP, ESME_ROK),
+            (SUBMIT_SM_RESP, ESME_ROK),
             "{resp:?}"
         );
         *answered.entry(resp.sequence).or_default() += 1;
@@ -74,7 +77,7 @@ async fn a_request_beyond_the_window_is_throttled_at_once() {
     let sequences = pipeline(&mut esme, &destinations).await;
 
     let first = esme.read().await;
-    first.expect(SUBMIT_SM | RESP, ESME_RTHROTTLED, sequences[4]);
+    first.expect(SUBMIT_SM_RESP, ESME_RTHROTTLED, sequences[4]);
     assert!(first.body.is_empty(), "{first:?}");
     assert!(
         started.elapsed() < Duration::from_millis(700),
@@ -86,7 +89,7 @@ async fn a_request_beyond_the_window_is_throttled_at_once() {
         let resp = esme.read().await;
         assert_eq!(
             (resp.command_id, resp.status),
-            (SUBMIT_SM | RESP, ESME_ROK),
+            (SUBMIT_SM_RESP, ESME_ROK),
             "{resp:?}"
         );
         rest.push(resp.sequence);
