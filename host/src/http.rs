@@ -178,19 +178,13 @@ async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<serde_js
 mod tests {
     use super::*;
 
-    fn temp_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("http-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[tokio::test]
     async fn serves_https_when_a_certificate_is_configured() {
         crate::tls::install_crypto_provider();
         let rcgen::CertifiedKey { cert, signing_key } =
             rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let dir = temp_dir();
-        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let dir = tempfile::TempDir::new().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
         let config = HttpConfig {

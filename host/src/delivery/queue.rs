@@ -571,7 +571,7 @@ mod tests {
     use std::process::{Command, Stdio};
     use std::sync::Arc;
 
-    use crate::delivery::store::scratch::ScratchDir as TempDir;
+    use tempfile::TempDir;
 
     /// Tells a copy of the test binary to act as the other process of a cross-process test.
     const CHILD_ROLE: &str = "SMSGATE_QUEUE_TEST_CHILD";
@@ -580,7 +580,7 @@ mod tests {
     const HOLDER_READY: &str = "queue holder ready";
 
     fn open(dir: &TempDir) -> Queue {
-        Queue::open(&dir.file(), QueueOptions::default()).unwrap()
+        Queue::open(&dir.path().join("store.redb"), QueueOptions::default()).unwrap()
     }
 
     fn stored(push: Push) -> u64 {
@@ -614,7 +614,7 @@ mod tests {
 
     #[test]
     fn keeps_arrival_order_per_account() {
-        let dir = TempDir::new("order");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         let a1 = stored(queue.push("alpha", "a1", b"one").unwrap());
         stored(queue.push("beta", "b1", b"uno").unwrap());
@@ -648,7 +648,7 @@ mod tests {
 
     #[test]
     fn stores_an_event_once_while_its_id_is_remembered() {
-        let dir = TempDir::new("dedupe");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         let t0 = SystemTime::now();
         let seq = stored(queue.push_at("alpha", "e1", &[b"x"], t0).unwrap());
@@ -680,7 +680,7 @@ mod tests {
 
     #[test]
     fn the_items_of_one_event_are_stored_together_and_acknowledged_in_one_go() {
-        let dir = TempDir::new("push-all");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         let first = stored(
             queue
@@ -710,7 +710,7 @@ mod tests {
 
     #[test]
     fn tokens_are_remembered_across_reopening() {
-        let dir = TempDir::new("tokens");
+        let dir = TempDir::new().unwrap();
         {
             let queue = open(&dir);
             queue.remember_token("t1", "alpha", false).unwrap();
@@ -729,7 +729,7 @@ mod tests {
 
     #[test]
     fn reopening_keeps_items_and_the_sequence() {
-        let dir = TempDir::new("reopen");
+        let dir = TempDir::new().unwrap();
         let (kept, acked) = {
             let queue = open(&dir);
             let kept = stored(queue.push("alpha", "e1", b"kept").unwrap());
@@ -771,11 +771,11 @@ mod tests {
             std::process::abort();
         }
 
-        let dir = TempDir::new("abort");
+        let dir = TempDir::new().unwrap();
         let status = child(
             "pushes_survive_an_abort_right_after_they_return",
             "abort",
-            &dir.file(),
+            &dir.path().join("store.redb"),
         )
         .stdout(Stdio::null())
         .status()
@@ -807,12 +807,16 @@ mod tests {
             return;
         }
 
-        let dir = TempDir::new("locked");
-        let mut holder = child("refuses_a_file_another_process_holds", "hold", &dir.file())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let dir = TempDir::new().unwrap();
+        let mut holder = child(
+            "refuses_a_file_another_process_holds",
+            "hold",
+            &dir.path().join("store.redb"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
         let mut stdout = BufReader::new(holder.stdout.take().unwrap());
         let mut line = String::new();
         // libtest prints the test's name on the same line, before the marker.
@@ -825,11 +829,13 @@ mod tests {
             );
         }
 
-        let error = Queue::open(&dir.file(), QueueOptions::default()).err();
+        let error = Queue::open(&dir.path().join("store.redb"), QueueOptions::default()).err();
         holder.kill().unwrap();
         holder.wait().unwrap();
         match error {
-            Some(QueueError::Open(OpenError::Locked(path))) => assert_eq!(path, dir.file()),
+            Some(QueueError::Open(OpenError::Locked(path))) => {
+                assert_eq!(path, dir.path().join("store.redb"))
+            }
             other => panic!("expected Locked, got {other:?}"),
         }
 
@@ -840,12 +846,12 @@ mod tests {
 
     #[test]
     fn is_full_at_max_items() {
-        let dir = TempDir::new("max-items");
+        let dir = TempDir::new().unwrap();
         let options = QueueOptions {
             max_items: 2,
             ..QueueOptions::default()
         };
-        let queue = Queue::open(&dir.file(), options).unwrap();
+        let queue = Queue::open(&dir.path().join("store.redb"), options).unwrap();
         let first = stored(queue.push("alpha", "e1", b"x").unwrap());
         stored(queue.push("beta", "e2", b"x").unwrap());
         assert!(matches!(
@@ -861,12 +867,12 @@ mod tests {
 
     #[test]
     fn is_full_at_max_bytes() {
-        let dir = TempDir::new("max-bytes");
+        let dir = TempDir::new().unwrap();
         let options = QueueOptions {
             max_bytes: 10,
             ..QueueOptions::default()
         };
-        let queue = Queue::open(&dir.file(), options).unwrap();
+        let queue = Queue::open(&dir.path().join("store.redb"), options).unwrap();
         let first = stored(queue.push("alpha", "e1", &[0; 6]).unwrap());
         assert!(matches!(
             queue.push("alpha", "e2", &[0; 5]),
@@ -884,7 +890,7 @@ mod tests {
 
     #[test]
     fn expire_removes_and_returns_items_past_the_ttl() {
-        let dir = TempDir::new("expire");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         let ttl = QueueOptions::default().ttl;
         let t0 = SystemTime::now() - Duration::from_secs(10);
@@ -930,7 +936,7 @@ mod tests {
 
     #[test]
     fn stats_per_account() {
-        let dir = TempDir::new("stats");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         assert!(queue.stats().unwrap().is_empty());
         let now = SystemTime::now();
@@ -960,7 +966,7 @@ mod tests {
 
     #[test]
     fn retry_later_counts_attempts_and_keeps_order() {
-        let dir = TempDir::new("retry");
+        let dir = TempDir::new().unwrap();
         let queue = open(&dir);
         let first = stored(queue.push("alpha", "e1", b"one").unwrap());
         stored(queue.push("alpha", "e2", b"two").unwrap());
@@ -979,7 +985,7 @@ mod tests {
 
     #[test]
     fn concurrent_pushes_get_distinct_sequences() {
-        let dir = TempDir::new("threads");
+        let dir = TempDir::new().unwrap();
         let queue = Arc::new(open(&dir));
         let threads: Vec<_> = (0..4)
             .map(|thread| {

@@ -462,10 +462,10 @@ mod tests {
     const CRASH_RECORDS: usize = 200;
     const TTL: Duration = Duration::from_secs(3600);
 
-    use crate::delivery::store::scratch::ScratchDir as TempDir;
+    use tempfile::TempDir;
 
     fn open(dir: &TempDir) -> SentLog {
-        SentLog::open(&dir.file(), TTL).unwrap()
+        SentLog::open(&dir.path().join("store.redb"), TTL).unwrap()
     }
 
     fn address(ton: u8, npi: u8, addr: &str) -> Address {
@@ -496,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn record_then_get_round_trips_every_field() {
-        let dir = TempDir::new("round-trip");
+        let dir = TempDir::new().unwrap();
         let log = open(&dir);
         let full = SentRecord {
             account: "bureau-ü".to_owned(),
@@ -524,7 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_id_is_none() {
-        let dir = TempDir::new("unknown");
+        let dir = TempDir::new().unwrap();
         let log = open(&dir);
         assert_eq!(log.get("nope").unwrap(), None);
         log.record("known", sample(1)).await.unwrap();
@@ -534,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn recording_an_id_again_overwrites_it() {
-        let dir = TempDir::new("overwrite");
+        let dir = TempDir::new().unwrap();
         let log = open(&dir);
         let t0 = SystemTime::now();
         log.record_at("gw", sample(1), t0).await.unwrap();
@@ -551,7 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn prune_removes_old_records_and_keeps_new_ones() {
-        let dir = TempDir::new("prune");
+        let dir = TempDir::new().unwrap();
         let log = open(&dir);
         assert_eq!(log.prune(SystemTime::now()).unwrap(), 0);
 
@@ -578,7 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn reopening_after_drop_keeps_records() {
-        let dir = TempDir::new("reopen");
+        let dir = TempDir::new().unwrap();
         {
             let log = open(&dir);
             log.record("kept", sample(1)).await.unwrap();
@@ -593,10 +593,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_open_of_the_same_file_is_locked() {
-        let dir = TempDir::new("locked");
+        let dir = TempDir::new().unwrap();
         let log = open(&dir);
-        match SentLog::open(&dir.file(), TTL) {
-            Err(SentLogError::Open(OpenError::Locked(path))) => assert_eq!(path, dir.file()),
+        match SentLog::open(&dir.path().join("store.redb"), TTL) {
+            Err(SentLogError::Open(OpenError::Locked(path))) => {
+                assert_eq!(path, dir.path().join("store.redb"))
+            }
             other => panic!("expected Locked, got {:?}", other.err()),
         }
         log.record("still-works", sample(1)).await.unwrap();
@@ -607,7 +609,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_records_share_commits() {
         const CALLS: usize = 2000;
-        let dir = TempDir::new("group-commit");
+        let dir = TempDir::new().unwrap();
         let log = Arc::new(open(&dir));
 
         // Holding a write transaction stalls the writer at its first batch, so every call is
@@ -673,7 +675,7 @@ mod tests {
             });
         }
 
-        let dir = TempDir::new("abort");
+        let dir = TempDir::new().unwrap();
         let module = module_path!().split_once("::").unwrap().1;
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
@@ -684,7 +686,7 @@ mod tests {
                 "1",
             ])
             .env(CHILD_ROLE, "abort")
-            .env(CHILD_PATH, dir.file())
+            .env(CHILD_PATH, dir.path().join("store.redb"))
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();

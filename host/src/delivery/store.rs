@@ -111,50 +111,13 @@ pub fn unix_ms(time: SystemTime) -> u64 {
     })
 }
 
-/// Scratch directories for the delivery path's tests.
-#[cfg(test)]
-pub mod scratch {
-    use std::path::{Path, PathBuf};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    /// A fresh directory under the system temp dir, removed when dropped.
-    pub struct ScratchDir(PathBuf);
-
-    impl ScratchDir {
-        pub fn new(name: &str) -> Self {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let dir =
-                std::env::temp_dir().join(format!("smsgate-{name}-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create a scratch directory");
-            ScratchDir(dir)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-
-        /// The store file tests open in it.
-        pub fn file(&self) -> PathBuf {
-            self.0.join("store.redb")
-        }
-    }
-
-    impl Drop for ScratchDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_newer_schema_is_refused_and_a_held_file_is_locked() {
-        let dir = scratch::ScratchDir::new("store");
+        let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("nested").join("file.redb");
         let none = |_: &WriteTransaction| Ok(());
         let db = open(&path, 1 << 20, 2, none).unwrap();

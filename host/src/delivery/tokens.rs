@@ -147,12 +147,12 @@ fn read_or_create_secret(path: &Path) -> io::Result<[u8; SECRET_LEN]> {
 mod tests {
     use super::*;
     use crate::delivery::queue::QueueOptions;
-    use crate::delivery::store::scratch::ScratchDir;
+    use tempfile::TempDir;
 
     #[test]
     fn tokens_are_stable_per_account_and_survive_a_restart() {
-        let dir = ScratchDir::new("tokens");
-        let queue = Queue::open(&dir.file(), QueueOptions::default()).unwrap();
+        let dir = TempDir::new().unwrap();
+        let queue = Queue::open(&dir.path().join("store.redb"), QueueOptions::default()).unwrap();
         let tokens = Tokens::load(dir.path(), &queue).unwrap();
         let alpha = tokens.token_for("alpha");
         assert_eq!(alpha.len(), TOKEN_HEX_LEN);

@@ -135,12 +135,13 @@ fn apply(queue: &Queue, batch: Vec<Op>) {
 mod tests {
     use super::*;
     use crate::delivery::queue::QueueOptions;
-    use crate::delivery::store::scratch::ScratchDir;
+    use tempfile::TempDir;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_pushes_and_acks_all_land() {
-        let dir = ScratchDir::new("queue-writer");
-        let queue = Arc::new(Queue::open(&dir.file(), QueueOptions::default()).unwrap());
+        let dir = TempDir::new().unwrap();
+        let queue =
+            Arc::new(Queue::open(&dir.path().join("store.redb"), QueueOptions::default()).unwrap());
         let writer = Arc::new(QueueWriter::spawn(Arc::clone(&queue)).unwrap());
         let tasks: Vec<_> = (0..500)
             .map(|i| {
