@@ -31,19 +31,16 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
+use smpp_codec::command::{
+    BIND_RECEIVER, BIND_RECEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, ENQUIRE_LINK, ENQUIRE_LINK_RESP,
+};
+use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-
-const BIND_RECEIVER: u32 = 0x0000_0001;
-const BIND_RECEIVER_RESP: u32 = 0x8000_0001;
-const DELIVER_SM: u32 = 0x0000_0005;
-const DELIVER_SM_RESP: u32 = 0x8000_0005;
-const ENQUIRE_LINK: u32 = 0x0000_0015;
-const ENQUIRE_LINK_RESP: u32 = 0x8000_0015;
 
 /// What every event's text starts with; the event's number follows.
 const MARKER: &[u8] = b"Bench message ";
@@ -219,11 +216,11 @@ async fn run(server: &Server, events: usize, concurrency: usize, delay: Duration
         .expect("bind answered within 30s")
         .expect("read bind_receiver_resp");
     let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    let status = CommandStatus(word(8));
     assert_eq!(
-        (word(4), word(8)),
-        (BIND_RECEIVER_RESP, 0),
-        "bind refused (status {:#x})",
-        word(8)
+        (word(4), status),
+        (BIND_RECEIVER_RESP, ESME_ROK),
+        "bind refused ({status})"
     );
     let mut rest = vec![0; word(0) as usize - 16];
     reader.read_exact(&mut rest).await.expect("read bind body");

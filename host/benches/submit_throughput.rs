@@ -21,15 +21,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use smpp_codec::command::{
+    BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM, SUBMIT_SM_RESP,
+};
+use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
-
-const BIND_TRANSCEIVER: u32 = 0x0000_0009;
-const SUBMIT_SM: u32 = 0x0000_0004;
-const SUBMIT_SM_RESP: u32 = 0x8000_0004;
-const DELIVER_SM: u32 = 0x0000_0005;
-const DELIVER_SM_RESP: u32 = 0x8000_0005;
 
 mod common;
 
@@ -184,8 +182,8 @@ async fn load(
     let (id, status, _, _) = read_pdu(&mut reader).await;
     assert_eq!(
         (id, status),
-        (0x8000_0009, 0),
-        "bind refused (status {status:#x})"
+        (BIND_TRANSCEIVER_RESP, ESME_ROK),
+        "bind refused ({status})"
     );
 
     let mut outcome = Outcome::default();
@@ -223,12 +221,12 @@ async fn load(
         if let Some(at) = sent_at.remove(&seq) {
             let micros = at.elapsed().as_micros().max(1) as u64;
             let _ = outcome.latency.record(micros);
-            if status == 0 {
+            if status == ESME_ROK {
                 outcome.accepted += 1;
             }
-            if status == 0 && started.elapsed() <= duration {
+            if status == ESME_ROK && started.elapsed() <= duration {
                 outcome.ok += 1;
-            } else if status != 0 {
+            } else if status != ESME_ROK {
                 outcome.errors += 1;
             }
         }
@@ -271,7 +269,9 @@ fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
     pdu(SUBMIT_SM, sequence, &body)
 }
 
-async fn read_pdu(reader: &mut tokio::net::tcp::OwnedReadHalf) -> (u32, u32, u32, Vec<u8>) {
+async fn read_pdu(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+) -> (u32, CommandStatus, u32, Vec<u8>) {
     let mut header = [0u8; 16];
     tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
         .await
@@ -280,5 +280,5 @@ async fn read_pdu(reader: &mut tokio::net::tcp::OwnedReadHalf) -> (u32, u32, u32
     let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
     let mut body = vec![0; word(0) as usize - 16];
     reader.read_exact(&mut body).await.expect("read body");
-    (word(4), word(8), word(12), body)
+    (word(4), CommandStatus(word(8)), word(12), body)
 }

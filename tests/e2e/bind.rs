@@ -3,9 +3,14 @@
 use std::time::Duration;
 
 use rusmpp::Pdu;
-use smpp_codec::command::{BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, QUERY_SM_RESP, RESPONSE_BIT, SUBMIT_SM_RESP, UNBIND_RESP};
-use smpp_codec::status::{ESME_RALYBND, ESME_RINVBNDSTS, ESME_RINVPASWD, ESME_RINVSYSID, ESME_ROK, ESME_RSYSERR};
+use smpp_codec::command::{
+    BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, QUERY_SM_RESP, RESPONSE_BIT, SUBMIT_SM_RESP,
+    UNBIND_RESP,
+};
 use smpp_codec::pdu::tag;
+use smpp_codec::status::{
+    ESME_RALYBND, ESME_RINVBNDSTS, ESME_RINVPASWD, ESME_RINVSYSID, ESME_ROK, ESME_RSYSERR,
+};
 
 use crate::client::*;
 use crate::support::*;
@@ -25,7 +30,10 @@ async fn every_bind_kind_is_answered_with_its_own_response() {
         assert_eq!(system_id, "SMSGATE", "{kind:?}");
         assert_eq!(
             tlvs,
-            vec![(tag::SC_INTERFACE_VERSION, bytes::Bytes::from_static(&[0x34]))],
+            vec![(
+                tag::SC_INTERFACE_VERSION,
+                bytes::Bytes::from_static(&[0x34])
+            )],
             "{kind:?}"
         );
     }

@@ -628,7 +628,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             let body = Body::bind(system_id, password.as_bytes());
             self.call_raw(kind.command_id(), &body.0).await
         };
-        assert_eq!(frame.command_id, kind.command_id() | RESPONSE_BIT, "{frame:?}");
+        assert_eq!(
+            frame.command_id,
+            kind.command_id() | RESPONSE_BIT,
+            "{frame:?}"
+        );
         frame
     }
 

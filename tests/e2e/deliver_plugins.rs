@@ -10,8 +10,8 @@ use regex::Regex;
 use rusmpp::values::RegisteredDelivery;
 use serde_json::{Value, json};
 use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::status::ESME_ROK;
 use smpp_codec::pdu::tag;
+use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
 use crate::support::*;

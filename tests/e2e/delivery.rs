@@ -13,8 +13,8 @@ use rusmpp::values::{EsmClass, RegisteredDelivery};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::status::{ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED};
 use smpp_codec::pdu::tag;
+use smpp_codec::status::{ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED};
 
 use crate::client::*;
 use crate::support::*;

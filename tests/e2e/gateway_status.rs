@@ -3,7 +3,10 @@
 use std::time::{Duration, Instant};
 
 use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::status::{ESME_RINVDSTADR, ESME_RMSGQFUL, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED};
+use smpp_codec::status::{
+    CommandStatus, ESME_RINVDSTADR, ESME_RMSGQFUL, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR,
+    ESME_RTHROTTLED,
+};
 
 use crate::client::*;
 use crate::support::*;
@@ -19,7 +22,7 @@ async fn submit_to(esme: &mut Client, destination: &str) -> Frame {
 
 #[tokio::test]
 async fn gateway_refusals_map_to_smpp_statuses() {
-    let cases: [(&str, u16, &str, u32); 7] = [
+    let cases: [(&str, u16, &str, CommandStatus); 7] = [
         ("4915550001", 400, "invalid phone number", ESME_RINVDSTADR),
         ("4915550002", 400, "text is too long", ESME_RSUBMITFAIL),
         ("4915550003", 401, "Unauthorized", ESME_RSUBMITFAIL),

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use smpp_codec::command::{
+    ENQUIRE_LINK, ENQUIRE_LINK_RESP, GENERIC_NACK, SUBMIT_SM, SUBMIT_SM_RESP,
+};
+use smpp_codec::pdu::tag;
+use smpp_codec::status::{
+    CommandStatus, ESME_RINVCMDID, ESME_RINVCMDLEN, ESME_RINVMSGLEN, ESME_RINVPARLEN, ESME_ROK,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use smpp_codec::command::{ENQUIRE_LINK, ENQUIRE_LINK_RESP, GENERIC_NACK, SUBMIT_SM, SUBMIT_SM_RESP};
-use smpp_codec::status::{CommandStatus, ESME_RINVCMDID, ESME_RINVCMDLEN, ESME_RINVMSGLEN, ESME_RINVPARLEN, ESME_ROK};
-use smpp_codec::pdu::tag;
 
 use crate::client::*;
 use crate::support::*;

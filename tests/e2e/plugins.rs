@@ -11,7 +11,10 @@ use rusmpp::pdus::SubmitSm;
 use rusmpp::values::{Npi, Ton};
 use serde_json::{Value, json};
 use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::status::{CommandStatus, ESME_RBINDFAIL, ESME_RINVDSTADR, ESME_RINVPASWD, ESME_RINVSRCADR, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR};
+use smpp_codec::status::{
+    CommandStatus, ESME_RBINDFAIL, ESME_RINVDSTADR, ESME_RINVPASWD, ESME_RINVSRCADR, ESME_ROK,
+    ESME_RSUBMITFAIL, ESME_RSYSERR,
+};
 
 use crate::client::*;
 use crate::support::*;
@@ -75,10 +78,7 @@ async fn delivered_to_gateway(h: &Harness, esme: &mut Client, pdu: SubmitSm) -> 
 /// Submits and expects a refusal with `status`.
 async fn refused(esme: &mut Client, pdu: SubmitSm, status: CommandStatus) {
     let resp = esme.call(pdu).await;
-    assert_eq!(
-        resp.status, status,
-        "expected {status}: {resp:?}"
-    );
+    assert_eq!(resp.status, status, "expected {status}: {resp:?}");
     assert!(resp.body.is_empty(), "{resp:?}");
 }
 

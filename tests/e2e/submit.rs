@@ -8,7 +8,10 @@ use rusmpp::types::AnyOctetString;
 use rusmpp::values::{DataCoding, MessagePayload, PriorityFlag, RegisteredDelivery, Ton};
 use serde_json::{Value, json};
 use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::status::{ESME_RINVDSTADR, ESME_RINVEXPIRY, ESME_RINVMSGLEN, ESME_RINVSCHED, ESME_ROK, ESME_RSUBMITFAIL, ESME_RSYSERR};
+use smpp_codec::status::{
+    ESME_RINVDSTADR, ESME_RINVEXPIRY, ESME_RINVMSGLEN, ESME_RINVSCHED, ESME_ROK, ESME_RSUBMITFAIL,
+    ESME_RSYSERR,
+};
 
 use crate::client::*;
 use crate::support::*;

@@ -13,8 +13,8 @@ use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::net::TcpStream;
 use smpp_codec::status::ESME_ROK;
+use tokio::net::TcpStream;
 
 use crate::client::{BindKind, Client};
 
@@ -112,10 +112,13 @@ pub fn command() -> Command {
         }
     }
     // Logs go to files that a failing test prints; colour codes would only garble them.
-    cmd.env("RUST_LOG", "info,smsgate_smpp=debug")
-        .env("NO_COLOR", "1")
-        .env_remove("LOG_FORMAT")
-        .stdin(Stdio::null());
+    cmd.env(
+        "RUST_LOG",
+        "info,smsgate_smpp=debug,smsgate_plugin_host=debug",
+    )
+    .env("NO_COLOR", "1")
+    .env_remove("LOG_FORMAT")
+    .stdin(Stdio::null());
     cmd
 }
 

@@ -6,12 +6,14 @@ use std::time::Duration;
 use rusmpp::Pdu;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, ServerName};
+use smpp_codec::command::{
+    BIND_TRANSCEIVER_RESP, BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, UNBIND_RESP,
+};
+use smpp_codec::status::ESME_ROK;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use smpp_codec::command::{BIND_TRANSCEIVER_RESP, BIND_TRANSMITTER, BIND_TRANSMITTER_RESP, UNBIND_RESP};
-use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
 use crate::support::*;

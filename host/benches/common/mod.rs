@@ -5,15 +5,16 @@
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
+use smpp_codec::status::ESME_ROK;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A PDU with `body` after the 16-byte header (command_status 0).
+/// A PDU with `body` after the 16-byte header (command_status ESME_ROK).
 pub fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + body.len());
     out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
     out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&ESME_ROK.0.to_be_bytes());
     out.extend_from_slice(&sequence.to_be_bytes());
     out.extend_from_slice(body);
     out
