@@ -15,8 +15,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tracing::debug;
 
 use crate::gateway::{self, Credentials, Gateway};
-use crate::policy;
-use smpp_codec::pdu::Bind;
+use smpp_codec::pdu::{Bind, BindKind};
 use smpp_codec::status::*;
 use smsgate_plugin_host::{AuthOutcome, Plugins, types};
 
@@ -148,6 +147,59 @@ impl Registry {
     }
 }
 
+/// The bind as an authenticate plugin sees it.
+pub fn bind_request(bind: &Bind, peer: SocketAddr, tls: bool) -> types::BindRequest {
+    types::BindRequest {
+        system_id: bind.system_id.clone(),
+        password: bind.password.clone(),
+        system_type: bind.system_type.clone(),
+        bind_type: match bind.kind {
+            BindKind::Transmitter => types::BindType::Transmitter,
+            BindKind::Receiver => types::BindType::Receiver,
+            BindKind::Transceiver => types::BindType::Transceiver,
+        },
+        peer_address: peer.to_string(),
+        tls,
+        address_range: bind.address_range.clone(),
+    }
+}
+
+/// The account as transform and route plugins see it: secrets blanked, so plugins other than
+/// authenticate see who an account is, never its secret.
+pub fn account_view(account: &Account) -> types::Account {
+    let credentials = match &account.credentials {
+        Credentials::Basic { username, .. } => types::Credentials::Basic(types::BasicCredentials {
+            username: username.clone(),
+            password: String::new(),
+        }),
+        Credentials::Bearer { .. } => types::Credentials::Bearer(String::new()),
+    };
+    types::Account {
+        id: account.name.clone(),
+        credentials,
+        api_base_url: Some(account.gateway.base_url().to_string()),
+        device_id: account.device_id.clone(),
+        sim_number: account.sim_number,
+        limits: types::AccountLimits {
+            max_binds: account.max_binds,
+            messages_per_second: account.messages_per_second,
+        },
+        labels: account.labels.clone(),
+    }
+}
+
+impl From<types::Credentials> for Credentials {
+    fn from(credentials: types::Credentials) -> Self {
+        match credentials {
+            types::Credentials::Basic(basic) => Credentials::Basic {
+                username: basic.username,
+                password: basic.password,
+            },
+            types::Credentials::Bearer(token) => Credentials::Bearer { token },
+        }
+    }
+}
+
 pub struct Authenticator {
     gateway: Gateway,
     plugins: Arc<Plugins>,
@@ -173,7 +225,7 @@ impl Authenticator {
         peer: SocketAddr,
         tls: bool,
     ) -> Result<BoundAccount, SmppError> {
-        let request = policy::bind_request(bind, peer, tls);
+        let request = bind_request(bind, peer, tls);
         let account = match self.plugins.authenticate(&request) {
             AuthOutcome::Accept(account) => self.plugin_account(account)?,
             AuthOutcome::Reject(status) => {
@@ -221,13 +273,7 @@ impl Authenticator {
                 )
             })?,
         };
-        let credentials = match account.credentials {
-            types::Credentials::Basic(basic) => Credentials::Basic {
-                username: basic.username,
-                password: basic.password,
-            },
-            types::Credentials::Bearer(token) => Credentials::Bearer { token },
-        };
+        let credentials = Credentials::from(account.credentials);
         let (keys, labels): (Vec<_>, Vec<_>) = account
             .labels
             .into_iter()

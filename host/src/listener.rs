@@ -11,8 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::server::Context;
-use crate::session;
+use crate::session::{self, Shared};
 use crate::shutdown::{Shutdown, TaskTracker};
 
 /// A bound SMPP listening socket, TLS or not.
@@ -46,7 +45,7 @@ impl Listener {
     /// Accepts until shutdown; sessions are tracked so the caller can wait for them.
     pub async fn run(
         self,
-        ctx: Arc<Context>,
+        shared: Arc<Shared>,
         limit: Arc<Semaphore>,
         shutdown: Shutdown,
         sessions: TaskTracker,
@@ -71,20 +70,20 @@ impl Listener {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let ctx = Arc::clone(&ctx);
+            let shared = Arc::clone(&shared);
             let shutdown = shutdown.clone();
             let tls = self.tls.clone();
             sessions.spawn(async move {
                 match tls {
-                    None => session::run(stream, peer, false, ctx, shutdown).await,
+                    None => session::run(stream, peer, false, shared, shutdown).await,
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(
-                            ctx.config.smpp.bind_timeout,
+                            shared.settings.bind_timeout,
                             acceptor.accept(stream),
                         );
                         match handshake.await {
                             Ok(Ok(tls_stream)) => {
-                                session::run(tls_stream, peer, true, ctx, shutdown).await
+                                session::run(tls_stream, peer, true, shared, shutdown).await
                             }
                             Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                             Err(_) => debug!(%peer, "TLS handshake timed out"),

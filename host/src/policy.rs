@@ -1,8 +1,7 @@
-//! The bridge between the server's own types and the plugin contract's: what a plugin sees of a
-//! bind, an account and a message, and how its answers change the message and the gateway call.
-//! Plugins other than authenticate see who an account is, never its secret.
+//! The bridge between the server's own messages and the plugin contract's: what a plugin sees of
+//! a message, and how its answers change the message and the gateway call. (Binds and accounts
+//! cross the same bridge in `auth`.)
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,47 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::auth::Account;
 use crate::gateway::{Credentials, OutgoingMessage};
 use crate::message::{Content, Expiry, Submission};
-use smpp_codec::pdu::{Address, Bind, BindKind, Tlv};
+use smpp_codec::pdu::{Address, Tlv};
 use smsgate_plugin_host::types;
-
-pub fn bind_request(bind: &Bind, peer: SocketAddr, tls: bool) -> types::BindRequest {
-    types::BindRequest {
-        system_id: bind.system_id.clone(),
-        password: bind.password.clone(),
-        system_type: bind.system_type.clone(),
-        bind_type: match bind.kind {
-            BindKind::Transmitter => types::BindType::Transmitter,
-            BindKind::Receiver => types::BindType::Receiver,
-            BindKind::Transceiver => types::BindType::Transceiver,
-        },
-        peer_address: peer.to_string(),
-        tls,
-        address_range: bind.address_range.clone(),
-    }
-}
-
-/// The account as transform and route plugins see it: secrets blanked.
-pub fn account_view(account: &Account) -> types::Account {
-    let credentials = match &account.credentials {
-        Credentials::Basic { username, .. } => types::Credentials::Basic(types::BasicCredentials {
-            username: username.clone(),
-            password: String::new(),
-        }),
-        Credentials::Bearer { .. } => types::Credentials::Bearer(String::new()),
-    };
-    types::Account {
-        id: account.name.clone(),
-        credentials,
-        api_base_url: Some(account.gateway.base_url().to_string()),
-        device_id: account.device_id.clone(),
-        sim_number: account.sim_number,
-        limits: types::AccountLimits {
-            max_binds: account.max_binds,
-            messages_per_second: account.messages_per_second,
-        },
-        labels: account.labels.clone(),
-    }
-}
 
 pub fn message(submission: &Submission) -> types::Message {
     types::Message {
@@ -142,13 +102,7 @@ pub fn route(
     }
     decision
         .and_then(|d| d.credentials.clone())
-        .map(|c| match c {
-            types::Credentials::Basic(basic) => Credentials::Basic {
-                username: basic.username,
-                password: basic.password,
-            },
-            types::Credentials::Bearer(token) => Credentials::Bearer { token },
-        })
+        .map(Credentials::from)
 }
 
 pub fn address(a: &Address) -> types::Address {

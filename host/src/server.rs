@@ -15,22 +15,14 @@ use crate::delivery::Delivery;
 use crate::gateway::Gateway;
 use crate::http::{self, Readiness};
 use crate::listener::Listener;
-use crate::pipeline;
+use crate::pipeline::Submitter;
+use crate::session;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::webhooks;
 use smsgate_plugin_host::Plugins;
 
 /// Concatenated messages being reassembled at once, over all accounts.
 const MAX_PENDING_CONCAT: usize = 10_000;
-
-/// What every session shares.
-pub struct Context {
-    pub config: Config,
-    pub auth: Authenticator,
-    pub concat: Reassembler,
-    pub plugins: Arc<Plugins>,
-    pub delivery: Arc<Delivery>,
-}
 
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::ids::set_format(config.smpp.message_id_format);
@@ -64,30 +56,38 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     )?;
     info!(data_dir = %config.delivery.data_dir.display(), "delivery queue open");
 
-    let ctx = Arc::new(Context {
-        auth: Authenticator::new(gateway, Arc::clone(&plugins), config.smpp.bind_cache_ttl),
-        concat: Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
-        plugins,
-        delivery,
-        config,
+    let submitter = Arc::new(Submitter::new(
+        Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
+        Arc::clone(&plugins),
+        Arc::clone(&delivery),
+        config.smpp.default_alphabet,
+    ));
+    let shared = Arc::new(session::Shared {
+        auth: Authenticator::new(gateway, plugins, config.smpp.bind_cache_ttl),
+        submitter: Arc::clone(&submitter),
+        delivery: Arc::clone(&delivery),
+        settings: config.smpp.clone(),
     });
     let readiness = Readiness::default();
     background.spawn({
         let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
-        let routes = http::router(readiness).merge(webhooks::router(Arc::clone(&ctx.delivery)));
+        let routes = http::router(readiness).merge(webhooks::router(delivery));
         async move {
             if let Err(e) = http::serve(http_listener, routes, shutdown).await {
                 warn!(error = %e, "http server stopped");
             }
         }
     });
-    background.spawn(sweep_concatenations(Arc::clone(&ctx), shutdown.clone()));
+    background.spawn(sweep_concatenations(
+        Arc::clone(&submitter),
+        shutdown.clone(),
+    ));
 
     let sessions = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(ctx.config.smpp.max_connections));
+    let limit = Arc::new(Semaphore::new(config.smpp.max_connections));
     for listener in std::iter::once(plain).chain(secure) {
         background.spawn(listener.run(
-            Arc::clone(&ctx),
+            Arc::clone(&shared),
             Arc::clone(&limit),
             shutdown.clone(),
             sessions.clone(),
@@ -100,24 +100,26 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     readiness.set(false);
     info!("shutting down");
     sessions.close();
-    let drain = ctx.config.smpp.shutdown_grace + ctx.config.smpp.response_timeout;
+    let drain = config.smpp.shutdown_grace + config.smpp.response_timeout;
     if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
         warn!(?drain, "sessions still open after the grace period");
     }
     // Parts still waiting for their siblings are sent as they are rather than lost.
-    pipeline::flush_expired(&ctx, Instant::now() + ctx.config.smpp.concat_timeout).await;
+    submitter
+        .flush_expired(Instant::now() + config.smpp.concat_timeout)
+        .await;
     background.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), background.wait()).await;
     info!("stopped");
     Ok(())
 }
 
-async fn sweep_concatenations(ctx: Arc<Context>, shutdown: Shutdown) {
+async fn sweep_concatenations(submitter: Arc<Submitter>, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => pipeline::flush_expired(&ctx, Instant::now()).await,
+            _ = tick.tick() => submitter.flush_expired(Instant::now()).await,
         }
     }
 }

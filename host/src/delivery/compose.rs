@@ -5,12 +5,12 @@
 use bytes::Bytes;
 use chrono::Utc;
 
+use super::event::{Event, EventKind};
 use super::sent::SentRecord;
 use super::{Delivery, PartReceipts};
-use crate::auth::Account;
+use crate::auth::{self, Account};
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
-use crate::webhooks::event::{Event, EventKind};
 use smpp_codec::pdu::Address;
 use smsgate_plugin_host::{Hook, types};
 
@@ -292,7 +292,7 @@ fn event_labels(event: &Event) -> Vec<(String, String)> {
 /// name is known.
 fn view(account: Option<&Account>, name: &str) -> types::Account {
     match account {
-        Some(account) => policy::account_view(account),
+        Some(account) => auth::account_view(account),
         None => types::Account {
             id: name.to_owned(),
             credentials: types::Credentials::Bearer(String::new()),

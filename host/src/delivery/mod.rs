@@ -8,6 +8,7 @@
 
 mod compose;
 mod dispatch;
+mod event;
 pub mod queue;
 pub mod receivers;
 pub mod registration;
@@ -31,7 +32,7 @@ use tracing::{info, warn};
 use crate::auth::Account;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};
-use crate::webhooks::event::{self, SignatureError};
+use event::SignatureError;
 pub use queue::AccountStats;
 use queue::{Push, Queue, QueueError, QueueOptions};
 use receivers::{Outgoing, Receivers};

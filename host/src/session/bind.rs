@@ -24,13 +24,13 @@ impl Session {
             return;
         }
         self.set_state(State::Binding);
-        let ctx = Arc::clone(&self.ctx);
+        let shared = Arc::clone(&self.shared);
         let events = self.events.clone();
         let kind = bind.kind;
         let (peer, tls) = (self.peer, self.tls);
         tokio::spawn(
             async move {
-                let result = ctx.auth.authenticate(&bind, peer, tls).await;
+                let result = shared.auth.authenticate(&bind, peer, tls).await;
                 let _ = events.send(Event::BindChecked {
                     sequence_number,
                     kind,
@@ -66,7 +66,7 @@ impl Session {
                 // it knows it is bound.
                 self.answer_bind(sequence_number, kind, ESME_ROK).await;
                 if kind.can_receive() {
-                    let outgoing = self.ctx.delivery.receiver_bound(&bound.account, self.id);
+                    let outgoing = self.shared.delivery.receiver_bound(&bound.account, self.id);
                     self.receiving = Some(Receiving {
                         account: Arc::clone(&bound.account),
                         outgoing,
@@ -95,7 +95,7 @@ impl Session {
     async fn answer_bind(&self, sequence_number: u32, kind: BindKind, status: CommandStatus) {
         let body = ResponseBody::Bind {
             kind,
-            system_id: self.ctx.config.smpp.system_id.clone(),
+            system_id: self.shared.settings.system_id.clone(),
             sc_interface_version: Some(SC_INTERFACE_VERSION),
         };
         self.respond(sequence_number, status, body).await;

@@ -21,10 +21,12 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::{Account, BoundAccount};
+use crate::auth::{Account, Authenticator, BoundAccount};
+use crate::config::SmppConfig;
+use crate::delivery::Delivery;
 use crate::delivery::receivers::Outgoing;
 use crate::metrics;
-use crate::server::Context;
+use crate::pipeline::Submitter;
 use crate::shutdown::Shutdown;
 use smpp_codec::SmppCodec;
 use smpp_codec::command::*;
@@ -32,6 +34,15 @@ use smpp_codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use smpp_codec::status::*;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// What every session is given: the `[smpp]` settings and the three services a session calls
+/// (who may bind, where submits go, where receivers take their deliver_sm).
+pub struct Shared {
+    pub settings: SmppConfig,
+    pub auth: Authenticator,
+    pub submitter: Arc<Submitter>,
+    pub delivery: Arc<Delivery>,
+}
 
 enum State {
     Open,
@@ -85,7 +96,7 @@ struct Receiving {
 
 pub struct Session {
     id: u64,
-    ctx: Arc<Context>,
+    shared: Arc<Shared>,
     peer: SocketAddr,
     tls: bool,
     state: State,
@@ -102,13 +113,13 @@ pub struct Session {
 }
 
 /// Serves one connection until it closes.
-pub async fn run<S>(stream: S, peer: SocketAddr, tls: bool, ctx: Arc<Context>, shutdown: Shutdown)
+pub async fn run<S>(stream: S, peer: SocketAddr, tls: bool, shared: Arc<Shared>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("session", id, %peer, tls, system_id = tracing::field::Empty);
-    serve(id, stream, peer, tls, ctx, shutdown)
+    serve(id, stream, peer, tls, shared, shutdown)
         .instrument(span)
         .await
 }
@@ -118,12 +129,12 @@ async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     tls: bool,
-    ctx: Arc<Context>,
+    shared: Arc<Shared>,
     shutdown: Shutdown,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let smpp = &ctx.config.smpp;
+    let smpp = &shared.settings;
     let (read_half, write_half) = tokio::io::split(stream);
     let (out, queue) = mpsc::channel(smpp.window * 2 + 16);
     let writer = tokio::spawn(writer::run(write_half, queue).in_current_span());
@@ -136,7 +147,7 @@ async fn serve<S>(
     let mut session = Session {
         id,
         window: Arc::new(Semaphore::new(smpp.window)),
-        ctx: Arc::clone(&ctx),
+        shared: Arc::clone(&shared),
         peer,
         tls,
         state: State::Open,
@@ -196,7 +207,7 @@ async fn serve<S>(
     // A peer that stopped reading could hold the writer forever; it gets the response timeout
     // to take what is queued, then the socket is dropped.
     let mut writer = writer;
-    if tokio::time::timeout(ctx.config.smpp.response_timeout, &mut writer)
+    if tokio::time::timeout(shared.settings.response_timeout, &mut writer)
         .await
         .is_err()
     {
@@ -326,11 +337,11 @@ impl Session {
             .await;
             return;
         };
-        let ctx = Arc::clone(&self.ctx);
+        let submitter = Arc::clone(&self.shared.submitter);
         let out = self.out.clone();
         tokio::spawn(
             async move {
-                let (status, body) = operations::handle(&ctx, &account, request).await;
+                let (status, body) = operations::handle(&submitter, &account, request).await;
                 let _ = out
                     .send(Outbound::Response {
                         sequence_number,
@@ -424,7 +435,7 @@ impl Session {
     /// A deliver_sm unanswered after the response timeout is given back to the dispatcher,
     /// which retries it.
     fn expire_deliveries(&mut self, now: Instant) {
-        let timeout = self.ctx.config.smpp.response_timeout;
+        let timeout = self.shared.settings.response_timeout;
         if let Some(receiving) = self.receiving.as_mut() {
             let before = receiving.pending.len();
             receiving
@@ -440,7 +451,7 @@ impl Session {
     /// Leaves the account's receivers; what was sent and not answered goes back to the queue.
     fn stop_receiving(&mut self) {
         if let Some(receiving) = self.receiving.take() {
-            self.ctx
+            self.shared
                 .delivery
                 .receiver_unbound(&receiving.account, self.id);
         }
@@ -449,7 +460,7 @@ impl Session {
     async fn on_tick(&mut self) -> Flow {
         let now = Instant::now();
         self.expire_deliveries(now);
-        let smpp = &self.ctx.config.smpp;
+        let smpp = &self.shared.settings;
         match self.state {
             State::Open | State::Binding if now - self.opened >= smpp.bind_timeout => {
                 info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");
@@ -497,8 +508,8 @@ impl Session {
     /// Waits (bounded) for the requests in flight so every accepted request is answered, then
     /// answers a pending unbind.
     async fn close(&mut self, unbind_answer: Option<u32>) {
-        let grace = self.ctx.config.smpp.shutdown_grace;
-        let all = self.ctx.config.smpp.window as u32;
+        let grace = self.shared.settings.shutdown_grace;
+        let all = self.shared.settings.window as u32;
         match tokio::time::timeout(grace, self.window.acquire_many(all)).await {
             Ok(_) => {}
             Err(_) => warn!(?grace, "requests still in flight at close"),

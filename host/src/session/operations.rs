@@ -13,9 +13,8 @@ use crate::gateway::{self, MessageState};
 use crate::ids;
 use crate::message::{self, Decoded};
 use crate::metrics;
-use crate::pipeline::{self, Accepted};
+use crate::pipeline::{Accepted, Submitter};
 use crate::receipt::ReceiptState;
-use crate::server::Context;
 use smpp_codec::command::QUERY_SM;
 use smpp_codec::pdu::{
     Address, CancelSm, DestAddress, QuerySm, Request, ResponseBody, SubmitMulti, UnsuccessSme,
@@ -27,7 +26,7 @@ use smpp_codec::time as smpp_time;
 const MAX_RECIPIENTS: usize = 100;
 
 pub async fn handle(
-    ctx: &Context,
+    submitter: &Submitter,
     bound: &BoundAccount,
     request: Request,
 ) -> (CommandStatus, ResponseBody) {
@@ -43,13 +42,13 @@ pub async fn handle(
             ResponseBody::error_for(request.command_id()),
         );
     }
-    let alphabet = ctx.config.smpp.default_alphabet;
+    let alphabet = submitter.default_alphabet();
     let now = Utc::now();
     let started = Instant::now();
     match request {
         Request::SubmitSm(pdu) => {
             let decoded = message::from_submit_sm(&pdu, alphabet, now);
-            let (status, message_id) = submit(ctx, account, decoded).await;
+            let (status, message_id) = submit(submitter, account, decoded).await;
             let metrics = metrics::get();
             metrics
                 .submit_sm_duration
@@ -59,10 +58,10 @@ pub async fn handle(
         }
         Request::DataSm(pdu) => {
             let decoded = message::from_data_sm(&pdu, alphabet, now);
-            let (status, message_id) = submit(ctx, account, decoded).await;
+            let (status, message_id) = submit(submitter, account, decoded).await;
             (status, ResponseBody::DataSm { message_id })
         }
-        Request::SubmitMulti(pdu) => submit_multi(ctx, account, &pdu).await,
+        Request::SubmitMulti(pdu) => submit_multi(submitter, account, &pdu).await,
         Request::QuerySm(pdu) => {
             let (status, body) = query(account, &pdu).await;
             let metrics = metrics::get();
@@ -86,23 +85,23 @@ pub async fn handle(
 }
 
 async fn submit(
-    ctx: &Context,
+    submitter: &Submitter,
     account: &Arc<Account>,
     decoded: Result<Decoded, SmppError>,
 ) -> (CommandStatus, String) {
-    match accept(ctx, account, decoded).await {
+    match accept(submitter, account, decoded).await {
         Ok(accepted) => (ESME_ROK, accepted.message_id),
         Err(status) => (status, String::new()),
     }
 }
 
 async fn accept(
-    ctx: &Context,
+    submitter: &Submitter,
     account: &Arc<Account>,
     decoded: Result<Decoded, SmppError>,
 ) -> Result<Accepted, CommandStatus> {
     let result = match decoded {
-        Ok(decoded) => pipeline::submit(ctx, account, decoded).await,
+        Ok(decoded) => submitter.submit(account, decoded).await,
         Err(rejection) => Err(rejection),
     };
     result.map_err(|rejection| {
@@ -118,7 +117,7 @@ async fn accept(
 /// One gateway message to every valid SME destination; distribution lists and bad addresses
 /// are reported per entry in unsuccess_sme.
 async fn submit_multi(
-    ctx: &Context,
+    submitter: &Submitter,
     account: &Arc<Account>,
     pdu: &SubmitMulti,
 ) -> (CommandStatus, ResponseBody) {
@@ -170,10 +169,10 @@ async fn submit_multi(
     let decoded = message::from_submit_multi(
         pdu,
         destinations.clone(),
-        ctx.config.smpp.default_alphabet,
+        submitter.default_alphabet(),
         Utc::now(),
     );
-    match accept(ctx, account, decoded).await {
+    match accept(submitter, account, decoded).await {
         Ok(accepted) => {
             if let Some(state) = &accepted.state {
                 unsuccess.extend(failed_recipients(state, &destinations));

@@ -4,8 +4,6 @@
 //! that: 2xx only once the event is on disk (or needs nothing), 503 when it should come back
 //! later, 4xx with the reason when retrying cannot help.
 
-pub mod event;
-
 use std::sync::Arc;
 
 use axum::body::Bytes;
