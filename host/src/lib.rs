@@ -8,7 +8,7 @@
 mod auth;
 mod concat;
 pub mod config;
-pub mod delivery;
+mod delivery;
 mod gateway;
 mod http;
 mod ids;

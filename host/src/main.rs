@@ -11,12 +11,13 @@ use clap::{Parser, Subcommand};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
+use delivery_store::embedded::{self, OpenError};
+use delivery_store::{AccountStats, QueueError};
 use serde::Deserialize;
 use smsgate_plugin_host::runner::{self, RunHook};
 #[cfg(feature = "simulator")]
 use smsgate_simulator::{self as simulator, Simulator};
 use smsgate_smpp::config::{Config, HttpConfig};
-use smsgate_smpp::delivery::{self, AccountStats};
 use smsgate_smpp::shutdown::{self, Shutdown};
 use smsgate_smpp::{server, tls};
 
@@ -222,14 +223,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn queue_stats(config: &Config) -> anyhow::Result<()> {
-    let path = config.delivery.queue_path();
-    let stats = match delivery::stats_from_file(&path) {
+    let data_dir = &config.delivery.data_dir;
+    let stats = match embedded::stats_from_file(data_dir) {
         Ok(stats) => stats,
-        Err(delivery::queue::QueueError::Open(delivery::OpenError::Locked(_))) => {
-            stats_from_server(&config.http).await.map_err(|e| {
-                anyhow::anyhow!("{} is held by a running server: {e}", path.display())
-            })?
-        }
+        Err(QueueError::Open(OpenError::Locked(path))) => stats_from_server(&config.http)
+            .await
+            .map_err(|e| anyhow::anyhow!("{} is held by a running server: {e}", path.display()))?,
         Err(e) => return Err(e.into()),
     };
     print_stats(&stats);

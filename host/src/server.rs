@@ -53,7 +53,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Arc::clone(&plugins),
         shutdown.clone(),
         background.clone(),
-    )?;
+    )
+    .await?;
     info!(data_dir = %config.delivery.data_dir.display(), "delivery queue open");
 
     let submitter = Arc::new(Submitter::new(

@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::delivery::queue::QueueError;
 use crate::delivery::{Delivery, Refused, Taken};
 use crate::metrics;
+use delivery_store::QueueError;
 
 pub fn router(delivery: Arc<Delivery>) -> Router {
     Router::new()
@@ -100,8 +100,8 @@ fn refusal(refused: Refused) -> Response {
 }
 
 async fn queue_stats(State(delivery): State<Arc<Delivery>>) -> Response {
-    match tokio::task::spawn_blocking(move || delivery.stats()).await {
-        Ok(Ok(stats)) => {
+    match delivery.stats().await {
+        Ok(stats) => {
             let accounts: Vec<_> = stats
                 .iter()
                 .map(|s| {
@@ -115,11 +115,6 @@ async fn queue_stats(State(delivery): State<Arc<Delivery>>) -> Response {
                 .collect();
             Json(json!({ "accounts": accounts })).into_response()
         }
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({ "error": e.to_string() })),

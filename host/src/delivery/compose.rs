@@ -6,11 +6,11 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use super::event::{Event, EventKind};
-use super::sent::SentRecord;
 use super::{Delivery, PartReceipts};
 use crate::auth::{self, Account};
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
+use delivery_store::SentRecord;
 use smpp_codec::pdu::Address;
 use smsgate_plugin_host::{Hook, types};
 
@@ -21,7 +21,7 @@ pub struct Composed {
 }
 
 /// `Err` says why the event needs no deliver_sm.
-pub fn compose(
+pub async fn compose(
     delivery: &Delivery,
     name: &str,
     account: Option<&Account>,
@@ -46,10 +46,10 @@ pub fn compose(
         }
         EventKind::Other(_) => return Err("this event is not sent to ESMEs"),
     };
-    receipts(delivery, name, account, event, state)
+    receipts(delivery, name, account, event, state).await
 }
 
-fn receipts(
+async fn receipts(
     delivery: &Delivery,
     name: &str,
     account: Option<&Account>,
@@ -61,7 +61,7 @@ fn receipts(
         .message_id
         .as_deref()
         .ok_or("the event has no message id")?;
-    let record = match delivery.sent.get(message_id) {
+    let record = match delivery.store.sent(message_id).await {
         Ok(Some(record)) => record,
         Ok(None) => return Err("no receipt was requested for this message"),
         Err(e) => {

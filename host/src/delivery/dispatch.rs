@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::Delivery;
-use super::queue::Item;
+use delivery_store::Item;
 use smpp_codec::status::{CommandStatus, ESME_ROK, ESME_RTHROTTLED};
 
 /// Most items read from the queue per round.
@@ -78,7 +78,7 @@ impl Dispatcher {
             let items = if free > 0 || self.answers.is_empty() {
                 let limit =
                     (self.in_flight.len() + self.not_before.len() + free.max(1)).min(LOOKAHEAD);
-                match self.delivery.queue.peek(&self.account, limit) {
+                match self.delivery.store.peek(&self.account, limit).await {
                     Ok(items) => items,
                     Err(e) => {
                         warn!(error = %e, "reading the delivery queue failed");
@@ -89,7 +89,7 @@ impl Dispatcher {
                 Vec::new()
             };
             if items.is_empty() && self.answers.is_empty() {
-                if self.delivery.dispatcher_done(&self.account, &wake) {
+                if self.delivery.dispatcher_done(&self.account, &wake).await {
                     return;
                 }
                 continue;
@@ -184,7 +184,7 @@ impl Dispatcher {
             }
         }
         if !delivered.is_empty() {
-            if let Err(e) = self.delivery.writer.ack(delivered.clone()).await {
+            if let Err(e) = self.delivery.store.ack(delivered.clone()).await {
                 warn!(error = %e, "removing delivered items failed");
             }
             for seq in &delivered {
@@ -192,11 +192,12 @@ impl Dispatcher {
             }
         }
         for (seq, why) in failed {
-            let queue = Arc::clone(&self.delivery.queue);
-            let attempts = tokio::task::spawn_blocking(move || queue.retry_later(seq))
+            let attempts = self
+                .delivery
+                .store
+                .retry_later(seq)
                 .await
                 .ok()
-                .and_then(Result::ok)
                 .flatten()
                 .unwrap_or(1);
             let delay = backoff(config.retry_initial, config.retry_max, attempts);

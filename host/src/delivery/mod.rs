@@ -9,18 +9,12 @@
 mod compose;
 mod dispatch;
 mod event;
-pub mod queue;
 pub mod receivers;
 pub mod registration;
-pub mod sent;
-mod store;
-
-pub use store::OpenError;
 mod tokens;
-mod writer;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -32,16 +26,14 @@ use tracing::{info, warn};
 use crate::auth::Account;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};
+use delivery_store::embedded::{Embedded, QueueOptions};
+use delivery_store::{AccountStats, DeliveryStore, Push, QueueError, SentLogError, SentRecord};
 use event::SignatureError;
-pub use queue::AccountStats;
-use queue::{Push, Queue, QueueError, QueueOptions};
 use receivers::{Outgoing, Receivers};
 use registration::Registrar;
-use sent::{SentLog, SentRecord};
 use sms_text::DefaultAlphabet;
 use smsgate_plugin_host::Plugins;
 use tokens::Tokens;
-use writer::QueueWriter;
 
 /// Which part ids of a concatenated message get a receipt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -166,10 +158,6 @@ impl DeliveryConfig {
         Ok(())
     }
 
-    pub fn queue_path(&self) -> PathBuf {
-        self.data_dir.join("queue.redb")
-    }
-
     fn queue_options(&self) -> QueueOptions {
         QueueOptions {
             max_items: self.max_items,
@@ -233,9 +221,7 @@ pub enum Taken {
 pub struct Delivery {
     config: DeliveryConfig,
     alphabet: DefaultAlphabet,
-    queue: Arc<Queue>,
-    writer: QueueWriter,
-    sent: Arc<SentLog>,
+    store: Arc<dyn DeliveryStore>,
     receivers: Receivers,
     registrar: Registrar,
     tokens: Tokens,
@@ -253,7 +239,7 @@ pub struct Delivery {
 impl Delivery {
     /// Opens the stores under `data_dir` and starts a dispatcher for every account that has
     /// items left from an earlier run.
-    pub fn open(
+    pub async fn open(
         config: &DeliveryConfig,
         webhook_base_url: Option<String>,
         alphabet: DefaultAlphabet,
@@ -261,21 +247,18 @@ impl Delivery {
         shutdown: Shutdown,
         tasks: TaskTracker,
     ) -> anyhow::Result<Arc<Delivery>> {
-        let queue = Queue::open(&config.queue_path(), config.queue_options())
-            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
-        let sent = SentLog::open(&config.data_dir.join("sent.redb"), config.ttl)
-            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
-        let tokens = Tokens::load(&config.data_dir, &queue)
+        let store: Arc<dyn DeliveryStore> = Arc::new(
+            Embedded::open(&config.data_dir, config.queue_options(), config.ttl)
+                .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?,
+        );
+        let tokens = Tokens::load(store.as_ref())
+            .await
             .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
         let registrar = Registrar::new(webhook_base_url, config.webhook_grace, shutdown.clone());
-        let queue = Arc::new(queue);
-        let writer = QueueWriter::spawn(Arc::clone(&queue))?;
         let delivery = Arc::new(Delivery {
             config: config.clone(),
             alphabet,
-            queue,
-            writer,
-            sent: Arc::new(sent),
+            store,
             receivers: Receivers::default(),
             registrar,
             tokens,
@@ -286,7 +269,7 @@ impl Delivery {
             shutdown,
             tasks,
         });
-        let waiting = delivery.queue.accounts_with_items()?;
+        let waiting = delivery.store.accounts_with_items().await?;
         for account in &waiting {
             delivery.wake(account);
         }
@@ -302,7 +285,7 @@ impl Delivery {
 
     /// A bind_receiver or bind_transceiver succeeded: returns the deliver_sm the session must
     /// send. Its webhooks are registered on the account's first receiver.
-    pub fn receiver_bound(
+    pub async fn receiver_bound(
         self: &Arc<Self>,
         account: &Arc<Account>,
         session: u64,
@@ -311,7 +294,8 @@ impl Delivery {
         let token = self.tokens.token_for(&account.name);
         if let Err(e) = self
             .tokens
-            .remember(&self.queue, &token, &account.name, key)
+            .remember(self.store.as_ref(), &token, &account.name, key)
+            .await
         {
             warn!(account = %account.name, error = %e, "cannot store the webhook token");
         }
@@ -338,8 +322,8 @@ impl Delivery {
         &self,
         message_id: &str,
         record: SentRecord,
-    ) -> impl Future<Output = Result<(), sent::SentLogError>> + use<> {
-        self.sent.record(message_id, record)
+    ) -> impl Future<Output = Result<(), SentLogError>> + use<> {
+        self.store.record_sent(message_id, record)
     }
 
     /// Takes one webhook call: checks its token and signature, turns the event into the
@@ -367,13 +351,14 @@ impl Delivery {
         }
         let event = event::parse(body).map_err(Refused::Malformed)?;
         let account = self.account_view(&owner.account);
-        let composed = match compose::compose(self, &owner.account, account.as_deref(), &event) {
-            Ok(composed) => composed,
-            Err(why) => return Ok(Taken::Ignored(why)),
-        };
+        let composed =
+            match compose::compose(self, &owner.account, account.as_deref(), &event).await {
+                Ok(composed) => composed,
+                Err(why) => return Ok(Taken::Ignored(why)),
+            };
         let count = composed.bodies.len();
         let pushed = self
-            .writer
+            .store
             .push(&owner.account, &composed.dedupe_id, composed.bodies)
             .await?;
         match pushed {
@@ -385,8 +370,8 @@ impl Delivery {
         }
     }
 
-    pub fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
-        self.queue.stats()
+    pub async fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
+        self.store.stats().await
     }
 
     /// The key a plugin gave the account at bind time, else the configured one.
@@ -441,23 +426,34 @@ impl Delivery {
     }
 
     /// Called by a dispatcher that found its queue empty: it ends unless woken meanwhile.
-    fn dispatcher_done(&self, account: &str, notify: &Arc<Notify>) -> bool {
-        let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
-        let still_empty = self
-            .queue
-            .peek(account, 1)
-            .map(|items| items.is_empty())
-            .unwrap_or(false);
-        if still_empty
-            && dispatchers
+    async fn dispatcher_done(self: &Arc<Self>, account: &str, notify: &Arc<Notify>) -> bool {
+        if !self.queue_is_empty(account).await {
+            return false;
+        }
+        {
+            let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
+            if !dispatchers
                 .get(account)
                 .is_some_and(|n| Arc::ptr_eq(n, notify))
-        {
+            {
+                return false;
+            }
             dispatchers.remove(account);
-            true
-        } else {
-            false
         }
+        // An event stored between the read above and the removal woke this dispatcher, which
+        // is ending; one more read makes sure its items get a dispatcher of their own.
+        if !self.queue_is_empty(account).await {
+            self.wake(account);
+        }
+        true
+    }
+
+    /// Whether the account's queue is known to be empty (a failed read counts as not empty).
+    async fn queue_is_empty(&self, account: &str) -> bool {
+        self.store
+            .peek(account, 1)
+            .await
+            .is_ok_and(|items| items.is_empty())
     }
 
     /// Drops what outlived the TTL, with a log line per item, and forgets old sent records.
@@ -468,15 +464,11 @@ impl Delivery {
                 _ = self.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let this = Arc::clone(&self);
-            let swept = tokio::task::spawn_blocking(move || {
-                let now = SystemTime::now();
-                (this.queue.expire(now), this.sent.prune(now))
-            })
-            .await;
-            let Ok((expired, pruned)) = swept else {
-                continue;
-            };
+            let now = SystemTime::now();
+            let (expired, pruned) = (
+                self.store.expire(now).await,
+                self.store.prune_sent(now).await,
+            );
             match expired {
                 Ok(items) => {
                     for item in items {
@@ -496,12 +488,4 @@ impl Delivery {
             }
         }
     }
-}
-
-/// Reads the queue file directly; fails with `QueueError::Locked` while a server holds it.
-pub fn stats_from_file(path: &Path) -> Result<Vec<AccountStats>, QueueError> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    Queue::open(path, QueueOptions::default())?.stats()
 }

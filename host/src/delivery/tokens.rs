@@ -1,21 +1,15 @@
 //! The per-account token in each webhook URL. It must be unguessable (the URL is the phone's
 //! only credential when webhooks are not signed), carry no credentials, and stay the same across
 //! restarts (the phone keeps retrying old events against the URL it has): an HMAC of the
-//! account name under a secret generated once and kept in the data directory.
+//! account name under a secret the store generated once.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, Write};
-use std::path::Path;
 use std::sync::RwLock;
 
+use delivery_store::{DeliveryStore, QueueError, TOKEN_SECRET_LEN, TokenOwner};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::queue::{Queue, QueueError};
-
-const SECRET_FILE: &str = "webhook-token.secret";
-const SECRET_LEN: usize = 32;
 /// 128 bits of the MAC, as hex.
 const TOKEN_HEX_LEN: usize = 32;
 
@@ -29,35 +23,29 @@ pub struct Owner {
 }
 
 pub struct Tokens {
-    secret: [u8; SECRET_LEN],
+    secret: [u8; TOKEN_SECRET_LEN],
     owners: RwLock<HashMap<String, Owner>>,
     /// Signing keys learnt at bind time (from an authenticate plugin or the config), by account.
     keys: RwLock<HashMap<String, String>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("webhook token secret {path}: {source}")]
-    Secret { path: String, source: io::Error },
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-}
-
 impl Tokens {
-    /// Reads (or creates) the secret and the tokens an earlier run handed out.
-    pub fn load(data_dir: &Path, queue: &Queue) -> Result<Tokens, TokenError> {
-        let path = data_dir.join(SECRET_FILE);
-        let secret = read_or_create_secret(&path).map_err(|source| TokenError::Secret {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let owners = queue
-            .tokens()?
+    /// The store's secret and the tokens an earlier run handed out.
+    pub async fn load(store: &dyn DeliveryStore) -> Result<Tokens, QueueError> {
+        let owners = store
+            .tokens()
+            .await?
             .into_iter()
-            .map(|(token, account, signed)| (token, Owner { account, signed }))
+            .map(|t| {
+                let owner = Owner {
+                    account: t.account,
+                    signed: t.signed,
+                };
+                (t.token, owner)
+            })
             .collect();
         Ok(Tokens {
-            secret,
+            secret: store.token_secret(),
             owners: RwLock::new(owners),
             keys: RwLock::new(HashMap::new()),
         })
@@ -68,20 +56,16 @@ impl Tokens {
         mac.update(b"smsgate-smpp webhook token\0");
         mac.update(account.as_bytes());
         let digest = mac.finalize().into_bytes();
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-            .chars()
-            .take(TOKEN_HEX_LEN)
-            .collect()
+        let mut token = hex::encode(digest);
+        token.truncate(TOKEN_HEX_LEN);
+        token
     }
 
     /// Records the token's owner (on disk, for restarts) and the account's current key (in
     /// memory only: secrets are not written to the data directory).
-    pub fn remember(
+    pub async fn remember(
         &self,
-        queue: &Queue,
+        store: &dyn DeliveryStore,
         token: &str,
         account: &str,
         key: Option<String>,
@@ -99,7 +83,13 @@ impl Tokens {
         }
         let known = self.owners.read().expect("owners lock").get(token) == Some(&owner);
         if !known {
-            queue.remember_token(token, account, owner.signed)?;
+            store
+                .remember_token(TokenOwner {
+                    token: token.to_owned(),
+                    account: account.to_owned(),
+                    signed: owner.signed,
+                })
+                .await?;
             self.owners
                 .write()
                 .expect("owners lock")
@@ -117,55 +107,32 @@ impl Tokens {
     }
 }
 
-fn read_or_create_secret(path: &Path) -> io::Result<[u8; SECRET_LEN]> {
-    match fs::read(path) {
-        Ok(bytes) => bytes.try_into().map_err(|bytes: Vec<u8>| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("holds {} bytes, expected {SECRET_LEN}", bytes.len()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            let secret: [u8; SECRET_LEN] = rand::random();
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path)?;
-            file.write_all(&secret)?;
-            file.sync_all()?;
-            Ok(secret)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::queue::QueueOptions;
+    use delivery_store::embedded::{Embedded, QueueOptions};
+    use std::time::Duration;
     use tempfile::TempDir;
 
-    #[test]
-    fn tokens_are_stable_per_account_and_survive_a_restart() {
+    #[tokio::test]
+    async fn tokens_are_stable_per_account_and_survive_a_restart() {
         let dir = TempDir::new().unwrap();
-        let queue = Queue::open(&dir.path().join("store.redb"), QueueOptions::default()).unwrap();
-        let tokens = Tokens::load(dir.path(), &queue).unwrap();
+        let open = || Embedded::open(dir.path(), QueueOptions::default(), Duration::from_secs(60));
+        let store = open().unwrap();
+        let tokens = Tokens::load(&store).await.unwrap();
         let alpha = tokens.token_for("alpha");
         assert_eq!(alpha.len(), TOKEN_HEX_LEN);
         assert!(alpha.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(alpha, tokens.token_for("beta"));
         assert_eq!(tokens.owner(&alpha), None);
         tokens
-            .remember(&queue, &alpha, "alpha", Some("key".into()))
+            .remember(&store, &alpha, "alpha", Some("key".into()))
+            .await
             .unwrap();
         assert_eq!(tokens.key_of("alpha").as_deref(), Some("key"));
-        drop(tokens);
+        drop((tokens, store));
 
-        let again = Tokens::load(dir.path(), &queue).unwrap();
+        let again = Tokens::load(&open().unwrap()).await.unwrap();
         assert_eq!(again.token_for("alpha"), alpha);
         assert_eq!(
             again.owner(&alpha),

@@ -66,7 +66,11 @@ impl Session {
                 // it knows it is bound.
                 self.answer_bind(sequence_number, kind, ESME_ROK).await;
                 if kind.can_receive() {
-                    let outgoing = self.shared.delivery.receiver_bound(&bound.account, self.id);
+                    let outgoing = self
+                        .shared
+                        .delivery
+                        .receiver_bound(&bound.account, self.id)
+                        .await;
                     self.receiving = Some(Receiving {
                         account: Arc::clone(&bound.account),
                         outgoing,

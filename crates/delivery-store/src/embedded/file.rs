@@ -34,7 +34,7 @@ pub enum OpenError {
 /// works on every redb call.
 macro_rules! from_redb_errors {
     ($target:ty) => {
-        $crate::delivery::store::from_redb_errors!(
+        $crate::embedded::file::from_redb_errors!(
             $target: redb::DatabaseError,
             redb::TransactionError,
             redb::TableError,

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::store::{self, OpenError, unix_ms};
+use super::file::{self as store, OpenError, unix_ms};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 

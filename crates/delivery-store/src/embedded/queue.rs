@@ -16,7 +16,7 @@ use redb::{
     WriteTransaction,
 };
 
-use super::store::{self, META, OpenError, unix_ms};
+use super::file::{self as store, META, OpenError, unix_ms};
 
 /// (account, seq): keyed by account first so that the dispatcher's `peek` is a single range
 /// scan in arrival order.

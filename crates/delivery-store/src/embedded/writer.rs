@@ -42,27 +42,33 @@ impl QueueWriter {
     }
 
     /// Stores the items of one event; done when they are on disk.
-    pub async fn push(
+    pub fn push(
         &self,
         account: &str,
         event_id: &str,
         payloads: Vec<Bytes>,
-    ) -> Result<Push, QueueError> {
+    ) -> impl Future<Output = Result<Push, QueueError>> + use<> {
         let (reply, answer) = oneshot::channel();
-        self.send(Op::Push {
+        let sent = self.send(Op::Push {
             account: account.to_owned(),
             event_id: event_id.to_owned(),
             payloads,
             reply,
-        })?;
-        answer.await.map_err(|_| QueueError::WriterGone)?
+        });
+        async move {
+            sent?;
+            answer.await.map_err(|_| QueueError::WriterGone)?
+        }
     }
 
     /// Removes delivered items; returns how many were still queued.
-    pub async fn ack(&self, seqs: Vec<u64>) -> Result<usize, QueueError> {
+    pub fn ack(&self, seqs: Vec<u64>) -> impl Future<Output = Result<usize, QueueError>> + use<> {
         let (reply, answer) = oneshot::channel();
-        self.send(Op::Ack { seqs, reply })?;
-        answer.await.map_err(|_| QueueError::WriterGone)?
+        let sent = self.send(Op::Ack { seqs, reply });
+        async move {
+            sent?;
+            answer.await.map_err(|_| QueueError::WriterGone)?
+        }
     }
 
     fn send(&self, op: Op) -> Result<(), QueueError> {
@@ -134,7 +140,7 @@ fn apply(queue: &Queue, batch: Vec<Op>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::queue::QueueOptions;
+    use crate::embedded::queue::QueueOptions;
     use tempfile::TempDir;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
