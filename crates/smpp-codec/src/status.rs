@@ -11,8 +11,14 @@ use std::fmt;
 pub struct CommandStatus(pub u32);
 
 macro_rules! statuses {
-    ($($name:ident = $value:literal,)+) => {
-        $(pub const $name: CommandStatus = CommandStatus($value);)+
+    ($($(#[doc = $doc:literal])+ $name:ident = $value:literal,)+) => {
+        $($(#[doc = $doc])+ pub const $name: CommandStatus = CommandStatus($value);)+
+
+        /// The same values as plain integers, for interfaces that carry a bare `u32` (the
+        /// plugin contract's reject answers).
+        pub mod code {
+            $($(#[doc = $doc])+ pub const $name: u32 = $value;)+
+        }
 
         impl CommandStatus {
             /// The specification name, for logs and metrics labels; values the specification
@@ -28,54 +34,102 @@ macro_rules! statuses {
 }
 
 statuses! {
-    ESME_ROK = 0x0000_0000,
-    ESME_RINVMSGLEN = 0x0000_0001,
-    ESME_RINVCMDLEN = 0x0000_0002,
-    ESME_RINVCMDID = 0x0000_0003,
-    ESME_RINVBNDSTS = 0x0000_0004,
-    ESME_RALYBND = 0x0000_0005,
-    ESME_RINVPRTFLG = 0x0000_0006,
-    ESME_RINVREGDLVFLG = 0x0000_0007,
-    ESME_RSYSERR = 0x0000_0008,
-    ESME_RINVSRCADR = 0x0000_000A,
-    ESME_RINVDSTADR = 0x0000_000B,
-    ESME_RINVMSGID = 0x0000_000C,
-    ESME_RBINDFAIL = 0x0000_000D,
-    ESME_RINVPASWD = 0x0000_000E,
-    ESME_RINVSYSID = 0x0000_000F,
-    ESME_RCANCELFAIL = 0x0000_0011,
-    ESME_RREPLACEFAIL = 0x0000_0013,
-    ESME_RMSGQFUL = 0x0000_0014,
-    ESME_RINVSERTYP = 0x0000_0015,
-    ESME_RINVNUMDESTS = 0x0000_0033,
-    ESME_RINVDLNAME = 0x0000_0034,
-    ESME_RINVDESTFLAG = 0x0000_0040,
-    ESME_RINVSUBREP = 0x0000_0042,
-    ESME_RINVESMCLASS = 0x0000_0043,
-    ESME_RCNTSUBDL = 0x0000_0044,
-    ESME_RSUBMITFAIL = 0x0000_0045,
-    ESME_RINVSRCTON = 0x0000_0048,
-    ESME_RINVSRCNPI = 0x0000_0049,
-    ESME_RINVDSTTON = 0x0000_0050,
-    ESME_RINVDSTNPI = 0x0000_0051,
-    ESME_RINVSYSTYP = 0x0000_0053,
-    ESME_RINVREPFLAG = 0x0000_0054,
-    ESME_RINVNUMMSGS = 0x0000_0055,
-    ESME_RTHROTTLED = 0x0000_0058,
-    ESME_RINVSCHED = 0x0000_0061,
-    ESME_RINVEXPIRY = 0x0000_0062,
-    ESME_RINVDFTMSGID = 0x0000_0063,
-    ESME_RX_T_APPN = 0x0000_0064,
-    ESME_RX_P_APPN = 0x0000_0065,
-    ESME_RX_R_APPN = 0x0000_0066,
-    ESME_RQUERYFAIL = 0x0000_0067,
-    ESME_RINVOPTPARSTREAM = 0x0000_00C0,
-    ESME_ROPTPARNOTALLWD = 0x0000_00C1,
-    ESME_RINVPARLEN = 0x0000_00C2,
-    ESME_RMISSINGOPTPARAM = 0x0000_00C3,
-    ESME_RINVOPTPARAMVAL = 0x0000_00C4,
-    ESME_RDELIVERYFAILURE = 0x0000_00FE,
-    ESME_RUNKNOWNERR = 0x0000_00FF,
+    /// No error.
+    ESME_ROK = 0x00,
+    /// Message length is invalid.
+    ESME_RINVMSGLEN = 0x01,
+    /// Command length is invalid.
+    ESME_RINVCMDLEN = 0x02,
+    /// Invalid command ID.
+    ESME_RINVCMDID = 0x03,
+    /// Incorrect bind status for the given command.
+    ESME_RINVBNDSTS = 0x04,
+    /// ESME already in bound state.
+    ESME_RALYBND = 0x05,
+    /// Invalid priority flag.
+    ESME_RINVPRTFLG = 0x06,
+    /// Invalid registered delivery flag.
+    ESME_RINVREGDLVFLG = 0x07,
+    /// System error.
+    ESME_RSYSERR = 0x08,
+    /// Invalid source address.
+    ESME_RINVSRCADR = 0x0A,
+    /// Invalid destination address.
+    ESME_RINVDSTADR = 0x0B,
+    /// Message ID is invalid.
+    ESME_RINVMSGID = 0x0C,
+    /// Bind failed.
+    ESME_RBINDFAIL = 0x0D,
+    /// Invalid password.
+    ESME_RINVPASWD = 0x0E,
+    /// Invalid system ID.
+    ESME_RINVSYSID = 0x0F,
+    /// cancel_sm failed.
+    ESME_RCANCELFAIL = 0x11,
+    /// replace_sm failed.
+    ESME_RREPLACEFAIL = 0x13,
+    /// Message queue full.
+    ESME_RMSGQFUL = 0x14,
+    /// Invalid service type.
+    ESME_RINVSERTYP = 0x15,
+    /// Invalid number of destinations.
+    ESME_RINVNUMDESTS = 0x33,
+    /// Invalid distribution list name.
+    ESME_RINVDLNAME = 0x34,
+    /// Destination flag is invalid (submit_multi).
+    ESME_RINVDESTFLAG = 0x40,
+    /// Invalid submit with replace request.
+    ESME_RINVSUBREP = 0x42,
+    /// Invalid esm_class field data.
+    ESME_RINVESMCLASS = 0x43,
+    /// Cannot submit to distribution list.
+    ESME_RCNTSUBDL = 0x44,
+    /// submit_sm or submit_multi failed.
+    ESME_RSUBMITFAIL = 0x45,
+    /// Invalid source address TON.
+    ESME_RINVSRCTON = 0x48,
+    /// Invalid source address NPI.
+    ESME_RINVSRCNPI = 0x49,
+    /// Invalid destination address TON.
+    ESME_RINVDSTTON = 0x50,
+    /// Invalid destination address NPI.
+    ESME_RINVDSTNPI = 0x51,
+    /// Invalid system_type field.
+    ESME_RINVSYSTYP = 0x53,
+    /// Invalid replace_if_present flag.
+    ESME_RINVREPFLAG = 0x54,
+    /// Invalid number of messages.
+    ESME_RINVNUMMSGS = 0x55,
+    /// Throttling error: the ESME exceeded its allowed message limits.
+    ESME_RTHROTTLED = 0x58,
+    /// Invalid scheduled delivery time.
+    ESME_RINVSCHED = 0x61,
+    /// Invalid message validity period (expiry time).
+    ESME_RINVEXPIRY = 0x62,
+    /// Predefined message invalid or not found.
+    ESME_RINVDFTMSGID = 0x63,
+    /// ESME receiver temporary application error.
+    ESME_RX_T_APPN = 0x64,
+    /// ESME receiver permanent application error.
+    ESME_RX_P_APPN = 0x65,
+    /// ESME receiver reject message error.
+    ESME_RX_R_APPN = 0x66,
+    /// query_sm failed.
+    ESME_RQUERYFAIL = 0x67,
+    /// Error in the optional part of the PDU body.
+    ESME_RINVOPTPARSTREAM = 0xC0,
+    /// Optional parameter not allowed.
+    ESME_ROPTPARNOTALLWD = 0xC1,
+    /// Invalid parameter length.
+    ESME_RINVPARLEN = 0xC2,
+    /// Expected optional parameter missing.
+    ESME_RMISSINGOPTPARAM = 0xC3,
+    /// Invalid optional parameter value.
+    ESME_RINVOPTPARAMVAL = 0xC4,
+    /// Delivery failure (data_sm_resp).
+    ESME_RDELIVERYFAILURE = 0xFE,
+    /// Unknown error.
+    ESME_RUNKNOWNERR = 0xFF,
 }
 
 impl CommandStatus {
