@@ -1336,12 +1336,7 @@ mod webhooks {
         let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
         mac.update(&call.body);
         mac.update(timestamp.as_bytes());
-        let expected: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let expected = hex::encode(mac.finalize().into_bytes());
         assert_eq!(call.header("x-signature"), Some(expected.as_str()));
     }
 

@@ -93,9 +93,8 @@ impl Registrar {
     /// nor logs that show them reveal any part of the token.
     pub fn registration_id(token: &str, event: &str) -> String {
         let digest = Sha256::digest(token.as_bytes());
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let event = event.strip_prefix("sms:").unwrap_or(event);
-        format!("smpp-{hex}-{event}")
+        format!("smpp-{}-{event}", hex::encode(&digest[..8]))
     }
 
     /// Whether the account's registrations are known to be in place for its current receivers.
