@@ -40,6 +40,11 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[cfg(feature = "simulator")]
     pub simulator: SimulatorConfig,
+    /// Read only to say that it is ignored: this build has no embedded simulator, and a
+    /// configuration written for one that has should still start it.
+    #[cfg(not(feature = "simulator"))]
+    #[serde(skip_serializing)]
+    simulator: Option<toml::Value>,
     pub plugins: PluginsConfig,
 }
 
@@ -180,6 +185,10 @@ impl Config {
             .extract_lossy()
             .map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
         config.validate()?;
+        #[cfg(not(feature = "simulator"))]
+        if config.simulator.is_some() {
+            tracing::warn!("[simulator] is ignored: this build has no embedded simulator");
+        }
         Ok(config)
     }
 
@@ -547,6 +556,7 @@ mod tests {
         }
         for (file, key) in [
             ("[smpp]\nresponse_timeout = 10\n", "smpp.response_timeout"),
+            #[cfg(feature = "simulator")]
             ("[simulator]\nstep_delay = 2\n", "simulator.step_delay"),
         ] {
             let err = load_in_jail(Some(file), &[]).unwrap_err();

@@ -223,7 +223,6 @@ mod tests {
 
         shutdown.cancel();
         server.await.unwrap().unwrap();
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! `smsgate-smpp` as a library: an SMPP 3.4 server in front of the SMSGate REST API. The binary
-//! (`main.rs`) is only its command line; benchmarks and tests use the same entry points.
+//! (`main.rs`) is only its command line: it parses, loads the configuration and calls `server`.
 //!
 //! Two flows run through it (ARCHITECTURE.md names the file of each step):
 //! - submit: `listener` → `session` → `pipeline` → `gateway`, answered with submit_sm_resp;

@@ -312,55 +312,13 @@ async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    #[cfg_attr(not(feature = "simulator"), expect(unused_mut))]
-    let mut config = Config::load(args.config.config.as_deref())?;
+    let config = Config::load(args.config.config.as_deref())?;
     let shutdown = signal_shutdown();
     #[cfg(feature = "simulator")]
     if args.simulate {
-        let address = start_simulator(&config, &shutdown).await?;
-        config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
-        // The simulated phone posts its webhooks straight back to this server, so receipts
-        // and incoming SMS work without any setting.
-        if config.gateway.webhook_base_url.is_none() {
-            config.gateway.webhook_base_url = Some(format!("http://{}", config.http.address));
-        }
+        return server::run_simulated(config, shutdown).await;
     }
     server::run(config, shutdown).await
-}
-
-/// Where `serve --simulate` runs its simulator when the port is free.
-#[cfg(feature = "simulator")]
-const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
-
-#[cfg(feature = "simulator")]
-async fn start_simulator(config: &Config, shutdown: &Shutdown) -> anyhow::Result<SocketAddr> {
-    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
-    // when it is taken (another server, a test running beside).
-    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
-        Ok(socket) => socket,
-        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
-    };
-    let address = socket.local_addr()?;
-    // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
-    // logs never carry passwords.
-    for account in &config.simulator.accounts {
-        println!(
-            "simulator account: system_id {:?} password {:?}",
-            account.username, account.password
-        );
-    }
-    let simulator = Simulator::new(config.simulator.clone());
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        if let Err(e) = simulator
-            .serve(socket, async move { stop.cancelled().await })
-            .await
-        {
-            tracing::warn!(error = %e, "simulator stopped");
-        }
-    });
-    tracing::info!(%address, "embedded SMSGate simulator running");
-    Ok(address)
 }
 
 fn signal_shutdown() -> Shutdown {

@@ -19,7 +19,6 @@ use crate::policy;
 use crate::receipt;
 use delivery_store::{SentLogError, SentRecord};
 use smpp_codec::pdu::Address;
-use smpp_codec::status::SmppError;
 use smpp_codec::status::*;
 use sms_text::DefaultAlphabet;
 use smsgate_plugin_host::{Hook, Plugins, types};
@@ -246,7 +245,9 @@ impl Submitter {
             }
             Err(e) => {
                 let status = gateway::submit_status(&e);
-                if matches!(&e, GatewayError::Http { status, .. } if status.is_client_error()) {
+                if status == ESME_RSUBMITFAIL
+                    && matches!(&e, GatewayError::Http { status: http, .. } if http.is_client_error())
+                {
                     info!(%message_id, error = %e, "gateway refused the message");
                 }
                 Err(SmppError::new(status, e.to_string()))

@@ -115,6 +115,61 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `serve --simulate`: the embedded SMSGate simulator, with the gateway and webhook URLs of
+/// `config` pointed at it.
+#[cfg(feature = "simulator")]
+pub async fn run_simulated(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (address, simulator) = start_simulator(&config, &shutdown).await?;
+    config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
+    // The simulated phone posts its webhooks straight back to this server, so receipts and
+    // incoming SMS work without any setting.
+    if config.gateway.webhook_base_url.is_none() {
+        config.gateway.webhook_base_url = Some(format!("http://{}", config.http.address));
+    }
+    let result = run(config, shutdown).await;
+    // It stops on the same signal; it gets the time the server's own background tasks get.
+    let _ = tokio::time::timeout(Duration::from_secs(5), simulator).await;
+    result
+}
+
+/// Where `serve --simulate` runs its simulator when the port is free.
+#[cfg(feature = "simulator")]
+const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
+
+#[cfg(feature = "simulator")]
+async fn start_simulator(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
+    // when it is taken (another server, a test running beside).
+    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
+        Ok(socket) => socket,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    let address = socket.local_addr()?;
+    // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
+    // logs never carry passwords.
+    for account in &config.simulator.accounts {
+        println!(
+            "simulator account: system_id {:?} password {:?}",
+            account.username, account.password
+        );
+    }
+    let simulator = smsgate_simulator::Simulator::new(config.simulator.clone());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = simulator
+            .serve(socket, async move { stop.cancelled().await })
+            .await
+        {
+            warn!(error = %e, "simulator stopped");
+        }
+    });
+    info!(%address, "embedded SMSGate simulator running");
+    Ok((address, task))
+}
+
 async fn sweep_concatenations(submitter: Arc<Submitter>, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

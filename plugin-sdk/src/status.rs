@@ -12,10 +12,7 @@ pub type CommandStatus = u32;
 /// The name of a status, such as `"ESME_RINVDSTADR"` for `0x0B`, for log lines; `None` for
 /// values SMPP 3.4 does not define.
 pub fn name(status: CommandStatus) -> Option<&'static str> {
-    match smpp_codec::status::CommandStatus(status).name() {
-        "UNKNOWN" => None,
-        known => Some(known),
-    }
+    smpp_codec::status::CommandStatus(status).known_name()
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub fn command() -> Command {
     // Logs go to files that a failing test prints; colour codes would only garble them.
     cmd.env(
         "RUST_LOG",
-        "info,smsgate_smpp=debug,smsgate_plugin_host=debug",
+        "info,smsgate_smpp=debug,smsgate_plugin_host=debug,smsgate_simulator=debug",
     )
     .env("NO_COLOR", "1")
     .env_remove("LOG_FORMAT")

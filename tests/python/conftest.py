@@ -52,7 +52,7 @@ def _clean_env(extra):
         for key, value in os.environ.items()
         if not key.startswith(CONFIG_SECTIONS) and key != "CONFIG_PATH"
     }
-    env.setdefault("RUST_LOG", "info,smsgate_smpp=debug,smsgate_plugin_host=debug")
+    env.setdefault("RUST_LOG", "info,smsgate_smpp=debug,smsgate_plugin_host=debug,smsgate_simulator=debug")
     # The logs go to files that failing tests print; colour codes would only clutter them.
     env["NO_COLOR"] = "1"
     env.update(extra)

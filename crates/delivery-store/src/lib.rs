@@ -69,7 +69,10 @@ pub trait DeliveryStore: Send + Sync {
 
     fn tokens(&self) -> BoxFuture<'static, Result<Vec<TokenOwner>, QueueError>>;
 
-    /// Remembers a submitted message that asked for receipts, under the id its ESME got.
+    /// Remembers a submitted message that asked for receipts, under the id its ESME got. The
+    /// record must be visible to [`sent`](Self::sent) from this call on, before the returned
+    /// future resolves: the server writes it while the gateway call runs, and a receipt can
+    /// arrive before the write is durable.
     fn record_sent(
         &self,
         message_id: &str,

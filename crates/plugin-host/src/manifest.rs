@@ -374,6 +374,9 @@ mod tests {
             ("timeoutt = \"5ms\"", "timeoutt"),
             ("timeout = \"soon\"", "timeout"),
             ("timeout = \"0s\"", "timeout"),
+            // A bare number once meant milliseconds here and seconds elsewhere; every
+            // duration now says its unit.
+            ("timeout = 10", "timeout"),
             ("memory = \"16 parsecs\"", "memory"),
             ("memory = \"1KiB\"", "memory"),
             ("fuel = 0", "fuel"),

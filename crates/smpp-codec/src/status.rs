@@ -21,12 +21,12 @@ macro_rules! statuses {
         }
 
         impl CommandStatus {
-            /// The specification name, for logs and metrics labels; values the specification
-            /// reserves or leaves to vendors are `"UNKNOWN"`.
-            pub fn name(self) -> &'static str {
+            /// The specification name; `None` for values the specification reserves or
+            /// leaves to vendors.
+            pub fn known_name(self) -> Option<&'static str> {
                 match self.0 {
-                    $($value => stringify!($name),)+
-                    _ => "UNKNOWN",
+                    $($value => Some(stringify!($name)),)+
+                    _ => None,
                 }
             }
         }
@@ -133,6 +133,12 @@ statuses! {
 }
 
 impl CommandStatus {
+    /// The specification name, for logs and metrics labels; `"UNKNOWN"` for values the
+    /// specification reserves or leaves to vendors.
+    pub fn name(self) -> &'static str {
+        self.known_name().unwrap_or("UNKNOWN")
+    }
+
     pub fn is_ok(self) -> bool {
         self == ESME_ROK
     }

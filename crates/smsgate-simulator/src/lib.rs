@@ -10,7 +10,7 @@
 //! Registered webhooks are called the way the phone calls them: `sms:sent`, `sms:delivered`,
 //! `sms:failed` and `sms:cancelled` as messages move on, `sms:received` and `sms:data-received`
 //! for incoming SMS, signed with the account's `signing_key` and retried with a doubling
-//! back-off (see [`events`]).
+//! back-off (see `events.rs`).
 //!
 //! `/simulator/v1/...` (no auth) shows what the simulator received, for tests and for people
 //! trying the server out: `GET /messages` (every accepted request with its current state),
@@ -18,7 +18,7 @@
 //! attempt and its result) and `POST /reset`; `POST /inbox` makes the phone receive an SMS.
 //!
 //! A message's state is not driven by timers: it is a pure function of the time elapsed since it
-//! was accepted (see [`state::Lifecycle`]), so thousands of messages cost no tasks. One task per
+//! was accepted (see `Lifecycle` in `state.rs`), so thousands of messages cost no tasks. One task per
 //! simulator announces the transitions as their times come.
 
 mod events;

@@ -425,11 +425,8 @@ impl Delivery {
             .spawn(dispatch::run(Arc::clone(self), account.to_owned(), notify));
     }
 
-    /// Called by a dispatcher that found its queue empty: it ends unless woken meanwhile.
+    /// Called by a dispatcher that found its queue empty: it ends unless replaced meanwhile.
     async fn dispatcher_done(self: &Arc<Self>, account: &str, notify: &Arc<Notify>) -> bool {
-        if !self.queue_is_empty(account).await {
-            return false;
-        }
         {
             let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
             if !dispatchers
@@ -440,8 +437,8 @@ impl Delivery {
             }
             dispatchers.remove(account);
         }
-        // An event stored between the read above and the removal woke this dispatcher, which
-        // is ending; one more read makes sure its items get a dispatcher of their own.
+        // An event stored since the dispatcher's last read woke this dispatcher, which is
+        // ending; one more read makes sure its items get a dispatcher of their own.
         if !self.queue_is_empty(account).await {
             self.wake(account);
         }

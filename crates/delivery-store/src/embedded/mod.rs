@@ -85,14 +85,18 @@ pub fn stats_from_file(data_dir: &Path) -> Result<Vec<AccountStats>, QueueError>
     Queue::open(&path, QueueOptions::default())?.stats()
 }
 
-/// Runs a read or write of a redb file off the async workers: on a slow disk it blocks.
+/// Runs a scan or a write of a redb file off the async workers: on a slow disk it blocks.
 fn blocking<T: Send + 'static, E: Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
-    gone: impl FnOnce() -> E + Send + 'static,
+    panicked: impl FnOnce() -> E + Send + 'static,
 ) -> BoxFuture<'static, Result<T, E>> {
     tokio::task::spawn_blocking(work)
-        .map(|joined| joined.unwrap_or_else(|_| Err(gone())))
+        .map(|joined| joined.unwrap_or_else(|_| Err(panicked())))
         .boxed()
+}
+
+fn queue_task_panicked() -> QueueError {
+    QueueError::Failed("the queue task panicked".into())
 }
 
 impl DeliveryStore for Embedded {
@@ -121,7 +125,7 @@ impl DeliveryStore for Embedded {
 
     fn retry_later(&self, seq: u64) -> BoxFuture<'static, Result<Option<u32>, QueueError>> {
         let queue = Arc::clone(&self.queue);
-        blocking(move || queue.retry_later(seq), || QueueError::WriterGone)
+        blocking(move || queue.retry_later(seq), queue_task_panicked)
     }
 
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>> {
@@ -131,12 +135,12 @@ impl DeliveryStore for Embedded {
 
     fn expire(&self, now: SystemTime) -> BoxFuture<'static, Result<Vec<Item>, QueueError>> {
         let queue = Arc::clone(&self.queue);
-        blocking(move || queue.expire(now), || QueueError::WriterGone)
+        blocking(move || queue.expire(now), queue_task_panicked)
     }
 
     fn stats(&self) -> BoxFuture<'static, Result<Vec<AccountStats>, QueueError>> {
         let queue = Arc::clone(&self.queue);
-        blocking(move || queue.stats(), || QueueError::WriterGone)
+        blocking(move || queue.stats(), queue_task_panicked)
     }
 
     fn token_secret(&self) -> [u8; TOKEN_SECRET_LEN] {
@@ -144,10 +148,11 @@ impl DeliveryStore for Embedded {
     }
 
     fn remember_token(&self, owner: TokenOwner) -> BoxFuture<'static, Result<(), QueueError>> {
-        let result = self
-            .queue
-            .remember_token(&owner.token, &owner.account, owner.signed);
-        async move { result }.boxed()
+        let queue = Arc::clone(&self.queue);
+        blocking(
+            move || queue.remember_token(&owner.token, &owner.account, owner.signed),
+            queue_task_panicked,
+        )
     }
 
     fn tokens(&self) -> BoxFuture<'static, Result<Vec<TokenOwner>, QueueError>> {
