@@ -554,13 +554,12 @@ mod tests {
             let err = load_in_jail(None, &[(env, "30")]).unwrap_err();
             assert!(err.contains(key), "{env}: {err}");
         }
-        for (file, key) in [
-            ("[smpp]\nresponse_timeout = 10\n", "smpp.response_timeout"),
-            #[cfg(feature = "simulator")]
-            ("[simulator]\nstep_delay = 2\n", "simulator.step_delay"),
-        ] {
-            let err = load_in_jail(Some(file), &[]).unwrap_err();
-            assert!(err.contains(key), "{file}: {err}");
+        let err = load_in_jail(Some("[smpp]\nresponse_timeout = 10\n"), &[]).unwrap_err();
+        assert!(err.contains("smpp.response_timeout"), "{err}");
+        #[cfg(feature = "simulator")]
+        {
+            let err = load_in_jail(Some("[simulator]\nstep_delay = 2\n"), &[]).unwrap_err();
+            assert!(err.contains("simulator.step_delay"), "{err}");
         }
     }
 
