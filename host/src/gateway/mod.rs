@@ -144,6 +144,11 @@ impl GatewayError {
     }
 }
 
+/// SMSGate answers in a few hundred bytes, a long device list in a few KiB. A gateway that sends
+/// more is broken or hostile, and reading on would only cost memory (an endless body once took
+/// the process from 16 MB to 797 MB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 #[derive(Deserialize)]
 struct ErrorBody {
     #[serde(default)]
@@ -385,10 +390,7 @@ impl Gateway {
         }
         let response = request.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let body = self.read_answer(response).await?;
         if status.is_success() {
             Ok(body)
         } else {
@@ -397,6 +399,37 @@ impl Gateway {
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
             Err(GatewayError::Http { status, message })
         }
+    }
+
+    /// The answer's body, refused past `MAX_ANSWER_BYTES` rather than buffered whole.
+    async fn read_answer(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let too_long = || {
+            GatewayError::Decode(format!(
+                "the answer is longer than {} KiB",
+                MAX_ANSWER_BYTES >> 10
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_long());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_long());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     /// Ids come from ESMEs (query_sm, cancel_sm): each segment is percent-encoded so it stays
@@ -499,6 +532,36 @@ mod tests {
             password: "demo1234".into(),
         };
         (gateway, creds)
+    }
+
+    /// A gateway that answers 200 with an 8 MiB body, sent in chunks without a length: the
+    /// client stops reading at the limit instead of buffering it all.
+    #[tokio::test]
+    async fn an_overlong_answer_is_refused_at_the_limit() {
+        use axum::body::Body;
+        use futures::stream;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let overlong = axum::Router::new().fallback(|| async {
+            let chunk = bytes::Bytes::from_static(&[b' '; 64 << 10]);
+            let chunks = std::iter::repeat_n(chunk, 128).map(Ok::<_, std::convert::Infallible>);
+            Body::from_stream(stream::iter(chunks))
+        });
+        tokio::spawn(async move { axum::serve(listener, overlong).await });
+        let gateway = Gateway::new(
+            &format!("http://{addr}/3rdparty/v1"),
+            Duration::from_secs(30),
+            0,
+        )
+        .unwrap();
+        let creds = Credentials::Bearer { token: "t".into() };
+        match gateway.list_webhooks(&creds).await {
+            Err(GatewayError::Decode(reason)) => {
+                assert!(reason.contains("1024 KiB"), "{reason}")
+            }
+            other => panic!("expected the answer to be refused as too long, got {other:?}"),
+        }
     }
 
     fn hook(id: Option<&str>, url: &str, event: &str) -> Webhook {
