@@ -254,22 +254,9 @@ impl Config {
         self.simulator
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let plugins = &self.plugins;
-        check(
-            !plugins.default_timeout.is_zero(),
-            "plugins.default_timeout",
-            "must be longer than 0s",
-        )?;
-        check(
-            (64 << 10..=4 << 30).contains(&plugins.default_memory),
-            "plugins.default_memory",
-            "must be between 64KiB and 4GiB",
-        )?;
-        check(
-            !plugins.dir.as_os_str().is_empty(),
-            "plugins.dir",
-            "must not be empty",
-        )?;
+        self.plugins
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 
@@ -634,6 +621,10 @@ mod tests {
             ),
             (
                 ("PLUGINS__DEFAULT_TIMEOUT", "0ms"),
+                "plugins.default_timeout",
+            ),
+            (
+                ("PLUGINS__DEFAULT_TIMEOUT", "10s"),
                 "plugins.default_timeout",
             ),
             (("PLUGINS__WATCH", "sometimes"), "plugins.watch"),

@@ -32,12 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Hook;
-use super::settings::{PluginsConfig, byte_size};
-
-/// One WebAssembly page; no instance can run in less.
-const MIN_MEMORY: usize = 64 << 10;
-/// 32-bit linear memories cannot grow past this.
-const MAX_MEMORY: usize = 4 << 30;
+use super::settings::{PluginsConfig, byte_size, check_memory, check_timeout};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailurePolicy {
@@ -195,13 +190,9 @@ impl Manifest {
     fn parse(text: &str, base: &Path, config: &PluginsConfig) -> Result<Manifest, String> {
         let raw: Raw = toml::from_str(text).map_err(|e| e.to_string())?;
         let timeout = raw.timeout.unwrap_or(config.default_timeout);
-        if timeout.is_zero() {
-            return Err("timeout: must be longer than 0s".into());
-        }
+        check_timeout(timeout).map_err(|e| format!("timeout: {e}"))?;
         let memory = raw.memory.unwrap_or(config.default_memory);
-        if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
-            return Err("memory: must be between 64KiB and 4GiB".into());
-        }
+        check_memory(memory).map_err(|e| format!("memory: {e}"))?;
         if raw.fuel == Some(0) {
             return Err("fuel: must be at least 1 (leave it out for no fuel budget)".into());
         }
@@ -377,6 +368,7 @@ mod tests {
             // A bare number once meant milliseconds here and seconds elsewhere; every
             // duration now says its unit.
             ("timeout = 10", "timeout"),
+            ("timeout = \"6s\"", "timeout"),
             ("memory = \"16 parsecs\"", "memory"),
             ("memory = \"1KiB\"", "memory"),
             ("fuel = 0", "fuel"),

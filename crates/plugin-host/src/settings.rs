@@ -1,12 +1,38 @@
-//! The `[plugins]` section of the server configuration and the value formats it shares with
-//! each plugin's NAME.toml (durations like "10ms", sizes like "16MiB"). It lives beside the
-//! plugin host rather than in `config.rs` so that the benchmark can compile the plugin module on
-//! its own; `config.rs` re-exports it and validates it with the other sections.
+//! The `[plugins]` section of the server configuration and the limits and value formats it
+//! shares with each plugin's NAME.toml (durations like "10ms", sizes like "16MiB"). The server's
+//! `config.rs` re-exports it and validates it with the other sections.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+/// The longest deadline a hook may have. Hooks run synchronously on the server's request path,
+/// so a policy that needs longer is a mistake, and a stalled plugin would hold a worker that long.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(5);
+/// One WebAssembly page; no instance can run in less.
+pub const MIN_MEMORY: usize = 64 << 10;
+/// 32-bit linear memories cannot grow past this.
+pub const MAX_MEMORY: usize = 4 << 30;
+
+/// The deadline check shared by `plugins.default_timeout` and NAME.toml's `timeout`.
+pub fn check_timeout(timeout: Duration) -> Result<(), String> {
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(format!(
+            "must be longer than 0s and at most {}",
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
+    }
+    Ok(())
+}
+
+/// The memory check shared by `plugins.default_memory` and NAME.toml's `memory`.
+pub fn check_memory(memory: usize) -> Result<(), String> {
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+        return Err("must be between 64KiB and 4GiB".into());
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +49,18 @@ pub struct PluginsConfig {
     /// Memory cap of one plugin instance, for plugins that do not set `memory`.
     #[serde(with = "byte_size")]
     pub default_memory: usize,
+}
+
+impl PluginsConfig {
+    /// Checks every key; an error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        check_timeout(self.default_timeout).map_err(|e| format!("plugins.default_timeout: {e}"))?;
+        check_memory(self.default_memory).map_err(|e| format!("plugins.default_memory: {e}"))?;
+        if self.dir.as_os_str().is_empty() {
+            return Err("plugins.dir: must not be empty".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for PluginsConfig {
