@@ -5,6 +5,7 @@
 
 use std::io;
 use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -28,17 +29,22 @@ enum Op {
 }
 
 pub struct QueueWriter {
-    ops: mpsc::Sender<Op>,
+    /// `None` only while dropping: closing the channel is what ends the thread.
+    ops: Option<mpsc::Sender<Op>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl QueueWriter {
     /// Starts the thread; it ends when the writer is dropped.
     pub fn spawn(queue: Arc<Queue>) -> io::Result<QueueWriter> {
         let (ops, incoming) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("queue-writer".into())
             .spawn(move || run(&queue, &incoming))?;
-        Ok(QueueWriter { ops })
+        Ok(QueueWriter {
+            ops: Some(ops),
+            thread: Some(thread),
+        })
     }
 
     /// Stores the items of one event; done when they are on disk.
@@ -72,7 +78,21 @@ impl QueueWriter {
     }
 
     fn send(&self, op: Op) -> Result<(), QueueError> {
-        self.ops.send(op).map_err(|_| QueueError::WriterGone)
+        self.ops
+            .as_ref()
+            .and_then(|ops| ops.send(op).ok())
+            .ok_or(QueueError::WriterGone)
+    }
+}
+
+impl Drop for QueueWriter {
+    /// Waits for the thread, so the queue file is released (and can be opened again) once the
+    /// writer is gone.
+    fn drop(&mut self) {
+        drop(self.ops.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
