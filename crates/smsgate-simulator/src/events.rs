@@ -173,6 +173,8 @@ pub(super) fn sign(key: &str, body: &[u8], timestamp: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The simulator's HTTP client (webhook calls, `inject-mo`); installs the crypto provider its
+/// TLS needs first.
 pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -180,7 +182,7 @@ pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> 
         .connect_timeout(timeout.min(CONNECT_TIMEOUT))
         .user_agent(USER_AGENT)
         .build()
-        .map_err(|e| format!("cannot build the webhook HTTP client: {}", describe(&e)))
+        .map_err(|e| format!("cannot build the HTTP client: {}", describe(&e)))
 }
 
 /// Announces each transition of each message once, when its time comes, until `serve` closes.

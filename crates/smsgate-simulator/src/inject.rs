@@ -78,11 +78,7 @@ pub async fn inject_mo(args: &InjectMo) -> anyhow::Result<Injected> {
     let base = base.strip_suffix("/3rdparty/v1").unwrap_or(base);
     let url = format!("{base}/simulator/v1/inbox");
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
+    let client = super::events::http_client(Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
     let mut request = client.post(&url).json(&body);
     if let Some(password) = &args.password {
         request = request.basic_auth(&args.user, Some(password));
