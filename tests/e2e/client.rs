@@ -468,6 +468,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
+    /// The connection itself, for tests that misbehave on it.
+    pub fn into_io(self) -> S {
+        self.io
+    }
+
     pub fn next_sequence(&mut self) -> u32 {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
@@ -475,8 +480,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
-        self.io.write_all(bytes).await.expect("write to the server");
-        self.io.flush().await.expect("flush to the server");
+        self.try_write(bytes).await.expect("write to the server");
+    }
+
+    /// A write that may fail, for connections the server is expected to close.
+    pub async fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(bytes).await?;
+        self.io.flush().await
     }
 
     /// The bytes of `pdu` under `sequence`, as rusmpp encodes them.
@@ -510,22 +520,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn try_read(&mut self, within: Duration) -> Result<Frame, ReadError> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if self.buffer.len() >= 4 {
-                let len = u32::from_be_bytes(self.buffer[..4].try_into().unwrap()) as usize;
-                assert!(len >= 16, "server sent command_length {len}");
-                if self.buffer.len() >= len {
-                    let mut frame = self.buffer.split_to(len).freeze();
-                    frame.advance(4);
-                    let command_id = frame.get_u32();
-                    let status = CommandStatus(frame.get_u32());
-                    let sequence = frame.get_u32();
-                    return Ok(Frame {
-                        command_id,
-                        status,
-                        sequence,
-                        body: frame,
-                    });
-                }
+            if let Some(frame) = self.buffered() {
+                return Ok(frame);
             }
             match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buffer)).await {
                 Err(_) => return Err(ReadError::Timeout),
@@ -541,6 +537,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// The next PDU if it has already arrived whole, without waiting for more.
+    pub fn buffered(&mut self) -> Option<Frame> {
+        if self.buffer.len() < 4 {
+            return None;
+        }
+        let len = u32::from_be_bytes(self.buffer[..4].try_into().unwrap()) as usize;
+        assert!(len >= 16, "server sent command_length {len}");
+        if self.buffer.len() < len {
+            return None;
+        }
+        let mut frame = self.buffer.split_to(len).freeze();
+        frame.advance(4);
+        let command_id = frame.get_u32();
+        let status = CommandStatus(frame.get_u32());
+        let sequence = frame.get_u32();
+        Some(Frame {
+            command_id,
+            status,
+            sequence,
+            body: frame,
+        })
     }
 
     #[track_caller]

@@ -15,6 +15,7 @@ mod malformed;
 mod multi;
 mod plugins;
 mod query;
+mod stalled;
 mod submit;
 mod timers;
 mod tls;

@@ -17,10 +17,9 @@ use smpp_codec::status::*;
 const SC_INTERFACE_VERSION: u8 = 0x34;
 
 impl Session {
-    pub(super) async fn on_bind(&mut self, sequence_number: u32, bind: Bind) {
+    pub(super) fn on_bind(&mut self, sequence_number: u32, bind: Bind) {
         if !matches!(self.state, State::Open) {
-            self.answer_bind(sequence_number, bind.kind, ESME_RALYBND)
-                .await;
+            self.answer_bind(sequence_number, bind.kind, ESME_RALYBND);
             return;
         }
         self.set_state(State::Binding);
@@ -49,8 +48,7 @@ impl Session {
     ) {
         if !matches!(self.state, State::Binding) {
             // Shutdown began while the check ran.
-            self.answer_bind(sequence_number, kind, ESME_RBINDFAIL)
-                .await;
+            self.answer_bind(sequence_number, kind, ESME_RBINDFAIL);
             return;
         }
         let outcome = if result.is_ok() { "success" } else { "failure" };
@@ -64,7 +62,7 @@ impl Session {
                 info!(bind = kind.as_str(), "bound");
                 // bind_resp goes out first: a queued deliver_sm must not reach the ESME before
                 // it knows it is bound.
-                self.answer_bind(sequence_number, kind, ESME_ROK).await;
+                self.answer_bind(sequence_number, kind, ESME_ROK);
                 if kind.can_receive() {
                     let outgoing = self
                         .shared
@@ -90,18 +88,17 @@ impl Session {
                     "bind refused"
                 );
                 self.set_state(State::Open);
-                self.answer_bind(sequence_number, kind, refusal.status)
-                    .await;
+                self.answer_bind(sequence_number, kind, refusal.status);
             }
         }
     }
 
-    async fn answer_bind(&self, sequence_number: u32, kind: BindKind, status: CommandStatus) {
+    fn answer_bind(&mut self, sequence_number: u32, kind: BindKind, status: CommandStatus) {
         let body = ResponseBody::Bind {
             kind,
             system_id: self.shared.settings.system_id.clone(),
             sc_interface_version: Some(SC_INTERFACE_VERSION),
         };
-        self.respond(sequence_number, status, body).await;
+        self.respond(sequence_number, status, body);
     }
 }

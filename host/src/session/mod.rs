@@ -3,6 +3,10 @@
 //! needs the gateway runs as its own task within the window, and all answers go through the
 //! writer task, so a slow gateway call never holds up the rest of the bind. A receiver bind
 //! also takes deliver_sm from the account's dispatcher and routes each deliver_sm_resp back.
+//!
+//! The loop never waits on the writer: a PDU is read (or a deliver_sm taken) only once a place
+//! for its answer is reserved in the writer's queue, so a peer that stops reading stops being
+//! read — bounded memory — while the timers and shutdown keep firing.
 
 mod bind;
 mod operations;
@@ -16,6 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -101,6 +106,11 @@ pub struct Session {
     tls: bool,
     state: State,
     out: mpsc::Sender<Outbound>,
+    /// A place in the writer's queue, taken before a PDU is read so its answer never waits.
+    slot: Option<OwnedPermit<Outbound>>,
+    /// Set when a PDU found the writer's queue full: the peer is not reading.
+    overflowed: bool,
+    writes: Arc<writer::Progress>,
     events: mpsc::UnboundedSender<Event>,
     window: Arc<Semaphore>,
     next_sequence: u32,
@@ -137,7 +147,9 @@ async fn serve<S>(
     let smpp = &shared.settings;
     let (read_half, write_half) = tokio::io::split(stream);
     let (out, queue) = mpsc::channel(smpp.window * 2 + 16);
-    let writer = tokio::spawn(writer::run(write_half, queue).in_current_span());
+    let writes = Arc::new(writer::Progress::default());
+    let writer =
+        tokio::spawn(writer::run(write_half, queue, Arc::clone(&writes)).in_current_span());
     let (events, mut completions) = mpsc::unbounded_channel();
     let mut frames = FramedRead::new(read_half, SmppCodec::new(smpp.max_command_length));
     let mut ticker = tokio::time::interval(tick_period(smpp));
@@ -152,6 +164,9 @@ async fn serve<S>(
         tls,
         state: State::Open,
         out,
+        slot: None,
+        overflowed: false,
+        writes,
         events,
         next_sequence: 1,
         opened: now,
@@ -169,10 +184,19 @@ async fn serve<S>(
         let flow = tokio::select! {
             _ = shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
-                session.on_shutdown().await
+                session.on_shutdown()
             }
             Some(event) = completions.recv() => session.on_event(event).await,
-            frame = frames.next() => match frame {
+            slot = session.out.clone().reserve_owned(), if session.slot.is_none() => {
+                match slot {
+                    Ok(slot) => {
+                        session.slot = Some(slot);
+                        Flow::Continue
+                    }
+                    Err(_) => Flow::Close,
+                }
+            }
+            frame = frames.next(), if session.slot.is_some() => match frame {
                 None => {
                     debug!("peer closed the connection");
                     Flow::Close
@@ -181,13 +205,16 @@ async fn serve<S>(
                     debug!(error = %e, "read failed");
                     Flow::Close
                 }
-                Some(Ok(inbound)) => session.on_inbound(inbound).await,
+                Some(Ok(inbound)) => session.on_inbound(inbound),
             },
-            _ = ticker.tick() => session.on_tick().await,
-            Some(outgoing) = next_outgoing(&mut session.receiving) => {
-                session.on_outgoing(outgoing).await
+            _ = ticker.tick() => session.on_tick(),
+            Some(outgoing) = next_outgoing(&mut session.receiving), if session.slot.is_some() => {
+                session.on_outgoing(outgoing)
             }
         };
+        if session.overflowed {
+            break;
+        }
         match flow {
             Flow::Continue => {}
             Flow::Close => break,
@@ -235,7 +262,7 @@ fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
 }
 
 impl Session {
-    async fn on_inbound(&mut self, inbound: Inbound) -> Flow {
+    fn on_inbound(&mut self, inbound: Inbound) -> Flow {
         self.last_heard = Instant::now();
         metrics::get()
             .pdus_received
@@ -247,7 +274,7 @@ impl Session {
             Inbound::Request {
                 sequence_number,
                 request,
-            } => self.on_request(sequence_number, request).await,
+            } => self.on_request(sequence_number, request),
             Inbound::Response {
                 command_id,
                 command_status,
@@ -268,7 +295,7 @@ impl Session {
                     "malformed PDU"
                 );
                 let body = ResponseBody::error_for(command_id);
-                self.respond(sequence_number, status, body).await;
+                self.respond(sequence_number, status, body);
                 Flow::Continue
             }
             Inbound::BadLength {
@@ -279,42 +306,39 @@ impl Session {
                     command_length,
                     "command_length out of range; framing is lost, closing"
                 );
-                self.respond(sequence_number, ESME_RINVCMDLEN, ResponseBody::GenericNack)
-                    .await;
+                self.respond(sequence_number, ESME_RINVCMDLEN, ResponseBody::GenericNack);
                 Flow::Close
             }
         }
     }
 
-    async fn on_request(&mut self, sequence_number: u32, request: Request) -> Flow {
+    fn on_request(&mut self, sequence_number: u32, request: Request) -> Flow {
         match request {
             Request::EnquireLink => {
-                self.respond(sequence_number, ESME_ROK, ResponseBody::EnquireLink)
-                    .await;
+                self.respond(sequence_number, ESME_ROK, ResponseBody::EnquireLink);
                 Flow::Continue
             }
             Request::Bind(bind) => {
-                self.on_bind(sequence_number, bind).await;
+                self.on_bind(sequence_number, bind);
                 Flow::Continue
             }
             Request::Unbind => match self.state {
                 // Also while our own unbind is unanswered: both sides want the same thing.
                 State::Bound { .. } | State::Unbinding(_) => Flow::UnbindRequested(sequence_number),
                 _ => {
-                    self.respond(sequence_number, ESME_RINVBNDSTS, ResponseBody::Unbind)
-                        .await;
+                    self.respond(sequence_number, ESME_RINVBNDSTS, ResponseBody::Unbind);
                     Flow::Continue
                 }
             },
             operation => {
-                self.on_operation(sequence_number, operation).await;
+                self.on_operation(sequence_number, operation);
                 Flow::Continue
             }
         }
     }
 
     /// submit_sm and the other requests of a transmitter: run within the window.
-    async fn on_operation(&mut self, sequence_number: u32, request: Request) {
+    fn on_operation(&mut self, sequence_number: u32, request: Request) {
         let command_id = request.command_id();
         let account = match &self.state {
             State::Bound { kind, account } if kind.can_transmit() => Arc::clone(account),
@@ -323,8 +347,7 @@ impl Session {
                     sequence_number,
                     ESME_RINVBNDSTS,
                     ResponseBody::error_for(command_id),
-                )
-                .await;
+                );
                 return;
             }
         };
@@ -333,8 +356,7 @@ impl Session {
                 sequence_number,
                 ESME_RTHROTTLED,
                 ResponseBody::error_for(command_id),
-            )
-            .await;
+            );
             return;
         };
         let submitter = Arc::clone(&self.shared.submitter);
@@ -342,14 +364,17 @@ impl Session {
         tokio::spawn(
             async move {
                 let (status, body) = operations::handle(&submitter, &account, request).await;
-                let _ = out
-                    .send(Outbound::Response {
+                // The window slot is free before the answer can reach the ESME: a client that
+                // sends its next request the moment it reads this answer finds the slot open.
+                let place = out.reserve().await;
+                drop(permit);
+                if let Ok(place) = place {
+                    place.send(Outbound::Response {
                         sequence_number,
                         status,
                         body,
-                    })
-                    .await;
-                drop(permit);
+                    });
+                }
             }
             .in_current_span(),
         );
@@ -412,7 +437,7 @@ impl Session {
 
     /// Sends a deliver_sm from the dispatcher; the dispatcher only hands over as many as the
     /// bind's deliver_sm window allows.
-    async fn on_outgoing(&mut self, outgoing: Outgoing) -> Flow {
+    fn on_outgoing(&mut self, outgoing: Outgoing) -> Flow {
         if !matches!(self.state, State::Bound { .. }) {
             // Unbinding: dropping it unanswered returns it to the queue.
             return Flow::Continue;
@@ -427,8 +452,7 @@ impl Session {
         self.send(Outbound::DeliverSm {
             sequence_number,
             body,
-        })
-        .await;
+        });
         Flow::Continue
     }
 
@@ -457,10 +481,20 @@ impl Session {
         }
     }
 
-    async fn on_tick(&mut self) -> Flow {
+    fn on_tick(&mut self) -> Flow {
         let now = Instant::now();
         self.expire_deliveries(now);
         let smpp = &self.shared.settings;
+        if let Some(blocked) = self.writes.blocked_for()
+            && blocked >= smpp.response_timeout
+        {
+            warn!(
+                peer = %self.peer,
+                ?blocked,
+                "the peer does not read; what it was sent has not drained, closing"
+            );
+            return Flow::Close;
+        }
         match self.state {
             State::Open | State::Binding if now - self.opened >= smpp.bind_timeout => {
                 info!(timeout = ?smpp.bind_timeout, "no bind in time, closing");
@@ -481,9 +515,13 @@ impl Session {
                 info!("enquire_link not answered, closing");
                 Flow::Close
             }
-            None if now - self.last_heard >= smpp.enquire_link_interval => {
+            // With the writer's queue full the peer is not reading: the enquire_link would
+            // prove nothing, and the drain check above settles it.
+            None if now - self.last_heard >= smpp.enquire_link_interval
+                && (self.slot.is_some() || self.out.capacity() > 0) =>
+            {
                 let sequence_number = self.next_sequence();
-                self.send(Outbound::EnquireLink { sequence_number }).await;
+                self.send(Outbound::EnquireLink { sequence_number });
                 self.enquire_sent = Some(now);
                 Flow::Continue
             }
@@ -492,11 +530,11 @@ impl Session {
     }
 
     /// Bound ESMEs get an unbind and a moment to answer it; others are simply closed.
-    async fn on_shutdown(&mut self) -> Flow {
+    fn on_shutdown(&mut self) -> Flow {
         match self.state {
             State::Bound { kind, .. } => {
                 let sequence_number = self.next_sequence();
-                self.send(Outbound::Unbind { sequence_number }).await;
+                self.send(Outbound::Unbind { sequence_number });
                 self.set_state(State::Unbinding(kind));
                 self.unbind_sent = Some(Instant::now());
                 Flow::Continue
@@ -506,8 +544,12 @@ impl Session {
     }
 
     /// Waits (bounded) for the requests in flight so every accepted request is answered, then
-    /// answers a pending unbind.
+    /// answers a pending unbind. A peer that does not read could not take those answers, so
+    /// its session does not wait for them.
     async fn close(&mut self, unbind_answer: Option<u32>) {
+        if self.overflowed || self.writes.blocked_for().is_some() {
+            return;
+        }
         let grace = self.shared.settings.shutdown_grace;
         let all = self.shared.settings.window as u32;
         match tokio::time::timeout(grace, self.window.acquire_many(all)).await {
@@ -515,25 +557,33 @@ impl Session {
             Err(_) => warn!(?grace, "requests still in flight at close"),
         }
         if let Some(sequence_number) = unbind_answer {
-            self.respond(sequence_number, ESME_ROK, ResponseBody::Unbind)
-                .await;
+            self.respond(sequence_number, ESME_ROK, ResponseBody::Unbind);
         }
     }
 
-    async fn respond(&self, sequence_number: u32, status: CommandStatus, body: ResponseBody) {
+    fn respond(&mut self, sequence_number: u32, status: CommandStatus, body: ResponseBody) {
         self.send(Outbound::Response {
             sequence_number,
             status,
             body,
-        })
-        .await;
+        });
     }
 
-    /// When the ESME stops reading, the queue fills and this waits: the session then stops
-    /// reading too, which is TCP's own back-pressure instead of an unbounded buffer.
-    async fn send(&self, pdu: Outbound) {
-        if self.out.send(pdu).await.is_err() {
-            debug!("writer gone; PDU dropped");
+    /// Queues a PDU for the writer without waiting: into the place reserved before the PDU
+    /// being answered was read, else into any free place. A full queue means the peer stopped
+    /// reading long enough for the window and every deliver_sm to pile up; the session ends.
+    fn send(&mut self, pdu: Outbound) {
+        if let Some(slot) = self.slot.take() {
+            slot.send(pdu);
+            return;
+        }
+        match self.out.try_send(pdu) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(peer = %self.peer, "the peer does not read; its queue is full, closing");
+                self.overflowed = true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => debug!("writer gone; PDU dropped"),
         }
     }
 

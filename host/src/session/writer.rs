@@ -2,6 +2,10 @@
 //! tasks; they all queue here, and whatever is queued when the socket is ready goes out in one
 //! write, so a busy bind costs a few syscalls per batch instead of one per PDU.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -13,7 +17,51 @@ use smpp_codec::pdu::{self, Outbound};
 /// Flush once the batch reaches this size even if more PDUs are queued.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
-pub async fn run<W: AsyncWrite + Unpin>(mut socket: W, mut queue: mpsc::Receiver<Outbound>) {
+/// When the write in progress began, so the session can tell a peer that stopped reading from
+/// one that is merely busy.
+pub struct Progress {
+    origin: Instant,
+    /// Microseconds since `origin` plus one while a write is in progress; 0 while idle.
+    writing_since: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            origin: Instant::now(),
+            writing_since: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress {
+    fn begin(&self) {
+        let since = self.origin.elapsed().as_micros() as u64 + 1;
+        self.writing_since.store(since, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.writing_since.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the write in progress has been waiting for the socket, if one is.
+    pub fn blocked_for(&self) -> Option<Duration> {
+        match self.writing_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.origin
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(since - 1)),
+            ),
+        }
+    }
+}
+
+pub async fn run<W: AsyncWrite + Unpin>(
+    mut socket: W,
+    mut queue: mpsc::Receiver<Outbound>,
+    progress: Arc<Progress>,
+) {
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     while let Some(first) = queue.recv().await {
         encode(&first, &mut buffer);
@@ -23,7 +71,10 @@ pub async fn run<W: AsyncWrite + Unpin>(mut socket: W, mut queue: mpsc::Receiver
                 Err(_) => break,
             }
         }
-        if let Err(e) = socket.write_all(&buffer).await {
+        progress.begin();
+        let written = socket.write_all(&buffer).await;
+        progress.end();
+        if let Err(e) = written {
             debug!(error = %e, "write failed; dropping the rest of the queue");
             return;
         }
