@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics;
 
@@ -142,6 +142,15 @@ impl GatewayError {
     fn is_transient(&self) -> bool {
         matches!(self, GatewayError::Timeout(_) | GatewayError::Network(_))
     }
+
+    /// Failures that leave open whether the gateway acted on the request: the answer was lost
+    /// or unreadable, or a server error came from somewhere between us and the gateway.
+    fn is_ambiguous(&self) -> bool {
+        match self {
+            GatewayError::Http { status, .. } => status.is_server_error(),
+            GatewayError::Timeout(_) | GatewayError::Network(_) | GatewayError::Decode(_) => true,
+        }
+    }
 }
 
 /// SMSGate answers in a few hundred bytes, a long device list in a few KiB. A gateway that sends
@@ -214,15 +223,48 @@ impl Gateway {
                 Some(message),
             )
             .await;
+        let result = result.and_then(|body| {
+            serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
+        });
         match result {
-            Ok(body) => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| GatewayError::Decode(e.to_string())),
+            Ok(state) => Ok(Some(state)),
             Err(GatewayError::Http { status, .. }) if status == StatusCode::CONFLICT => {
                 debug!(id = %message.id, "gateway already has this message id");
                 Ok(None)
             }
+            Err(e) if e.is_ambiguous() => self.confirm_sent(creds, message, e).await,
             Err(e) => Err(e),
+        }
+    }
+
+    /// The answer to `POST /messages` was lost, but the request may have got through. The id
+    /// is ours, so the gateway can say whether it has the message: when it does, the ESME must
+    /// hear ESME_ROK, since an error would invite it to send again what the phone sends anyway.
+    async fn confirm_sent(
+        &self,
+        creds: &Credentials,
+        message: &OutgoingMessage,
+        lost: GatewayError,
+    ) -> Result<Option<MessageState>, GatewayError> {
+        let id = message.id.as_str();
+        match self
+            .call(
+                "confirm_sms",
+                creds,
+                Method::GET,
+                &["messages", id],
+                None::<&()>,
+            )
+            .await
+        {
+            Ok(body) => {
+                info!(%id, error = %lost, "the gateway's answer was lost, but it has the message");
+                Ok(serde_json::from_slice(&body).ok())
+            }
+            Err(e) => {
+                debug!(%id, error = %e, "the gateway does not confirm the message");
+                Err(lost)
+            }
         }
     }
 
