@@ -272,16 +272,26 @@ pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabe
         .map_err(|e| SmppError::new(ESME_RSUBMITFAIL, e.to_string()))
 }
 
-/// short_message, or the message_payload TLV when short_message is empty.
+/// short_message, or the message_payload TLV when short_message is empty. A message with
+/// neither is refused here: the gateway would refuse it too, after a round trip.
 fn payload(short_message: &Bytes, tlvs: &[Tlv]) -> Result<Bytes, SmppError> {
-    match find_tlv(tlvs, tag::MESSAGE_PAYLOAD) {
-        Some(_) if !short_message.is_empty() => Err(SmppError::new(
+    let payload = match find_tlv(tlvs, tag::MESSAGE_PAYLOAD) {
+        Some(_) if !short_message.is_empty() => {
+            return Err(SmppError::new(
+                ESME_RINVMSGLEN,
+                "short_message and message_payload are both set",
+            ));
+        }
+        Some(tlv) => tlv.value.clone(),
+        None => short_message.clone(),
+    };
+    if payload.is_empty() {
+        return Err(SmppError::new(
             ESME_RINVMSGLEN,
-            "short_message and message_payload are both set",
-        )),
-        Some(tlv) => Ok(tlv.value.clone()),
-        None => Ok(short_message.clone()),
+            "the message is empty: no short_message and no message_payload",
+        ));
     }
+    Ok(payload)
 }
 
 fn sar_concat(tlvs: &[Tlv]) -> Result<Option<Concat>, SmppError> {
@@ -500,6 +510,17 @@ mod tests {
         });
         assert_eq!(whole(&pdu).content, Content::Text("😀".into()));
         pdu.short_message = Bytes::from_static(b"x");
+        assert_eq!(rejected(&pdu).status, ESME_RINVMSGLEN);
+    }
+
+    #[test]
+    fn an_empty_message_is_refused() {
+        assert_eq!(rejected(&submit(0, b"")).status, ESME_RINVMSGLEN);
+        let mut pdu = submit(0, b"");
+        pdu.tlvs.push(Tlv {
+            tag: tag::MESSAGE_PAYLOAD,
+            value: Bytes::new(),
+        });
         assert_eq!(rejected(&pdu).status, ESME_RINVMSGLEN);
     }
 

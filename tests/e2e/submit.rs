@@ -252,14 +252,29 @@ async fn undecodable_ucs2_is_refused_before_the_gateway() {
         .await;
     resp.expect(SUBMIT_SM_RESP, ESME_RINVMSGLEN, 2);
     assert!(h.sim_messages().await.is_empty());
-    let posts: u64 = h
-        .sim_requests()
+    assert_eq!(gateway_posts(&h).await, 0);
+}
+
+/// `POST /messages` calls the gateway got, whatever it answered.
+async fn gateway_posts(h: &Harness) -> u64 {
+    h.sim_requests()
         .await
         .iter()
         .filter(|(key, _)| key.starts_with("POST /messages"))
         .map(|(_, n)| n)
-        .sum();
-    assert_eq!(posts, 0);
+        .sum()
+}
+
+#[tokio::test]
+async fn an_empty_message_is_refused_before_the_gateway() {
+    let h = Setup::new().start().await;
+    let mut esme = h.bound(BindKind::Transmitter).await;
+    let resp = esme
+        .call(submit_sm("491701234567").short_message(octets(b"")).build())
+        .await;
+    resp.expect(SUBMIT_SM_RESP, ESME_RINVMSGLEN, 2);
+    esme.assert_alive().await;
+    assert_eq!(gateway_posts(&h).await, 0);
 }
 
 #[tokio::test]
