@@ -8,6 +8,7 @@
 //! `route` takes the first answer that is not `continue`; `transform_deliver` feeds each plugin
 //! the previous one's output and stops at a drop. Plugins run by `order`, then by name.
 
+mod failure_log;
 mod loader;
 mod manifest;
 mod reload;
@@ -17,6 +18,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
+use failure_log::FailureLog;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -110,6 +112,7 @@ struct Plugin {
     /// Whether the compiled code came from the artifact cache.
     cached: bool,
     instances: Instances,
+    failures: FailureLog,
 }
 
 impl Plugin {
@@ -125,12 +128,15 @@ impl Plugin {
     ) -> Result<Called<R>, FailurePolicy> {
         self.instances.call(f).map_err(|failure: Failure| {
             let policy = self.policies.get(hook);
-            warn!(
-                plugin = %self.name,
-                hook = hook.name(),
-                %policy,
-                "plugin {failure}"
-            );
+            if let Some(left_out) = self.failures.admit() {
+                warn!(
+                    plugin = %self.name,
+                    hook = hook.name(),
+                    %policy,
+                    not_logged_since_last = left_out,
+                    "plugin {failure}"
+                );
+            }
             policy
         })
     }

@@ -17,6 +17,7 @@ use wasmtime::component::Component;
 
 use super::bindings::PluginPre;
 use super::bindings::smsgate::smpp_plugin::types::PluginInfo;
+use super::failure_log::FailureLog;
 use super::manifest::Manifest;
 use super::runtime::{CallLimits, Instances, Runtime, RuntimeOptions, Shared};
 use super::settings::PluginsConfig;
@@ -182,6 +183,7 @@ pub fn load(
         policies: manifest.policies,
         cached,
         instances,
+        failures: FailureLog::new(),
     })
 }
 
