@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tracing::debug;
+use tracing::{debug, info};
 
+use crate::bind_guard::{BindGuard, GuardSettings, Refusal};
+use crate::config::SmppConfig;
 use crate::gateway::{self, Credentials, Gateway};
+use crate::metrics;
 use smpp_codec::pdu::{Bind, BindKind};
 use smpp_codec::status::*;
 use smsgate_plugin_host::{AuthOutcome, Plugins, types};
@@ -206,20 +209,76 @@ pub struct Authenticator {
     ttl: Duration,
     verified: Mutex<HashMap<(String, Credentials), Instant>>,
     registry: Arc<Registry>,
+    guard: BindGuard,
+}
+
+/// Binds refused for their credentials; other refusals (a gateway outage, a bind limit) say
+/// nothing about guessing.
+fn is_credential_refusal(status: CommandStatus) -> bool {
+    status == ESME_RINVPASWD || status == ESME_RINVSYSID
 }
 
 impl Authenticator {
-    pub fn new(gateway: Gateway, plugins: Arc<Plugins>, ttl: Duration) -> Self {
+    pub fn new(gateway: Gateway, plugins: Arc<Plugins>, smpp: &SmppConfig) -> Self {
         Authenticator {
             gateway,
             plugins,
-            ttl,
+            ttl: smpp.bind_cache_ttl,
             verified: Mutex::new(HashMap::new()),
             registry: Arc::default(),
+            guard: BindGuard::new(GuardSettings {
+                failure_delay: smpp.bind_failure_delay,
+                lockout_after: smpp.bind_lockout_after,
+                lockout: smpp.bind_lockout,
+                refusal_ttl: smpp.bind_cache_ttl,
+            }),
         }
     }
 
+    /// The bind check, behind the guard: a refusal for the credentials is answered only after
+    /// the guard's delay, and one the guard makes itself never reaches plugins or gateway.
     pub async fn authenticate(
+        &self,
+        bind: &Bind,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<BoundAccount, SmppError> {
+        let key = self.guard.key(&bind.system_id, &bind.password);
+        let refusal = match self.guard.admit(peer.ip(), &bind.system_id, key) {
+            Ok(()) => match self.check_bind(bind, peer, tls).await {
+                Ok(bound) => {
+                    self.guard.succeeded(peer.ip(), &bind.system_id, key);
+                    return Ok(bound);
+                }
+                Err(e) if is_credential_refusal(e.status) => {
+                    metrics::get()
+                        .binds_refused
+                        .with_label_values(&["credentials"])
+                        .inc();
+                    e
+                }
+                Err(e) => return Err(e),
+            },
+            Err((refusal, status)) => {
+                metrics::get()
+                    .binds_refused
+                    .with_label_values(&[refusal.label()])
+                    .inc();
+                if refusal != Refusal::RecentlyRefused {
+                    info!(reason = refusal.label(), "bind refused without a check");
+                    return Err(SmppError::new(status, refusal.label()));
+                }
+                SmppError::new(status, "the same credentials were refused moments ago")
+            }
+        };
+        let delay = self
+            .guard
+            .failed(peer.ip(), &bind.system_id, key, refusal.status);
+        tokio::time::sleep(delay).await;
+        Err(refusal)
+    }
+
+    async fn check_bind(
         &self,
         bind: &Bind,
         peer: SocketAddr,

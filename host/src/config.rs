@@ -84,9 +84,20 @@ pub struct SmppConfig {
     /// What data_coding 0 (SMSC default alphabet) means: gsm7, latin1 or ascii.
     #[serde(with = "from_str")]
     pub default_alphabet: DefaultAlphabet,
-    /// How long a successful bind check is reused for the same credentials (0 disables).
+    /// How long a bind check is reused for the same credentials, a success or a refusal
+    /// (0 disables).
     #[serde(with = "humantime_serde")]
     pub bind_cache_ttl: Duration,
+    /// The answer to a bind refused for its credentials waits this long, doubled with each
+    /// recent failure of the address or system_id (up to 8 times as long).
+    #[serde(with = "humantime_serde")]
+    pub bind_failure_delay: Duration,
+    /// Recent credential failures after which an address is locked out, and a system_id
+    /// accepts only credentials that have bound before (0: never).
+    pub bind_lockout_after: u32,
+    /// How long a lockout lasts, and how long failures are remembered.
+    #[serde(with = "humantime_serde")]
+    pub bind_lockout: Duration,
     /// How long the parts of a concatenated message may take to arrive.
     #[serde(with = "humantime_serde")]
     pub concat_timeout: Duration,
@@ -119,6 +130,9 @@ impl Default for SmppConfig {
             response_timeout: Duration::from_secs(10),
             default_alphabet: DefaultAlphabet::Gsm7,
             bind_cache_ttl: Duration::from_secs(60),
+            bind_failure_delay: Duration::from_secs(1),
+            bind_lockout_after: 10,
+            bind_lockout: Duration::from_secs(600),
             concat_timeout: Duration::from_secs(60),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
@@ -218,7 +232,13 @@ impl Config {
             "smpp.system_id",
             "must be 1 to 15 ASCII characters (SMPP's limit)",
         )?;
+        check(
+            smpp.bind_failure_delay <= Duration::from_secs(5),
+            "smpp.bind_failure_delay",
+            "must be at most 5s (doubled up to 40s, past most ESMEs' response timeout)",
+        )?;
         for (key, value) in [
+            ("smpp.bind_lockout", smpp.bind_lockout),
             ("smpp.bind_timeout", smpp.bind_timeout),
             ("smpp.enquire_link_interval", smpp.enquire_link_interval),
             ("smpp.response_timeout", smpp.response_timeout),

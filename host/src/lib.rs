@@ -6,6 +6,7 @@
 //! - delivery: `webhooks` → the durable queue in `delivery` → `session`, as deliver_sm.
 
 mod auth;
+mod bind_guard;
 mod concat;
 pub mod config;
 mod delivery;

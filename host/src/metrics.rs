@@ -21,6 +21,9 @@ pub struct Metrics {
     pub pdus_sent: IntCounterVec,
     /// `type`: tx, rx, trx; `status`: success, failure.
     pub bind_attempts: IntCounterVec,
+    /// `reason`: credentials (refused by a plugin or the gateway), recently_refused,
+    /// address_locked_out, account_under_attack.
+    pub binds_refused: IntCounterVec,
     pub submit_sm: IntCounterVec,
     pub submit_sm_duration: Histogram,
     pub query_sm: IntCounterVec,
@@ -86,6 +89,11 @@ impl Metrics {
                 "smpp_bind_attempts_total",
                 "Bind attempts",
                 &["type", "status"],
+            ),
+            binds_refused: counter(
+                "smpp_binds_refused_total",
+                "Binds refused for their credentials or by the guessing guard",
+                &["reason"],
             ),
             submit_sm: counter(
                 "smpp_submit_sm_total",

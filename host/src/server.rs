@@ -64,7 +64,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         config.smpp.default_alphabet,
     ));
     let shared = Arc::new(session::Shared {
-        auth: Authenticator::new(gateway, plugins, config.smpp.bind_cache_ttl),
+        auth: Authenticator::new(gateway, plugins, &config.smpp),
         submitter: Arc::clone(&submitter),
         delivery: Arc::clone(&delivery),
         settings: config.smpp.clone(),

@@ -9,7 +9,8 @@ use smpp_codec::command::{
 };
 use smpp_codec::pdu::tag;
 use smpp_codec::status::{
-    ESME_RALYBND, ESME_RINVBNDSTS, ESME_RINVPASWD, ESME_RINVSYSID, ESME_ROK, ESME_RSYSERR,
+    CommandStatus, ESME_RALYBND, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVPASWD, ESME_RINVSYSID,
+    ESME_ROK, ESME_RSYSERR,
 };
 
 use crate::client::*;
@@ -40,7 +41,7 @@ async fn every_bind_kind_is_answered_with_its_own_response() {
 }
 
 #[tokio::test]
-async fn a_wrong_password_is_refused_and_the_link_stays_for_another_try() {
+async fn a_wrong_password_is_refused_and_the_link_closed() {
     let h = Setup::new().start().await;
     let mut esme = h.connect().await;
     let refused = esme
@@ -51,10 +52,12 @@ async fn a_wrong_password_is_refused_and_the_link_stays_for_another_try() {
         refused.body.is_empty(),
         "error responses have no body: {refused:?}"
     );
+    esme.expect_closed(Duration::from_secs(5)).await;
+    let mut esme = h.connect().await;
     let accepted = esme
         .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
         .await;
-    accepted.expect(BIND_TRANSMITTER_RESP, ESME_ROK, 2);
+    accepted.expect(BIND_TRANSMITTER_RESP, ESME_ROK, 1);
 }
 
 #[tokio::test]
@@ -82,6 +85,8 @@ async fn submit_one(esme: &mut Client, destination: &str) -> String {
     resp.message_id()
 }
 
+/// A password longer than SMPP allows is a malformed PDU, not a guess: answered, and the link
+/// stays for a bind that is well formed.
 #[tokio::test]
 async fn a_huge_password_is_refused_without_losing_the_link() {
     let h = Setup::new().start().await;
@@ -183,7 +188,7 @@ async fn a_successful_bind_check_is_reused() {
 }
 
 #[tokio::test]
-async fn a_failed_bind_check_is_not_reused() {
+async fn a_refused_password_is_answered_from_memory_and_the_right_one_works_at_once() {
     let h = Setup::new().start().await;
     for _ in 0..2 {
         let mut esme = h.connect().await;
@@ -192,8 +197,7 @@ async fn a_failed_bind_check_is_not_reused() {
             .await;
         assert_eq!(resp.status, ESME_RINVPASWD);
     }
-    assert_eq!(h.sim_request_count("GET /devices 401").await, 2);
-    // The right password works at once although the wrong one was just tried.
+    assert_eq!(h.sim_request_count("GET /devices 401").await, 1);
     let _esme = h.bound(BindKind::Transmitter).await;
     assert_eq!(h.sim_request_count("GET /devices 200").await, 1);
 }
@@ -207,25 +211,81 @@ async fn a_cached_bind_does_not_let_a_wrong_password_in() {
         .bind(BindKind::Transmitter, DEMO_USER, "demo123")
         .await;
     resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 1);
-    let resp = intruder
-        .call(
-            submit_sm("491701234567")
-                .short_message(octets(b"x"))
-                .build(),
-        )
-        .await;
-    resp.expect(SUBMIT_SM_RESP, ESME_RINVBNDSTS, 2);
+    intruder.expect_closed(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn empty_credentials_are_refused() {
     let h = Setup::new().start().await;
-    let mut esme = h.connect().await;
-    let resp = esme.bind(BindKind::Transmitter, "", DEMO_PASSWORD).await;
+    let resp = h
+        .connect()
+        .await
+        .bind(BindKind::Transmitter, "", DEMO_PASSWORD)
+        .await;
     resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVSYSID, 1);
-    let resp = esme.bind(BindKind::Transmitter, DEMO_USER, "").await;
-    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 2);
-    esme.assert_alive().await;
+    let resp = h
+        .connect()
+        .await
+        .bind(BindKind::Transmitter, DEMO_USER, "")
+        .await;
+    resp.expect(BIND_TRANSMITTER_RESP, ESME_RINVPASWD, 1);
+    assert_eq!(h.sim_request_count("GET /devices 401").await, 0);
+}
+
+/// The demo account's customer, binding from 127.0.0.2.
+async fn bind_from_elsewhere(h: &Harness) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().unwrap())
+        .expect("bind to 127.0.0.2");
+    let mut esme = Client::new(socket.connect(h.smpp).await.expect("connect"));
+    let resp = esme
+        .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
+        .await;
+    assert_eq!(resp.status, ESME_ROK, "{resp:?}");
+}
+
+/// A bind from 127.0.0.1 with `password`; the link is closed after the answer.
+async fn guess(h: &Harness, password: &str) -> CommandStatus {
+    let mut esme = h.connect().await;
+    let resp = esme.bind(BindKind::Transmitter, DEMO_USER, password).await;
+    esme.expect_closed(Duration::from_secs(5)).await;
+    resp.status
+}
+
+/// An attacker at 127.0.0.1 guesses the demo account's password while its customer binds from
+/// 127.0.0.2: the guesses are slowed, repeated ones and those after the lockout never reach the
+/// gateway, and the customer keeps binding.
+#[tokio::test]
+async fn password_guessing_is_locked_out_while_the_customer_keeps_binding() {
+    let h = Setup::new()
+        .env("SMPP__BIND_FAILURE_DELAY", "100ms")
+        .env("SMPP__BIND_LOCKOUT_AFTER", "4")
+        .start()
+        .await;
+    bind_from_elsewhere(&h).await;
+
+    // Three distinct guesses and one repeated: all refused, the repeat without a gateway call.
+    for password in ["guess1", "guess2", "guess3", "guess3"] {
+        assert_eq!(guess(&h, password).await, ESME_RINVPASWD, "{password}");
+    }
+    assert_eq!(h.sim_request_count("GET /devices 401").await, 3);
+    // The fourth failure locked the address out: even the right password is refused now, and
+    // no further guess reaches the gateway.
+    for password in ["guess4", DEMO_PASSWORD] {
+        assert_eq!(guess(&h, password).await, ESME_RBINDFAIL, "{password}");
+    }
+    assert_eq!(h.sim_request_count("GET /devices 401").await, 3);
+
+    bind_from_elsewhere(&h).await;
+    let metrics = h.metrics().await;
+    for line in [
+        "smpp_binds_refused_total{reason=\"credentials\"} 3",
+        "smpp_binds_refused_total{reason=\"recently_refused\"} 1",
+        "smpp_binds_refused_total{reason=\"address_locked_out\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test]
@@ -237,7 +297,8 @@ async fn an_unreachable_gateway_fails_the_bind_with_a_system_error() {
         .bind(BindKind::Transmitter, DEMO_USER, DEMO_PASSWORD)
         .await;
     resp.expect(BIND_TRANSMITTER_RESP, ESME_RSYSERR, 1);
-    esme.assert_alive().await;
+    // Every refused bind ends the link; the ESME reconnects, as it would after any failure.
+    esme.expect_closed(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tracing::{Instrument, Span, info, warn};
 
-use super::{Event, Receiving, Session, State};
+use super::{Event, Flow, Receiving, Session, State};
 use crate::auth::BoundAccount;
 use crate::metrics;
 use smpp_codec::pdu::{Bind, BindKind, ResponseBody};
@@ -40,16 +40,18 @@ impl Session {
         );
     }
 
+    /// Answers the bind. A refused bind closes the link, as most SMSCs do: each guess then
+    /// costs a new connection, and the bind guard's delay a new wait.
     pub(super) async fn finish_bind(
         &mut self,
         sequence_number: u32,
         kind: BindKind,
         result: Result<BoundAccount, SmppError>,
-    ) {
+    ) -> Flow {
         if !matches!(self.state, State::Binding) {
             // Shutdown began while the check ran.
             self.answer_bind(sequence_number, kind, ESME_RBINDFAIL);
-            return;
+            return Flow::Close;
         }
         let outcome = if result.is_ok() { "success" } else { "failure" };
         metrics::get()
@@ -79,6 +81,7 @@ impl Session {
                     kind,
                     account: Arc::new(bound),
                 });
+                Flow::Continue
             }
             Err(refusal) => {
                 warn!(
@@ -89,6 +92,7 @@ impl Session {
                 );
                 self.set_state(State::Open);
                 self.answer_bind(sequence_number, kind, refusal.status);
+                Flow::Close
             }
         }
     }

@@ -432,7 +432,6 @@ impl Session {
                 result,
             } => self.finish_bind(sequence_number, kind, result).await,
         }
-        Flow::Continue
     }
 
     /// Sends a deliver_sm from the dispatcher; the dispatcher only hands over as many as the
