@@ -467,14 +467,21 @@ impl Delivery {
                 self.store.prune_sent(now).await,
             );
             match expired {
-                Ok(items) => {
-                    for item in items {
+                Ok(expired) => {
+                    for item in expired.items {
                         warn!(
                             account = %item.account,
                             event = %item.event_id,
                             attempts = item.attempts,
                             ttl = ?self.config.ttl,
                             "undelivered deliver_sm expired and was dropped"
+                        );
+                    }
+                    if expired.dead_letters > 0 {
+                        info!(
+                            count = expired.dead_letters,
+                            ttl = ?self.config.ttl,
+                            "dead letters expired and were dropped"
                         );
                     }
                 }
