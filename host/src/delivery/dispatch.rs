@@ -2,9 +2,9 @@
 //! receiver sessions, as many at once as their windows allow, and removes each from the queue
 //! only when its deliver_sm_resp says ESME_ROK. A refused or unanswered deliver_sm stays in
 //! place and is retried with back-off, until the ESMEs have refused it `dead_letter_after`
-//! times with a status no retry can change (`dispatch/refusal.rs`): then it moves to the dead letters.
-//! A session that answers ESME_RTHROTTLED is left alone for a while. The task ends when the
-//! queue is empty and is started again by the next event.
+//! times with a status no retry can change (`dispatch/refusal.rs`): then it moves to the dead
+//! letters. A session that answers ESME_RTHROTTLED is left alone for a while. The task ends
+//! when the queue is empty and is started again by the next event.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -273,7 +273,11 @@ async fn dead_letter(
         // Delivered by another session, or expired, meanwhile.
         Ok(None) => return true,
         Err(e) => {
-            warn!(seq = sent.seq, error = %e, "moving a refused deliver_sm to the dead letters failed");
+            warn!(
+                seq = sent.seq,
+                error = %e,
+                "moving a refused deliver_sm to the dead letters failed"
+            );
             return false;
         }
     };

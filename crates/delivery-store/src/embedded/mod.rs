@@ -75,8 +75,9 @@ pub fn queue_path(data_dir: &Path) -> PathBuf {
     data_dir.join(QUEUE_FILE)
 }
 
-/// Per-account totals (items and dead letters) read from the queue file itself, for `queue stats` while no server runs;
-/// fails with `QueueError::Open(OpenError::Locked)` while one holds the file.
+/// Per-account totals (items and dead letters) read from the queue file itself, for `queue
+/// stats` while no server runs; fails with `QueueError::Open(OpenError::Locked)` while one
+/// holds the file.
 pub fn stats_from_file(data_dir: &Path) -> Result<Vec<AccountStats>, QueueError> {
     let path = queue_path(data_dir);
     if !path.exists() {

@@ -23,7 +23,7 @@ pub enum Refusal {
 /// SMPP 5.0's ESME_RINVDCS, which SMPP 3.4 lacks and some 3.4 ESMEs send anyway.
 const ESME_RINVDCS: CommandStatus = CommandStatus(0x104);
 
-/// The table in the README ("Receipts and incoming SMS") follows this one.
+/// The README's status table lists the same statuses; a change here belongs there too.
 pub fn classify(status: CommandStatus) -> Refusal {
     let objection = match status {
         ESME_RINVMSGLEN => "the ESME refused the message length or text",
