@@ -113,8 +113,9 @@ enum SimulatorCommand {
 
 #[derive(Subcommand)]
 enum QueueCommand {
-    /// Per account: items waiting, their size and the age of the oldest. Reads the queue file
-    /// under delivery.data_dir, or asks the running server when it holds the file.
+    /// Per account: items waiting, their size, the age of the oldest and the dead letters
+    /// (items the ESMEs refused for good). Reads the queue file under delivery.data_dir, or
+    /// asks the running server when it holds the file.
     Stats,
 }
 
@@ -242,16 +243,17 @@ fn print_stats(stats: &[AccountStats]) {
         return;
     }
     println!(
-        "{:<32} {:>8} {:>12} {:>12}",
-        "account", "items", "bytes", "oldest"
+        "{:<32} {:>8} {:>12} {:>12} {:>12}",
+        "account", "items", "bytes", "oldest", "dead_letters"
     );
     for s in stats {
         println!(
-            "{:<32} {:>8} {:>12} {:>12}",
+            "{:<32} {:>8} {:>12} {:>12} {:>12}",
             s.account,
             s.items,
             s.bytes,
-            humantime::format_duration(Duration::from_secs(s.oldest.as_secs())).to_string()
+            humantime::format_duration(Duration::from_secs(s.oldest.as_secs())).to_string(),
+            s.dead_letters
         );
     }
 }
@@ -268,6 +270,9 @@ async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats
         items: usize,
         bytes: u64,
         oldest_seconds: u64,
+        /// Absent from a server older than dead letters.
+        #[serde(default)]
+        dead_letters: usize,
     }
     if http.tls_cert.is_some() {
         anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
@@ -292,6 +297,7 @@ async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats
             items: e.items,
             bytes: e.bytes,
             oldest: Duration::from_secs(e.oldest_seconds),
+            dead_letters: e.dead_letters,
         })
         .collect())
 }

@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use smpp_codec::command;
@@ -37,6 +37,10 @@ pub struct Metrics {
     /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,
     /// retry_later, malformed, error.
     pub webhooks: IntCounterVec,
+    /// deliver_sm moved to the dead letters, by the `status` of the ESME's last refusal.
+    dead_lettered_total: IntCounterVec,
+    /// Dead letters kept now.
+    dead_letters: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -80,6 +84,14 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(gateway_duration.clone()))
+            .expect("unique metric");
+        let dead_letters = IntGauge::new(
+            "smpp_delivery_dead_letters",
+            "deliver_sm the ESMEs refused for good, kept as dead letters",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(dead_letters.clone()))
             .expect("unique metric");
         Metrics {
             sessions,
@@ -129,6 +141,12 @@ impl Metrics {
                 "SMSGate webhook calls by outcome",
                 &["outcome"],
             ),
+            dead_lettered_total: counter(
+                "smpp_deliveries_dead_lettered_total",
+                "deliver_sm moved to the dead letters, by the ESME's last status",
+                &["status"],
+            ),
+            dead_letters,
             registry,
         }
     }
@@ -143,6 +161,21 @@ impl Metrics {
                 .with_label_values(&[format!("0x{:08X}", command_status.0).as_str()])
                 .inc();
         }
+    }
+
+    /// Counts a deliver_sm moved to the dead letters. Only statuses classified permanent get
+    /// here, a short fixed list, so the label stays bounded; the one without an SMPP 3.4 name
+    /// is labelled with its code.
+    pub fn dead_lettered(&self, status: CommandStatus) {
+        let label = status
+            .known_name()
+            .map_or_else(|| format!("0x{:08X}", status.0), str::to_owned);
+        self.dead_lettered_total.with_label_values(&[&label]).inc();
+    }
+
+    pub fn set_dead_letters(&self, count: u64) {
+        self.dead_letters
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn gateway_call(&self, operation: &str, outcome: &str, took: Duration) {
@@ -175,6 +208,9 @@ mod tests {
         m.gateway_call("submit_sms", "202", Duration::from_millis(5));
         m.submit_sm.with_label_values(&["ESME_ROK"]).inc();
         m.submit_sm_duration.observe(0.01);
+        m.dead_lettered(smpp_codec::status::ESME_RINVDSTADR);
+        m.dead_lettered(CommandStatus(0x104));
+        m.set_dead_letters(2);
         let text = m.render();
         for name in [
             "smpp_sessions_active{state=\"open\"} 1",
@@ -184,6 +220,9 @@ mod tests {
             "smsgate_request_duration_seconds_count{operation=\"submit_sms\"} 1",
             "smpp_submit_sm_total{status=\"ESME_ROK\"} 1",
             "smpp_submit_sm_duration_seconds_count 1",
+            "smpp_deliveries_dead_lettered_total{status=\"ESME_RINVDSTADR\"} 1",
+            "smpp_deliveries_dead_lettered_total{status=\"0x00000104\"} 1",
+            "smpp_delivery_dead_letters 2",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -110,6 +110,7 @@ async fn queue_stats(State(delivery): State<Arc<Delivery>>) -> Response {
                         "items": s.items,
                         "bytes": s.bytes,
                         "oldest_seconds": s.oldest.as_secs(),
+                        "dead_letters": s.dead_letters,
                     })
                 })
                 .collect();

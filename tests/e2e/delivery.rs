@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use smpp_codec::command::SUBMIT_SM_RESP;
 use smpp_codec::pdu::tag;
-use smpp_codec::status::{ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED};
+use smpp_codec::status::{
+    ESME_RINVDSTADR, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED, ESME_RX_T_APPN,
+};
 
 use crate::client::*;
 use crate::support::*;
@@ -848,6 +850,143 @@ async fn a_throttled_deliver_sm_comes_again_after_the_pause() {
     assert_eq!(second.content(), first.content());
     esme.answer_deliver_sm(&second, ESME_ROK).await;
     assert_all_delivered(&h, &mut esme).await;
+}
+
+/// The account's dead letters as `GET /api/smpp/v1/queue` lists them.
+async fn dead_letters(h: &Harness, account: &str) -> u64 {
+    let queue = h.queue().await;
+    queue["accounts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no accounts array in {queue}"))
+        .iter()
+        .find(|a| a["account"] == account)
+        .map_or(0, |a| {
+            a["dead_letters"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no dead letter count in {queue}"))
+        })
+}
+
+/// `smsgate-smpp queue stats`: the account's dead letters, the last column of its line.
+fn queue_stats_dead_letters(h: &Harness, account: &str) -> (String, Option<u64>) {
+    let mut cmd = command();
+    cmd.args(["queue", "stats"]).envs(h.server_env());
+    let (status, stdout, stderr) = run_to_exit(cmd, WAIT);
+    assert!(
+        status.success(),
+        "queue stats: {status}\n{stdout}\n{stderr}"
+    );
+    let dead = stdout.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words.first() == Some(&account)).then(|| {
+            words
+                .last()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no dead letter count in {line:?}"))
+        })
+    });
+    (stdout, dead)
+}
+
+#[tokio::test]
+async fn a_deliver_sm_refused_for_good_goes_to_the_dead_letters_after_dead_letter_after_tries() {
+    let mut h = setup()
+        .env("DELIVERY__DEAD_LETTER_AFTER", "2")
+        .start()
+        .await;
+    let mut rx = receiver(&h, BindKind::Receiver).await;
+    // No "to", and no delivery.mo_destination: the deliver_sm has no destination_addr.
+    let injected = h
+        .inject_mo(json!({ "from": MO_SENDER, "text": "Nobody's number" }))
+        .await;
+    let event = injected["id"].as_str().expect("event id").to_string();
+
+    let first = rx.expect_deliver_sm().await;
+    assert_eq!(first.dest_addr, "", "{first:?}");
+    rx.answer_deliver_sm(&first, ESME_RINVDSTADR).await;
+    let second = rx.expect_deliver_sm().await;
+    assert_eq!(second.content(), first.content());
+    rx.answer_deliver_sm(&second, ESME_RINVDSTADR).await;
+
+    // Twice, then set aside: out of the live queue and never sent again.
+    let deadline = Instant::now() + WAIT;
+    while dead_letters(&h, DEMO_USER).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter: {}",
+            h.queue().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.queued_items(DEMO_USER).await, 0, "{}", h.queue().await);
+    rx.expect_no_deliver_sm(QUIET).await;
+
+    let log = h.server_log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("moved to the dead letters"))
+        .unwrap_or_else(|| panic!("no dead-letter log line in\n{log}"));
+    for part in [
+        DEMO_USER,
+        event.as_str(),
+        "ESME_RINVDSTADR",
+        "destination_addr is empty",
+        "delivery.mo_destination",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    let metrics = h.metrics().await;
+    assert_eq!(
+        counter(
+            &metrics,
+            r#"smpp_deliveries_dead_lettered_total{status="ESME_RINVDSTADR"}"#
+        ),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        counter(&metrics, "smpp_delivery_dead_letters"),
+        1,
+        "{metrics}"
+    );
+
+    // Asked of the running server, then read from the file once nobody holds it.
+    let (stdout, dead) = queue_stats_dead_letters(&h, DEMO_USER);
+    assert_eq!(dead, Some(1), "{stdout}");
+    h.kill_server();
+    let (stdout, dead) = queue_stats_dead_letters(&h, DEMO_USER);
+    assert_eq!(dead, Some(1), "{stdout}");
+}
+
+#[tokio::test]
+async fn temporary_refusals_are_retried_past_dead_letter_after() {
+    let h = setup()
+        .env("DELIVERY__DEAD_LETTER_AFTER", "1")
+        .env("DELIVERY__THROTTLE_PAUSE", "100ms")
+        .start()
+        .await;
+    let mut rx = receiver(&h, BindKind::Receiver).await;
+    h.inject_mo(json!({ "from": MO_SENDER, "to": MO_RECIPIENT, "text": "Busy" }))
+        .await;
+
+    let refusals = [
+        ESME_RTHROTTLED,
+        ESME_RTHROTTLED,
+        ESME_RTHROTTLED,
+        ESME_RX_T_APPN,
+        ESME_RTHROTTLED,
+        ESME_RSYSERR,
+    ];
+    let first = rx.expect_deliver_sm().await;
+    let mut deliver = first.clone();
+    for status in refusals {
+        assert_eq!(deliver.content(), first.content());
+        rx.answer_deliver_sm(&deliver, status).await;
+        deliver = rx.expect_deliver_sm().await;
+    }
+    rx.answer_deliver_sm(&deliver, ESME_ROK).await;
+    assert_all_delivered(&h, &mut rx).await;
+    assert_eq!(dead_letters(&h, DEMO_USER).await, 0, "{}", h.queue().await);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Where the delivery path keeps what must survive a restart: the queue of deliver_sm per
-//! account (from the webhook's 2xx until an ESME's deliver_sm_resp), the record of sent
-//! messages that asked for receipts, and the webhook tokens handed out.
+//! account (from the webhook's 2xx until an ESME's deliver_sm_resp), the dead letters the ESMEs
+//! refused for good, the record of sent messages that asked for receipts, and the webhook
+//! tokens handed out.
 //!
 //! The server talks to a [`DeliveryStore`]; [`embedded::Embedded`] keeps everything in redb
 //! files under the data directory, for a single instance. A shared backend (several instances
@@ -13,7 +14,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-pub use embedded::queue::{AccountStats, Item, Push, QueueError};
+pub use embedded::queue::{AccountStats, DeadLettered, Expired, Item, Push, QueueError, Refusals};
 pub use embedded::sent::{SentLogError, SentRecord};
 
 /// Bytes of the secret webhook tokens are derived from.
@@ -53,11 +54,28 @@ pub trait DeliveryStore: Send + Sync {
     /// Counts a failed attempt; returns the attempts so far, `None` when the item is gone.
     fn retry_later(&self, seq: u64) -> BoxFuture<'static, Result<Option<u32>, QueueError>>;
 
+    /// Counts an attempt refused with a status no retry can change; returns the attempts and
+    /// the permanent refusals so far, `None` when the item is gone.
+    fn refused(&self, seq: u64) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>>;
+
+    /// Moves an item out of the live queue into the dead letters, kept with the ESME's
+    /// `status` and the `reason` within the queue's bounds (TTL, items, bytes); `None` when the
+    /// item is gone.
+    fn dead_letter(
+        &self,
+        seq: u64,
+        status: u32,
+        reason: &str,
+    ) -> BoxFuture<'static, Result<Option<DeadLettered>, QueueError>>;
+
+    /// How many dead letters are kept.
+    fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>>;
+
     /// Accounts with items waiting, e.g. from an earlier run.
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>>;
 
-    /// Drops items and event ids older than the TTL; returns the dropped items.
-    fn expire(&self, now: SystemTime) -> BoxFuture<'static, Result<Vec<Item>, QueueError>>;
+    /// Drops items, event ids and dead letters older than the TTL; returns what was dropped.
+    fn expire(&self, now: SystemTime) -> BoxFuture<'static, Result<Expired, QueueError>>;
 
     fn stats(&self) -> BoxFuture<'static, Result<Vec<AccountStats>, QueueError>>;
 

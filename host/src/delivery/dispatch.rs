@@ -1,8 +1,10 @@
 //! One task per account with queued deliver_sm: sends them in arrival order to the account's
 //! receiver sessions, as many at once as their windows allow, and removes each from the queue
 //! only when its deliver_sm_resp says ESME_ROK. A refused or unanswered deliver_sm stays in
-//! place and is retried with back-off; a session that answers ESME_RTHROTTLED is left alone
-//! for a while. The task ends when the queue is empty and is started again by the next event.
+//! place and is retried with back-off, until the ESMEs have refused it `dead_letter_after`
+//! times with a status no retry can change (`dispatch/refusal.rs`): then it moves to the dead
+//! letters. A session that answers ESME_RTHROTTLED is left alone for a while. The task ends
+//! when the queue is empty and is started again by the next event.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,8 +18,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
+mod refusal;
+
 use super::Delivery;
-use delivery_store::Item;
+use crate::metrics;
+use delivery_store::{Item, Refusals};
+use refusal::Refusal;
 use smpp_codec::status::{CommandStatus, ESME_ROK, ESME_RTHROTTLED};
 
 /// Most items read from the queue per round.
@@ -34,6 +40,8 @@ struct Sent {
     seq: u64,
     session: u64,
     answer: Answer,
+    /// The deliver_sm body, for the reason of a refusal.
+    body: Bytes,
 }
 
 pub async fn run(delivery: Arc<Delivery>, account: String, wake: Arc<Notify>) {
@@ -128,8 +136,8 @@ impl Dispatcher {
             let Some(slot) = self.delivery.receivers.next_free(&self.account, paused) else {
                 return;
             };
-            let (seq, session) = (item.seq, slot.session);
-            let Some(answer) = slot.send(Bytes::from(item.payload)) else {
+            let (seq, session, body) = (item.seq, slot.session, Bytes::from(item.payload));
+            let Some(answer) = slot.send(body.clone()) else {
                 // The session closed since it was picked; the next round picks another.
                 continue;
             };
@@ -143,12 +151,14 @@ impl Dispatcher {
                     seq,
                     session,
                     answer,
+                    body,
                 }
             }));
         }
     }
 
-    /// Removes what was delivered (one transaction for the lot) and schedules retries.
+    /// Removes what was delivered (one transaction for the lot), schedules retries and sets
+    /// aside what the ESMEs refused for good.
     async fn settle(&mut self, done: Vec<Sent>) {
         let config = &self.delivery.config;
         let mut delivered = Vec::new();
@@ -174,13 +184,7 @@ impl Dispatcher {
                     // Its session is gone; another may take it straight away.
                     self.in_flight.remove(&sent.seq);
                 }
-                answer => {
-                    let why = match answer {
-                        Answer::Status(status) => status.name(),
-                        Answer::Unanswered => "no deliver_sm_resp in time",
-                    };
-                    failed.push((sent.seq, why));
-                }
+                _ => failed.push(sent),
             }
         }
         if !delivered.is_empty() {
@@ -191,21 +195,121 @@ impl Dispatcher {
                 self.in_flight.remove(seq);
             }
         }
-        for (seq, why) in failed {
-            let attempts = self
-                .delivery
-                .store
-                .retry_later(seq)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(1);
-            let delay = backoff(config.retry_initial, config.retry_max, attempts);
-            warn!(seq, attempts, reason = why, retry_in = ?delay, "deliver_sm not accepted; will retry");
-            self.not_before.insert(seq, Instant::now() + delay);
-            self.in_flight.remove(&seq);
+        for sent in failed {
+            self.failed(sent).await;
         }
     }
+
+    /// Schedules the retry of a refused or unanswered deliver_sm, or moves it to the dead
+    /// letters once the ESMEs have refused it for good `dead_letter_after` times. A permanent
+    /// refusal is retried too until then: another session of the account, or the same ESME
+    /// after a fix, may take it.
+    async fn failed(&mut self, sent: Sent) {
+        let store = &self.delivery.store;
+        let seq = sent.seq;
+        self.in_flight.remove(&seq);
+        let (why, counted) = match sent.answer {
+            Answer::Status(status) => match refusal::classify(status) {
+                Refusal::Permanent(objection) => {
+                    let counted = store.refused(seq).await;
+                    let exhausted = matches!(&counted, Ok(Some(counts))
+                        if counts.permanent >= self.delivery.config.dead_letter_after);
+                    if exhausted
+                        && dead_letter(&self.delivery, &self.account, &sent, status, objection)
+                            .await
+                    {
+                        return;
+                    }
+                    (status.name(), counted)
+                }
+                Refusal::Transient => (status.name(), transient(store.retry_later(seq).await)),
+            },
+            Answer::Unanswered => (
+                "no deliver_sm_resp in time",
+                transient(store.retry_later(seq).await),
+            ),
+        };
+        let counts = match counted {
+            Ok(counts) => counts,
+            Err(e) => {
+                warn!(seq, error = %e, "counting a failed delivery attempt failed");
+                None
+            }
+        };
+        let Refusals {
+            attempts,
+            permanent,
+        } = counts.unwrap_or(Refusals {
+            attempts: 1,
+            permanent: 0,
+        });
+        let config = &self.delivery.config;
+        let delay = backoff(config.retry_initial, config.retry_max, attempts);
+        warn!(
+            seq,
+            attempts,
+            permanent_refusals = permanent,
+            reason = why,
+            retry_in = ?delay,
+            "deliver_sm not accepted; will retry"
+        );
+        self.not_before.insert(seq, Instant::now() + delay);
+    }
+}
+
+/// Moves a deliver_sm the ESMEs refused for good out of the queue, with a log line saying
+/// why. `false` when that failed and the item stays queued.
+async fn dead_letter(
+    delivery: &Delivery,
+    account: &str,
+    sent: &Sent,
+    status: CommandStatus,
+    objection: &str,
+) -> bool {
+    let reason = refusal::reason(status, objection, &sent.body);
+    let store = &delivery.store;
+    let moved = match store.dead_letter(sent.seq, status.0, &reason).await {
+        Ok(Some(moved)) => moved,
+        // Delivered by another session, or expired, meanwhile.
+        Ok(None) => return true,
+        Err(e) => {
+            warn!(
+                seq = sent.seq,
+                error = %e,
+                "moving a refused deliver_sm to the dead letters failed"
+            );
+            return false;
+        }
+    };
+    warn!(
+        account = %account,
+        event = %moved.item.event_id,
+        status = %status,
+        attempts = moved.item.attempts,
+        reason = %reason,
+        "deliver_sm refused for good; moved to the dead letters"
+    );
+    if moved.evicted > 0 {
+        warn!(
+            evicted = moved.evicted,
+            "dead letters at the queue's bounds; the oldest were dropped"
+        );
+    }
+    metrics::get().dead_lettered(status);
+    if let Ok(count) = store.dead_letter_count().await {
+        metrics::get().set_dead_letters(count);
+    }
+    true
+}
+
+/// The counts of an attempt that did not count as a permanent refusal.
+fn transient<E>(attempts: Result<Option<u32>, E>) -> Result<Option<Refusals>, E> {
+    attempts.map(|attempts| {
+        attempts.map(|attempts| Refusals {
+            attempts,
+            permanent: 0,
+        })
+    })
 }
 
 /// `initial` doubled per earlier failure, at most `max`.
@@ -226,5 +330,18 @@ mod tests {
             .collect();
         assert_eq!(delays, [5, 10, 20, 40, 60, 60]);
         assert_eq!(backoff(initial, max, u32::MAX), max);
+    }
+
+    #[test]
+    fn dead_letter_after_must_allow_one_refusal() {
+        let config = |dead_letter_after| crate::delivery::DeliveryConfig {
+            dead_letter_after,
+            ..Default::default()
+        };
+        assert_eq!(config(1).validate(), Ok(()));
+        assert_eq!(
+            config(0).validate(),
+            Err("delivery.dead_letter_after: must be at least 1".into())
+        );
     }
 }

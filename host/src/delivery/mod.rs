@@ -67,6 +67,9 @@ pub struct DeliveryConfig {
     /// How long a session that answered ESME_RTHROTTLED is left alone.
     #[serde(with = "humantime_serde")]
     pub throttle_pause: Duration,
+    /// Refusals with a status no retry can change (`dispatch/refusal.rs`) after which a
+    /// deliver_sm leaves the queue for the dead letters.
+    pub dead_letter_after: u32,
     /// How long webhooks stay registered after an account's last receiver unbinds.
     #[serde(with = "humantime_serde")]
     pub webhook_grace: Duration,
@@ -93,6 +96,7 @@ impl Default for DeliveryConfig {
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(300),
             throttle_pause: Duration::from_secs(1),
+            dead_letter_after: 3,
             webhook_grace: Duration::from_secs(600),
             part_receipts: PartReceipts::Each,
             long_messages: LongMessages::Udh,
@@ -136,6 +140,11 @@ impl DeliveryConfig {
                 self.retry_max >= self.retry_initial,
                 "delivery.retry_max",
                 "must not be shorter than delivery.retry_initial",
+            ),
+            (
+                self.dead_letter_after >= 1,
+                "delivery.dead_letter_after",
+                "must be at least 1",
             ),
             (
                 !self.data_dir.as_os_str().is_empty(),
@@ -467,8 +476,8 @@ impl Delivery {
                 self.store.prune_sent(now).await,
             );
             match expired {
-                Ok(items) => {
-                    for item in items {
+                Ok(expired) => {
+                    for item in expired.items {
                         warn!(
                             account = %item.account,
                             event = %item.event_id,
@@ -477,11 +486,21 @@ impl Delivery {
                             "undelivered deliver_sm expired and was dropped"
                         );
                     }
+                    if expired.dead_letters > 0 {
+                        info!(
+                            count = expired.dead_letters,
+                            ttl = ?self.config.ttl,
+                            "dead letters expired and were dropped"
+                        );
+                    }
                 }
                 Err(e) => warn!(error = %e, "delivery queue expiry failed"),
             }
             if let Err(e) = pruned {
                 warn!(error = %e, "pruning the sent-message record failed");
+            }
+            if let Ok(count) = self.store.dead_letter_count().await {
+                crate::metrics::get().set_dead_letters(count);
             }
         }
     }

@@ -21,7 +21,7 @@ pub use file::OpenError;
 pub use queue::QueueOptions;
 
 use crate::{DeliveryStore, TOKEN_SECRET_LEN, TokenOwner};
-use queue::{AccountStats, Item, Push, Queue, QueueError};
+use queue::{AccountStats, DeadLettered, Expired, Item, Push, Queue, QueueError, Refusals};
 use sent::{SentLog, SentLogError, SentRecord};
 use writer::QueueWriter;
 
@@ -75,8 +75,9 @@ pub fn queue_path(data_dir: &Path) -> PathBuf {
     data_dir.join(QUEUE_FILE)
 }
 
-/// Per-account totals read from the queue file itself, for `queue stats` while no server runs;
-/// fails with `QueueError::Open(OpenError::Locked)` while one holds the file.
+/// Per-account totals (items and dead letters) read from the queue file itself, for `queue
+/// stats` while no server runs; fails with `QueueError::Open(OpenError::Locked)` while one
+/// holds the file.
 pub fn stats_from_file(data_dir: &Path) -> Result<Vec<AccountStats>, QueueError> {
     let path = queue_path(data_dir);
     if !path.exists() {
@@ -128,12 +129,36 @@ impl DeliveryStore for Embedded {
         blocking(move || queue.retry_later(seq), queue_task_panicked)
     }
 
+    fn refused(&self, seq: u64) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>> {
+        let queue = Arc::clone(&self.queue);
+        blocking(move || queue.refused(seq), queue_task_panicked)
+    }
+
+    fn dead_letter(
+        &self,
+        seq: u64,
+        status: u32,
+        reason: &str,
+    ) -> BoxFuture<'static, Result<Option<DeadLettered>, QueueError>> {
+        let queue = Arc::clone(&self.queue);
+        let reason = reason.to_owned();
+        blocking(
+            move || queue.dead_letter(seq, status, &reason),
+            queue_task_panicked,
+        )
+    }
+
+    fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>> {
+        let result = self.queue.dead_letter_count();
+        async move { result }.boxed()
+    }
+
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>> {
         let result = self.queue.accounts_with_items();
         async move { result }.boxed()
     }
 
-    fn expire(&self, now: SystemTime) -> BoxFuture<'static, Result<Vec<Item>, QueueError>> {
+    fn expire(&self, now: SystemTime) -> BoxFuture<'static, Result<Expired, QueueError>> {
         let queue = Arc::clone(&self.queue);
         blocking(move || queue.expire(now), queue_task_panicked)
     }

@@ -6,6 +6,10 @@
 //! keeps every item it acknowledged. Items are opaque bytes, kept in arrival order per account,
 //! recognised by (account, event id) so that webhook retries are stored once, and dropped
 //! after a TTL so that an account whose ESME never binds cannot fill the disk.
+//!
+//! An item the ESMEs keep refusing for a reason no retry can change leaves the live queue for
+//! the dead letters: kept with the ESME's status and the reason, out of the dispatcher's way,
+//! within bounds of their own (the TTL, and as many items and bytes as the queue may hold).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -23,6 +27,9 @@ use super::file::{self as store, META, OpenError, unix_ms};
 type ItemKey<'a> = (&'a str, u64);
 /// (event id, payload, enqueued at in unix ms, attempts).
 type ItemValue<'a> = (&'a str, &'a [u8], u64, u32);
+/// (event id, payload, enqueued at in unix ms, attempts, set aside at in unix ms, the ESME's
+/// last command_status, the reason).
+type DeadValue<'a> = (&'a str, &'a [u8], u64, u32, u64, u32, &'a str);
 
 const ITEMS: TableDefinition<ItemKey, ItemValue> = TableDefinition::new("items");
 /// seq → (account, enqueued at in unix ms): the dispatcher hands back only the seq.
@@ -35,19 +42,32 @@ const EXPIRY: TableDefinition<(u64, u64), ()> = TableDefinition::new("expiry");
 const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("seen");
 /// (arrival in unix ms, account, event id): the pruning order of `SEEN`.
 const SEEN_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("seen_expiry");
-/// Counters kept in the same transactions as the items, so that the limits are exact and cost
-/// one lookup rather than a scan.
+/// seq → permanent refusals of a queued item. A table of its own rather than a field of `ITEMS`,
+/// so that files written before it keep their layout and still open.
+const REFUSALS: TableDefinition<u64, u32> = TableDefinition::new("refusals");
+/// (account, seq) → the item set aside, with why: keyed like `ITEMS` so that the per-account
+/// count is one range scan.
+const DEAD_LETTERS: TableDefinition<ItemKey, DeadValue> = TableDefinition::new("dead_letters");
+/// (set aside at in unix ms, seq) → account: the expiry order of `DEAD_LETTERS`, and which to
+/// drop first when they reach their bounds.
+const DEAD_LETTER_ORDER: TableDefinition<(u64, u64), &str> =
+    TableDefinition::new("dead_letter_order");
 /// Webhook token → (account, whether its webhooks are signed). A phone retries an event for
 /// days, so after a restart the endpoint must still know whose token it is before that account
 /// binds again.
 const TOKENS: TableDefinition<&str, (&str, bool)> = TableDefinition::new("tokens");
 
+/// Counters kept in `META` in the same transactions as the items, so that the limits are exact
+/// and cost one lookup rather than a scan.
 const NEXT_SEQ: &str = "next_seq";
 const ITEM_COUNT: &str = "items";
 const BYTE_COUNT: &str = "bytes";
+const DEAD_COUNT: &str = "dead_letters";
+const DEAD_BYTES: &str = "dead_letter_bytes";
 
 /// Bumped when the table layout changes, so an older server refuses a newer file instead of
-/// misreading it.
+/// misreading it. Tables added beside the others leave it as it is: an older server reads the
+/// file correctly without them.
 const SCHEMA_VERSION: u64 = 1;
 
 /// redb defaults to a 1 GiB page cache; the queue is written and read near its tail, and the
@@ -61,7 +81,8 @@ pub struct QueueOptions {
     pub max_items: usize,
     /// Sum of the payload sizes.
     pub max_bytes: u64,
-    /// Age after which an undelivered item is dropped and an event id is forgotten.
+    /// Age after which an undelivered item is dropped and an event id is forgotten; a dead
+    /// letter is kept this long after it was set aside.
     pub ttl: Duration,
 }
 
@@ -103,13 +124,42 @@ pub struct Item {
     pub attempts: u32,
 }
 
+/// The failed attempts of an item so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusals {
+    /// Every attempt that did not end in ESME_ROK.
+    pub attempts: u32,
+    /// Those refused with a status no retry can change.
+    pub permanent: u32,
+}
+
+/// An item moved to the dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    pub item: Item,
+    /// The oldest dead letters dropped to keep them within their bounds.
+    pub evicted: usize,
+}
+
+/// What `expire` dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Undelivered items past the TTL.
+    pub items: Vec<Item>,
+    /// Dead letters set aside longer than the TTL ago.
+    pub dead_letters: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountStats {
     pub account: String,
+    /// Items waiting for delivery; zero for an account with dead letters only.
     pub items: usize,
     /// Age of the oldest item; zero when the wall clock has stepped back since it arrived.
     pub oldest: Duration,
     pub bytes: u64,
+    /// Items set aside because the ESMEs refused them for good.
+    pub dead_letters: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +194,7 @@ impl Queue {
     pub fn open(path: &Path, options: QueueOptions) -> Result<Queue, QueueError> {
         let db = store::open(path, CACHE_BYTES, SCHEMA_VERSION, |txn| {
             Tables::open(txn)?;
+            DeadLetters::open(txn)?;
             txn.open_table(TOKENS)?;
             Ok(())
         })?;
@@ -365,8 +416,20 @@ impl Queue {
     /// Counts a failed delivery attempt, keeping the item at its place in the account's order.
     /// Returns the new attempt count, or `None` when the item is no longer queued.
     pub fn retry_later(&self, seq: u64) -> Result<Option<u32>, QueueError> {
+        Ok(self
+            .count_failure(seq, false)?
+            .map(|counts| counts.attempts))
+    }
+
+    /// Counts an attempt the ESME refused with a status no retry can change: a failed attempt
+    /// as `retry_later` counts it, and one more permanent refusal.
+    pub fn refused(&self, seq: u64) -> Result<Option<Refusals>, QueueError> {
+        self.count_failure(seq, true)
+    }
+
+    fn count_failure(&self, seq: u64, permanent: bool) -> Result<Option<Refusals>, QueueError> {
         let txn = self.db.begin_write()?;
-        let attempts = {
+        let counts = {
             let mut tables = Tables::open(&txn)?;
             let Some(account) = tables
                 .seqs
@@ -393,10 +456,62 @@ impl Queue {
                 key,
                 (event_id.as_str(), payload.as_slice(), enqueued_ms, attempts),
             )?;
-            attempts
+            let mut refused = tables.refusals.get(seq)?.map_or(0, |count| count.value());
+            if permanent {
+                refused = refused.saturating_add(1);
+                tables.refusals.insert(seq, refused)?;
+            }
+            Refusals {
+                attempts,
+                permanent: refused,
+            }
         };
         txn.commit()?;
-        Ok(Some(attempts))
+        Ok(Some(counts))
+    }
+
+    /// Moves a queued item to the dead letters with the ESME's last `status` and the `reason`,
+    /// dropping the oldest dead letters when they would exceed the queue's bounds. `None` when
+    /// the item is no longer queued (acknowledged or expired meanwhile). Its event id stays
+    /// remembered, so the phone's retry of the event does not bring it back.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        status: u32,
+        reason: &str,
+    ) -> Result<Option<DeadLettered>, QueueError> {
+        self.dead_letter_at(seq, status, reason, SystemTime::now())
+    }
+
+    fn dead_letter_at(
+        &self,
+        seq: u64,
+        status: u32,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<Option<DeadLettered>, QueueError> {
+        let txn = self.db.begin_write()?;
+        let moved = {
+            let mut tables = Tables::open(&txn)?;
+            let Some(item) = tables.remove(seq)? else {
+                return Ok(None);
+            };
+            let mut dead = DeadLetters::open(&txn)?;
+            dead.insert(&mut tables.meta, &item, status, reason, unix_ms(now))?;
+            let (max_items, max_bytes) = (self.options.max_items as u64, self.options.max_bytes);
+            let evicted = dead.drop_oldest_while(&mut tables.meta, u64::MAX, |count, bytes| {
+                count > max_items || bytes > max_bytes
+            })?;
+            DeadLettered { item, evicted }
+        };
+        txn.commit()?;
+        Ok(Some(moved))
+    }
+
+    /// How many dead letters are kept; one lookup.
+    pub fn dead_letter_count(&self) -> Result<u64, QueueError> {
+        let txn = self.db.begin_read()?;
+        Ok(counter(&txn.open_table(META)?, DEAD_COUNT)?)
     }
 
     /// Accounts with at least one queued item, in name order.
@@ -423,9 +538,9 @@ impl Queue {
         }
     }
 
-    /// Removes and returns the items older than the TTL at `now`, and forgets event ids that
-    /// arrived before then.
-    pub fn expire(&self, now: SystemTime) -> Result<Vec<Item>, QueueError> {
+    /// Removes and returns the items older than the TTL at `now`, forgets event ids that
+    /// arrived before then and drops dead letters set aside before then.
+    pub fn expire(&self, now: SystemTime) -> Result<Expired, QueueError> {
         let cutoff = self.cutoff(unix_ms(now));
         let txn = self.db.begin_write()?;
         let (expired, forgotten) = {
@@ -453,10 +568,19 @@ impl Queue {
             for (account, event_id) in &stale {
                 tables.seen.remove((account.as_str(), event_id.as_str()))?;
             }
-            (expired, stale.len())
+            let dead_letters =
+                DeadLetters::open(&txn)?
+                    .drop_oldest_while(&mut tables.meta, cutoff, |_, _| true)?;
+            (
+                Expired {
+                    items: expired,
+                    dead_letters,
+                },
+                stale.len(),
+            )
         };
         // Most calls find nothing; skipping the commit spares an fsync per tick.
-        if expired.is_empty() && forgotten == 0 {
+        if expired == Expired::default() && forgotten == 0 {
             txn.abort()?;
         } else {
             txn.commit()?;
@@ -487,7 +611,26 @@ impl Queue {
                     items: 1,
                     oldest: age,
                     bytes: payload.len() as u64,
+                    dead_letters: 0,
                 }),
+            }
+        }
+        let dead = txn.open_table(DEAD_LETTERS)?;
+        for entry in dead.iter()? {
+            let (key, _) = entry?;
+            let (account, _) = key.value();
+            match stats.binary_search_by(|s| s.account.as_str().cmp(account)) {
+                Ok(at) => stats[at].dead_letters += 1,
+                Err(at) => stats.insert(
+                    at,
+                    AccountStats {
+                        account: account.to_owned(),
+                        items: 0,
+                        oldest: Duration::ZERO,
+                        bytes: 0,
+                        dead_letters: 1,
+                    },
+                ),
             }
         }
         Ok(stats)
@@ -503,6 +646,7 @@ impl Queue {
 /// Every table, opened in one write transaction.
 struct Tables<'txn> {
     items: Table<'txn, ItemKey<'static>, ItemValue<'static>>,
+    refusals: Table<'txn, u64, u32>,
     seqs: Table<'txn, u64, (&'static str, u64)>,
     expiry: Table<'txn, (u64, u64), ()>,
     seen: Table<'txn, (&'static str, &'static str), u64>,
@@ -514,6 +658,7 @@ impl<'txn> Tables<'txn> {
     fn open(txn: &'txn WriteTransaction) -> Result<Self, TableError> {
         Ok(Self {
             items: txn.open_table(ITEMS)?,
+            refusals: txn.open_table(REFUSALS)?,
             seqs: txn.open_table(SEQS)?,
             expiry: txn.open_table(EXPIRY)?,
             seen: txn.open_table(SEEN)?,
@@ -531,6 +676,7 @@ impl<'txn> Tables<'txn> {
             return Ok(None);
         };
         self.expiry.remove((enqueued_ms, seq))?;
+        self.refusals.remove(seq)?;
         let Some(removed) = self
             .items
             .remove((account.as_str(), seq))?
@@ -546,6 +692,89 @@ impl<'txn> Tables<'txn> {
             bytes.saturating_sub(removed.payload.len() as u64),
         )?;
         Ok(Some(removed))
+    }
+}
+
+/// The dead-letter tables, opened in one write transaction; their counters live in `META`,
+/// which the caller has open already.
+struct DeadLetters<'txn> {
+    letters: Table<'txn, ItemKey<'static>, DeadValue<'static>>,
+    order: Table<'txn, (u64, u64), &'static str>,
+}
+
+impl<'txn> DeadLetters<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            letters: txn.open_table(DEAD_LETTERS)?,
+            order: txn.open_table(DEAD_LETTER_ORDER)?,
+        })
+    }
+
+    fn insert(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        item: &Item,
+        status: u32,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.letters.insert(
+            (item.account.as_str(), item.seq),
+            (
+                item.event_id.as_str(),
+                item.payload.as_slice(),
+                unix_ms(item.enqueued_at),
+                item.attempts,
+                now_ms,
+                status,
+                reason,
+            ),
+        )?;
+        self.order
+            .insert((now_ms, item.seq), item.account.as_str())?;
+        let count = counter(meta, DEAD_COUNT)?;
+        let bytes = counter(meta, DEAD_BYTES)?;
+        meta.insert(DEAD_COUNT, count + 1)?;
+        meta.insert(DEAD_BYTES, bytes + item.payload.len() as u64)?;
+        Ok(())
+    }
+
+    /// Drops dead letters in the order they were set aside, while `more(count, bytes)` holds
+    /// of those kept and the next was set aside before `before` (unix ms); returns how many.
+    fn drop_oldest_while(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        before: u64,
+        mut more: impl FnMut(u64, u64) -> bool,
+    ) -> Result<usize, StorageError> {
+        let mut count = counter(meta, DEAD_COUNT)?;
+        let mut bytes = counter(meta, DEAD_BYTES)?;
+        let mut dropped = 0;
+        while more(count, bytes) {
+            let Some((key, account)) = self
+                .order
+                .first()?
+                .map(|(key, account)| (key.value(), account.value().to_owned()))
+            else {
+                break;
+            };
+            if key.0 >= before {
+                break;
+            }
+            self.order.remove(key)?;
+            let size = self
+                .letters
+                .remove((account.as_str(), key.1))?
+                .map_or(0, |letter| letter.value().1.len() as u64);
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(size);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            meta.insert(DEAD_COUNT, count)?;
+            meta.insert(DEAD_BYTES, bytes)?;
+        }
+        Ok(dropped)
     }
 }
 
@@ -901,8 +1130,11 @@ mod tests {
                 .unwrap(),
         );
 
-        assert!(queue.expire(t0 + ttl).unwrap().is_empty());
-        let expired = queue.expire(t0 + ttl + Duration::from_millis(1)).unwrap();
+        assert_eq!(queue.expire(t0 + ttl).unwrap(), Expired::default());
+        let expired = queue
+            .expire(t0 + ttl + Duration::from_millis(1))
+            .unwrap()
+            .items;
         assert_eq!(expired.len(), 1);
         assert_eq!(
             (
@@ -921,6 +1153,7 @@ mod tests {
             queue
                 .expire(t0 + ttl + Duration::from_millis(1))
                 .unwrap()
+                .items
                 .is_empty()
         );
 
@@ -981,6 +1214,170 @@ mod tests {
         assert!(queue.ack(first).unwrap());
         assert_eq!(queue.retry_later(first).unwrap(), None);
         assert_eq!(queue.retry_later(9_999).unwrap(), None);
+    }
+
+    #[test]
+    fn permanent_refusals_are_counted_apart_from_other_failures() {
+        let dir = TempDir::new().unwrap();
+        let queue = open(&dir);
+        let seq = stored(queue.push("alpha", "e1", b"one").unwrap());
+
+        assert_eq!(queue.retry_later(seq).unwrap(), Some(1));
+        let counts = |attempts, permanent| {
+            Some(Refusals {
+                attempts,
+                permanent,
+            })
+        };
+        assert_eq!(queue.refused(seq).unwrap(), counts(2, 1));
+        assert_eq!(queue.retry_later(seq).unwrap(), Some(3));
+        assert_eq!(queue.refused(seq).unwrap(), counts(4, 2));
+        assert_eq!(queue.peek("alpha", 1).unwrap()[0].attempts, 4);
+
+        assert!(queue.ack(seq).unwrap());
+        assert_eq!(queue.refused(seq).unwrap(), None);
+    }
+
+    #[test]
+    fn a_dead_letter_leaves_the_live_queue_and_is_counted_across_reopening() {
+        let dir = TempDir::new().unwrap();
+        let seq = {
+            let queue = open(&dir);
+            let seq = stored(queue.push("alpha", "bad", b"refused").unwrap());
+            stored(queue.push("alpha", "good", b"fine").unwrap());
+            queue.refused(seq).unwrap();
+
+            let moved = queue
+                .dead_letter(seq, 0x0B, "destination_addr is empty")
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (moved.item.event_id.as_str(), moved.item.attempts),
+                ("bad", 1)
+            );
+            assert_eq!(moved.evicted, 0);
+            assert_eq!(event_ids(&queue.peek("alpha", 10).unwrap()), ["good"]);
+            // Gone from the live queue: a late answer or a second verdict finds nothing.
+            assert!(!queue.ack(seq).unwrap());
+            assert_eq!(queue.refused(seq).unwrap(), None);
+            assert_eq!(queue.dead_letter(seq, 0x0B, "again").unwrap(), None);
+            seq
+        };
+
+        let queue = open(&dir);
+        assert_eq!(queue.dead_letter_count().unwrap(), 1);
+        let stats = queue.stats().unwrap();
+        assert_eq!(
+            (stats[0].items, stats[0].bytes, stats[0].dead_letters),
+            (1, 4, 1)
+        );
+        // The phone retrying the event does not bring it back.
+        assert_eq!(
+            queue.push("alpha", "bad", b"refused").unwrap(),
+            Push::Duplicate
+        );
+        assert!(stored(queue.push("alpha", "new", b"x").unwrap()) > seq);
+    }
+
+    #[test]
+    fn an_account_with_dead_letters_only_is_listed_in_order() {
+        let dir = TempDir::new().unwrap();
+        let queue = open(&dir);
+        stored(queue.push("alpha", "a1", b"x").unwrap());
+        let beta = stored(queue.push("beta", "b1", b"yy").unwrap());
+        stored(queue.push("gamma", "g1", b"z").unwrap());
+        queue.dead_letter(beta, 0x0B, "refused").unwrap().unwrap();
+
+        let stats = queue.stats().unwrap();
+        let rows: Vec<(&str, usize, u64, usize)> = stats
+            .iter()
+            .map(|s| (s.account.as_str(), s.items, s.bytes, s.dead_letters))
+            .collect();
+        assert_eq!(
+            rows,
+            [("alpha", 1, 1, 0), ("beta", 0, 0, 1), ("gamma", 1, 1, 0)]
+        );
+        assert_eq!(stats[1].oldest, Duration::ZERO);
+        assert_eq!(queue.accounts_with_items().unwrap(), ["alpha", "gamma"]);
+    }
+
+    #[test]
+    fn dead_letters_expire_after_the_ttl_and_stay_within_the_queue_bounds() {
+        let dir = TempDir::new().unwrap();
+        let options = QueueOptions {
+            max_items: 2,
+            ..QueueOptions::default()
+        };
+        let queue = Queue::open(&dir.path().join("store.redb"), options).unwrap();
+        let t0 = SystemTime::now();
+        let dead_letter = |event_id: &str, at: SystemTime| {
+            let seq = stored(queue.push(event_id, event_id, b"x").unwrap());
+            queue
+                .dead_letter_at(seq, 0x0B, "refused", at)
+                .unwrap()
+                .unwrap()
+                .evicted
+        };
+        assert_eq!(dead_letter("first", t0), 0);
+        assert_eq!(dead_letter("second", t0 + Duration::from_secs(1)), 0);
+        // A third would exceed max_items: the one set aside first makes room.
+        assert_eq!(dead_letter("third", t0 + Duration::from_secs(2)), 1);
+        let accounts: Vec<String> = queue
+            .stats()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.account)
+            .collect();
+        assert_eq!(accounts, ["second", "third"]);
+
+        let ttl = options.ttl;
+        assert_eq!(
+            queue.expire(t0 + Duration::from_secs(1) + ttl).unwrap(),
+            Expired::default()
+        );
+        let expired = queue
+            .expire(t0 + Duration::from_secs(1) + ttl + Duration::from_millis(1))
+            .unwrap();
+        assert_eq!((expired.items.len(), expired.dead_letters), (0, 1));
+        assert_eq!(queue.dead_letter_count().unwrap(), 1);
+        assert_eq!(queue.stats().unwrap()[0].account, "third");
+    }
+
+    #[test]
+    fn a_file_written_before_dead_letters_opens_and_gains_them() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("store.redb");
+        {
+            // The tables and counters of the layout before refusals and dead letters.
+            let now_ms = unix_ms(SystemTime::now());
+            let db = store::open(&path, CACHE_BYTES, SCHEMA_VERSION, |txn| {
+                let mut items = txn.open_table(ITEMS)?;
+                items.insert(("alpha", 1), ("old", &b"kept"[..], now_ms, 2))?;
+                txn.open_table(SEQS)?.insert(1, ("alpha", now_ms))?;
+                txn.open_table(EXPIRY)?.insert((now_ms, 1), ())?;
+                txn.open_table(SEEN)?;
+                txn.open_table(SEEN_EXPIRY)?;
+                txn.open_table(TOKENS)?;
+                let mut meta = txn.open_table(META)?;
+                meta.insert(NEXT_SEQ, 2)?;
+                meta.insert(ITEM_COUNT, 1)?;
+                meta.insert(BYTE_COUNT, 4)?;
+                Ok(())
+            })
+            .unwrap();
+            let txn = db.begin_read().unwrap();
+            assert!(txn.open_table(DEAD_LETTERS).is_err());
+        }
+
+        let queue = open(&dir);
+        assert_eq!(event_ids(&queue.peek("alpha", 10).unwrap()), ["old"]);
+        assert_eq!(queue.dead_letter_count().unwrap(), 0);
+        assert_eq!(queue.stats().unwrap()[0].dead_letters, 0);
+        let counts = queue.refused(1).unwrap().unwrap();
+        assert_eq!((counts.attempts, counts.permanent), (3, 1));
+        let moved = queue.dead_letter(1, 0x0B, "refused").unwrap().unwrap();
+        assert_eq!(moved.item.payload, b"kept");
+        assert_eq!(queue.stats().unwrap()[0].dead_letters, 1);
     }
 
     #[test]
