@@ -30,7 +30,7 @@ pub struct Metrics {
     pub query_sm_duration: Histogram,
     /// Every non-zero command_status sent, `code` as 0x%08X.
     pub errors: IntCounterVec,
-    /// `operation`: ping, submit_sms, query_sms, cancel_sms, list_webhooks, register_webhook,
+    /// `operation`: ping, submit_sms, query_sms, confirm_sms, cancel_sms, list_webhooks, register_webhook,
     /// delete_webhook; `status`: HTTP code or error kind.
     pub gateway_requests: IntCounterVec,
     pub gateway_duration: HistogramVec,
