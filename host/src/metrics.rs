@@ -32,7 +32,7 @@ pub struct Metrics {
     pub gateway_requests: IntCounterVec,
     pub gateway_duration: HistogramVec,
     /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,
-    /// retry_later, malformed, error.
+    /// retry_later, malformed, too_large, error.
     pub webhooks: IntCounterVec,
 }
 
