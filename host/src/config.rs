@@ -158,6 +158,20 @@ pub struct HttpConfig {
     /// https URLs, unless a proxy in front terminates TLS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Connections open at once; more wait in the kernel's backlog until one closes. Separate
+    /// from `smpp.max_connections`, so a flood of HTTP connections cannot take the file
+    /// descriptors SMPP binds need.
+    pub max_connections: usize,
+    /// Time from a connection's accept (or the first byte of a further request on it) until
+    /// the request's header is complete; a TLS handshake gets the same time.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time for reading the body and answering, once the header is in; then 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -166,6 +180,10 @@ impl Default for HttpConfig {
             address: ([127, 0, 0, 1], 3000).into(),
             tls_cert: None,
             tls_key: None,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -214,6 +232,11 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            self.http.max_connections >= 1,
+            "http.max_connections",
+            "must be at least 1",
+        )?;
+        check(
             !smpp.system_id.is_empty() && smpp.system_id.len() <= 15 && smpp.system_id.is_ascii(),
             "smpp.system_id",
             "must be 1 to 15 ASCII characters (SMPP's limit)",
@@ -224,6 +247,9 @@ impl Config {
             ("smpp.response_timeout", smpp.response_timeout),
             ("smpp.concat_timeout", smpp.concat_timeout),
             ("gateway.timeout", self.gateway.timeout),
+            ("http.header_timeout", self.http.header_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
+            ("http.request_timeout", self.http.request_timeout),
         ] {
             check(!value.is_zero(), key, "must be longer than 0s")?;
         }
@@ -567,6 +593,10 @@ mod tests {
             toml::to_string(&example.smpp).unwrap(),
             toml::to_string(&defaults.smpp).unwrap()
         );
+        assert_eq!(
+            toml::to_string(&example.http).unwrap(),
+            toml::to_string(&defaults.http).unwrap()
+        );
         #[cfg(feature = "simulator")]
         assert_eq!(example.simulator.rules.len(), 4);
     }
@@ -641,6 +671,39 @@ mod tests {
         let shown = c.to_masked_toml().unwrap();
         assert!(!shown.contains("demo1234"), "{shown}");
         assert!(shown.contains("bind_address"));
+    }
+
+    #[test]
+    fn http_limits_from_env_with_checks() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.http.max_connections, 256);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+
+        let c = load_in_jail(
+            Some("[http]\nheader_timeout = \"2s\"\n"),
+            &[
+                ("HTTP__MAX_CONNECTIONS", "8"),
+                ("HTTP__IDLE_TIMEOUT", "1m30s"),
+                ("HTTP__REQUEST_TIMEOUT", "500ms"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.http.request_timeout, Duration::from_millis(500));
+
+        for (env, key) in [
+            (("HTTP__MAX_CONNECTIONS", "0"), "http.max_connections"),
+            (("HTTP__HEADER_TIMEOUT", "0s"), "http.header_timeout"),
+            (("HTTP__IDLE_TIMEOUT", "soon"), "http.idle_timeout"),
+            (("HTTP__REQUEST_TIMEOUT", "30"), "http.request_timeout"),
+        ] {
+            let err = load_in_jail(None, &[env]).unwrap_err();
+            assert!(err.contains(key), "{env:?}: {err}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         None => None,
     };
     let http_listener = http::bind(&config.http).await?;
-    info!(address = %config.http.address, tls = config.http.tls_cert.is_some(), "http listening");
+    info!(address = %http_listener.local_addr()?, tls = config.http.tls_cert.is_some(), "http listening");
     let delivery = Delivery::open(
         &config.delivery,
         config.gateway.webhook_base_url.clone(),
@@ -70,15 +70,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         settings: config.smpp.clone(),
     });
     let readiness = Readiness::default();
-    background.spawn({
-        let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
-        let routes = http::router(readiness).merge(webhooks::router(delivery));
-        async move {
-            if let Err(e) = http::serve(http_listener, routes, shutdown).await {
-                warn!(error = %e, "http server stopped");
-            }
-        }
-    });
+    let routes = http::router(readiness.clone()).merge(webhooks::router(delivery));
+    background.spawn(http::serve(http_listener, routes, shutdown.clone()));
     background.spawn(sweep_concatenations(
         Arc::clone(&submitter),
         shutdown.clone(),

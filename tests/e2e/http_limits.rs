@@ -1,4 +1,5 @@
-//! The HTTP side under misuse: webhook calls are bounded in size.
+//! The HTTP side under misuse: slow and idle connections are closed, a flood of them leaves
+//! SMPP binding, and webhook calls are bounded in size.
 
 use std::time::Duration;
 
@@ -12,6 +13,15 @@ use crate::support::*;
 
 /// Generous: these wait for an outcome on a loaded machine, they do not time it.
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Reads until the server closes the connection; false if it is still open after [`WAIT`].
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await,
+        Ok(Ok(_)) | Ok(Err(_))
+    )
+}
 
 /// Sends a request on a kept-alive connection and reads its answer (every answer of these
 /// endpoints is a JSON object, so it ends with `}`).
@@ -28,6 +38,92 @@ async fn exchange(stream: &mut TcpStream, request: &str) -> String {
         answer.extend_from_slice(&chunk[..n]);
     }
     String::from_utf8(answer).unwrap()
+}
+
+const GET_HEALTH: &str = "GET /health HTTP/1.1\r\nHost: smsgate\r\n\r\n";
+
+#[tokio::test]
+async fn a_half_sent_header_is_cut_off_after_the_header_timeout() {
+    let h = Setup::new().env("HTTP__HEADER_TIMEOUT", "1s").start().await;
+    let mut slow = TcpStream::connect(h.web).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: sms")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut slow).await,
+        "a half-sent header still holds its connection after {WAIT:?}"
+    );
+    let mut fresh = TcpStream::connect(h.web).await.unwrap();
+    assert!(
+        exchange(&mut fresh, GET_HEALTH)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let h = Setup::new().env("HTTP__IDLE_TIMEOUT", "1s").start().await;
+    let mut client = TcpStream::connect(h.web).await.unwrap();
+    assert!(
+        exchange(&mut client, GET_HEALTH)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(
+        closed_by_server(&mut client).await,
+        "an idle connection is still open after {WAIT:?}"
+    );
+}
+
+#[tokio::test]
+async fn smpp_binds_while_every_http_connection_is_taken() {
+    const CAP: usize = 4;
+    // Held connections sit on a half-sent header, which has a minute; anything else that is
+    // idle (the harness's own client) makes room within a second.
+    let h = Setup::new()
+        .env("HTTP__MAX_CONNECTIONS", &CAP.to_string())
+        .env("HTTP__HEADER_TIMEOUT", "60s")
+        .env("HTTP__IDLE_TIMEOUT", "1s")
+        .start()
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut client = TcpStream::connect(h.web).await.unwrap();
+        // Answered, so the server has taken it and counts it.
+        assert!(
+            exchange(&mut client, GET_HEALTH)
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        client.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        held.push(client);
+    }
+
+    let mut esme = h.bound(BindKind::Transceiver).await;
+    esme.assert_alive().await;
+
+    let web = h.web;
+    let probe = tokio::spawn(async move {
+        let mut client = TcpStream::connect(web).await.unwrap();
+        exchange(&mut client, GET_HEALTH).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !probe.is_finished(),
+        "answered with all {CAP} connections taken"
+    );
+    drop(held.pop());
+    let answer = tokio::time::timeout(WAIT, probe)
+        .await
+        .expect("a freed connection slot goes to the waiting client")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        h.server_log().contains("connection limit reached"),
+        "{}",
+        h.server_log()
+    );
 }
 
 fn received_event(event_id: &str) -> Value {
