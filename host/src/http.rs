@@ -1,7 +1,8 @@
 //! The HTTP side: health endpoints and Prometheus metrics on the Go server's paths, so existing
 //! probes, orchestrators and dashboards keep working; the webhook routes of the delivery path
 //! are merged in beside them. Plain HTTP, or HTTPS when `http.tls_cert`/`http.tls_key` are set,
-//! because the phone posts webhooks to https URLs only.
+//! because the phone posts webhooks to https URLs only. The admin endpoints (`admin.rs`) are
+//! served the same way on a port of their own.
 //!
 //! The public port faces the internet, so each connection is served here rather than by
 //! `axum::serve`, which has no timeouts: as in Go's net/http (ReadHeaderTimeout, IdleTimeout)
@@ -38,7 +39,8 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 use tracing::{debug, info, warn};
 
-use crate::config::HttpConfig;
+use crate::admin::{self, Bearer};
+use crate::config::{AdminConfig, HttpConfig};
 use crate::shutdown::{Shutdown, TaskTracker};
 
 /// Set once every listener is up; cleared when shutdown starts.
@@ -55,22 +57,28 @@ impl Readiness {
     }
 }
 
-pub fn router(readiness: Readiness) -> Router {
-    Router::new()
+/// The public routes; `/metrics` asks for the admin token when `metrics_token` is given.
+pub fn router(readiness: Readiness, metrics_token: Option<Bearer>) -> Router {
+    let health = Router::new()
         .route("/health", get(live))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health/startup", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(readiness)
+        .with_state(readiness);
+    let metrics = Router::new().route("/metrics", get(metrics));
+    health.merge(admin::guard(metrics, metrics_token))
 }
+
+/// Admin connections open at once: operators' tools and a scraper need few, and a flood on
+/// the public port does not take them.
+const ADMIN_MAX_CONNECTIONS: usize = 32;
 
 /// A bound listening socket with what its connections are allowed.
 pub struct HttpListener {
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: Limits,
-    /// For the logs.
+    /// `http` or `admin`, for the logs.
     name: &'static str,
 }
 
@@ -103,6 +111,20 @@ pub async fn bind(config: &HttpConfig) -> anyhow::Result<HttpListener> {
         tls,
         limits: Limits::of(config, config.max_connections),
         name: "http",
+    })
+}
+
+/// The admin listener: plain HTTP on `admin.address`, with the timeouts of `[http]`.
+pub async fn bind_admin(admin: &AdminConfig, http: &HttpConfig) -> anyhow::Result<HttpListener> {
+    let address = admin.address;
+    let socket = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("admin.address: cannot listen on {address}"))?;
+    Ok(HttpListener {
+        socket,
+        tls: None,
+        limits: Limits::of(http, ADMIN_MAX_CONNECTIONS),
+        name: "admin",
     })
 }
 
@@ -416,7 +438,7 @@ async fn limit_request_time(
     }
 }
 
-async fn metrics() -> ([(header::HeaderName, &'static str); 1], String) {
+pub(crate) async fn metrics() -> ([(header::HeaderName, &'static str); 1], String) {
     (
         [(
             header::CONTENT_TYPE,
@@ -471,7 +493,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let readiness = Readiness::default();
         readiness.set(true);
-        let server = tokio::spawn(serve(listener, router(readiness), shutdown.clone()));
+        let server = tokio::spawn(serve(listener, router(readiness, None), shutdown.clone()));
 
         let root = reqwest::Certificate::from_der(cert.der()).unwrap();
         let client = reqwest::Client::builder()
@@ -515,7 +537,7 @@ mod tests {
     fn health() -> Router {
         let readiness = Readiness::default();
         readiness.set(true);
-        router(readiness)
+        router(readiness, None)
     }
 
     /// Reads until the server closes; false if it has not within [`PATIENCE`].

@@ -1,4 +1,4 @@
-//! The endpoint the phone posts SMSGate webhook events to, and the queue statistics beside it.
+//! The endpoint the phone posts SMSGate webhook events to.
 //!
 //! The phone retries every non-2xx answer for about two days, so the answers are chosen for
 //! that: 2xx only once the event is on disk (or needs nothing), 503 when it should come back
@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
@@ -35,7 +35,6 @@ const MAX_EVENT_ID: usize = 128;
 pub fn router(delivery: Arc<Delivery>) -> Router {
     Router::new()
         .route("/api/smpp/v1/webhooks/{token}", post(take))
-        .route("/api/smpp/v1/queue", get(queue_stats))
         .with_state(delivery)
 }
 
@@ -168,30 +167,6 @@ fn bounds_refusal(status: StatusCode, reason: String) -> Response {
     metrics::get().webhooks.with_label_values(&[outcome]).inc();
     info!(status = status.as_u16(), %reason, "webhook call refused");
     (status, Json(json!({ "error": reason }))).into_response()
-}
-
-async fn queue_stats(State(delivery): State<Arc<Delivery>>) -> Response {
-    match delivery.stats().await {
-        Ok(stats) => {
-            let accounts: Vec<_> = stats
-                .iter()
-                .map(|s| {
-                    json!({
-                        "account": s.account,
-                        "items": s.items,
-                        "bytes": s.bytes,
-                        "oldest_seconds": s.oldest.as_secs(),
-                    })
-                })
-                .collect();
-            Json(json!({ "accounts": accounts })).into_response()
-        }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response(),
-    }
 }
 
 #[cfg(test)]

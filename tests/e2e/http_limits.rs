@@ -1,6 +1,8 @@
 //! The HTTP side under misuse: slow and idle connections are closed, a flood of them leaves
-//! SMPP binding, and webhook calls are bounded in size.
+//! SMPP binding, operator endpoints live on the admin listener behind the token, and webhook
+//! calls are bounded in size.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,6 +15,7 @@ use crate::support::*;
 
 /// Generous: these wait for an outcome on a loaded machine, they do not time it.
 const WAIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// Reads until the server closes the connection; false if it is still open after [`WAIT`].
 async fn closed_by_server(stream: &mut TcpStream) -> bool {
@@ -41,6 +44,30 @@ async fn exchange(stream: &mut TcpStream, request: &str) -> String {
 }
 
 const GET_HEALTH: &str = "GET /health HTTP/1.1\r\nHost: smsgate\r\n\r\n";
+
+async fn get(h: &Harness, address: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = h.http().get(format!("http://{address}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.text().await.unwrap_or_default();
+    if status == 401 {
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Bearer")),
+            "401 without a Bearer challenge"
+        );
+    }
+    (status, body)
+}
 
 #[tokio::test]
 async fn a_half_sent_header_is_cut_off_after_the_header_timeout() {
@@ -124,6 +151,46 @@ async fn smpp_binds_while_every_http_connection_is_taken() {
         "{}",
         h.server_log()
     );
+}
+
+#[tokio::test]
+async fn queue_stats_and_metrics_need_the_admin_token_and_the_queue_is_not_public() {
+    let h = Setup::new()
+        .env("ADMIN__TOKEN", TOKEN)
+        .env("ADMIN__METRICS_REQUIRE_TOKEN", "true")
+        .start()
+        .await;
+    let queue = "/api/smpp/v1/queue";
+    assert_eq!(get(&h, h.web, queue, Some(TOKEN)).await.0, 404);
+    assert_eq!(get(&h, h.admin, queue, None).await.0, 401);
+    assert_eq!(get(&h, h.admin, queue, Some("not-the-token")).await.0, 401);
+    let (status, body) = get(&h, h.admin, queue, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["accounts"].is_array(), "{answer}");
+
+    assert_eq!(get(&h, h.web, "/metrics", None).await.0, 401);
+    for address in [h.web, h.admin] {
+        let (status, body) = get(&h, address, "/metrics", Some(TOKEN)).await;
+        assert_eq!(status, 200, "{address}: {body}");
+        assert!(body.contains("smpp_submit_sm_duration_seconds"), "{body}");
+    }
+    assert_eq!(get(&h, h.web, "/health/ready", None).await.0, 200);
+
+    // `queue stats` asks the running server, with the token of the configuration.
+    let mut cmd = command();
+    cmd.args(["queue", "stats"]).envs(h.server_env());
+    let (status, stdout, stderr) = run_to_exit(cmd, WAIT);
+    assert!(status.success(), "{status}\n{stdout}\n{stderr}");
+    assert!(stdout.contains("delivery queue is empty"), "{stdout}");
+    let mut cmd = command();
+    cmd.args(["queue", "stats"])
+        .envs(h.server_env())
+        .env_remove("ADMIN__TOKEN");
+    let (status, _, stderr) = run_to_exit(cmd, WAIT);
+    assert!(!status.success(), "queue stats answered without the token");
+    assert!(stderr.contains("admin.token"), "{stderr}");
+    assert!(!h.server_log().contains(TOKEN), "the token was logged");
 }
 
 fn received_event(event_id: &str) -> Value {
