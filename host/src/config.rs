@@ -21,11 +21,12 @@ pub use smsgate_plugin_host::PluginsConfig;
 use smsgate_simulator::SimulatorConfig;
 
 /// The top-level sections; each maps to one env prefix (`SMPP__`, `GATEWAY__`, `HTTP__`,
-/// `DELIVERY__`, `SIMULATOR__`, `PLUGINS__`).
-const SECTIONS: [&str; 6] = [
+/// `ADMIN__`, `DELIVERY__`, `SIMULATOR__`, `PLUGINS__`).
+const SECTIONS: [&str; 7] = [
     "smpp",
     "gateway",
     "http",
+    "admin",
     "delivery",
     "simulator",
     "plugins",
@@ -37,6 +38,7 @@ pub struct Config {
     pub smpp: SmppConfig,
     pub gateway: GatewayConfig,
     pub http: HttpConfig,
+    pub admin: AdminConfig,
     pub delivery: DeliveryConfig,
     #[cfg(feature = "simulator")]
     pub simulator: SimulatorConfig,
@@ -172,6 +174,20 @@ pub struct HttpConfig {
     /// https URLs, unless a proxy in front terminates TLS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Connections open at once; more wait in the kernel's backlog until one closes. Separate
+    /// from `smpp.max_connections`, so a flood of HTTP connections cannot take the file
+    /// descriptors SMPP binds need.
+    pub max_connections: usize,
+    /// Time from a connection's accept (or the first byte of a further request on it) until
+    /// the request's header is complete; a TLS handshake gets the same time.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time for reading the body and answering, once the header is in; then 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -180,9 +196,54 @@ impl Default for HttpConfig {
             address: ([127, 0, 0, 1], 3000).into(),
             tls_cert: None,
             tls_key: None,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// The operator's endpoints (queue statistics, metrics), on a listener of their own so that
+/// the port the phones must reach does not expose them.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Plain HTTP: loopback by default; elsewhere, set `token`.
+    pub address: SocketAddr,
+    /// When set, every admin request needs `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// `/metrics` on `http.address` needs the token too. Off by default, because scrapers of
+    /// the Go server know that path without a token.
+    pub metrics_require_token: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: ([127, 0, 0, 1], 3001).into(),
+            token: None,
+            metrics_require_token: false,
+        }
+    }
+}
+
+/// Written by hand so that the token never reaches a log line or an error message.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| MASK))
+            .field("metrics_require_token", &self.metrics_require_token)
+            .finish()
+    }
+}
+
+/// What stands in for a secret wherever the configuration is shown.
+const MASK: &str = "********";
+
+/// Shorter tokens could be guessed by anyone who can reach the admin port.
+const MIN_TOKEN_LENGTH: usize = 16;
 
 impl Config {
     /// Defaults, then the file (when given), then the environment.
@@ -228,6 +289,11 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            self.http.max_connections >= 1,
+            "http.max_connections",
+            "must be at least 1",
+        )?;
+        check(
             !smpp.system_id.is_empty() && smpp.system_id.len() <= 15 && smpp.system_id.is_ascii(),
             "smpp.system_id",
             "must be 1 to 15 ASCII characters (SMPP's limit)",
@@ -244,6 +310,9 @@ impl Config {
             ("smpp.response_timeout", smpp.response_timeout),
             ("smpp.concat_timeout", smpp.concat_timeout),
             ("gateway.timeout", self.gateway.timeout),
+            ("http.header_timeout", self.http.header_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
+            ("http.request_timeout", self.http.request_timeout),
         ] {
             check(!value.is_zero(), key, "must be longer than 0s")?;
         }
@@ -263,6 +332,7 @@ impl Config {
             (None, Some(_)) => bail!("http.tls_cert: must be set when http.tls_key is set"),
             _ => {}
         }
+        self.validate_admin()?;
         self.delivery
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -280,17 +350,41 @@ impl Config {
         Ok(())
     }
 
+    fn validate_admin(&self) -> anyhow::Result<()> {
+        let admin = &self.admin;
+        if admin.address == self.http.address && admin.address.port() != 0 {
+            bail!(
+                "admin.address: {} is also http.address; the admin endpoints need a port of their own",
+                admin.address
+            );
+        }
+        if let Some(token) = &admin.token {
+            // The value itself stays out of the message: it is a secret.
+            check(
+                token.len() >= MIN_TOKEN_LENGTH && token.bytes().all(|b| b.is_ascii_graphic()),
+                "admin.token",
+                "must be at least 16 visible ASCII characters, without spaces (e.g. the output of `openssl rand -hex 32`)",
+            )?;
+        }
+        check(
+            !admin.metrics_require_token || admin.token.is_some(),
+            "admin.metrics_require_token",
+            "needs admin.token to be set",
+        )
+    }
+
     /// The effective configuration as TOML, with secrets masked.
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
-        let mask = |key: &mut String| *key = "********".into();
+        let mask = |key: &mut String| *key = MASK.into();
+        shown.admin.token.as_mut().map(mask);
         shown.delivery.signing_key.as_mut().map(mask);
         shown.delivery.signing_keys.values_mut().for_each(mask);
         #[cfg(feature = "simulator")]
         for account in &mut shown.simulator.accounts {
-            account.password = "********".into();
+            account.password = MASK.into();
             if account.signing_key.is_some() {
-                account.signing_key = Some("********".into());
+                account.signing_key = Some(MASK.into());
             }
         }
         toml::to_string_pretty(&shown).context("rendering the configuration")
@@ -587,6 +681,14 @@ mod tests {
             toml::to_string(&example.smpp).unwrap(),
             toml::to_string(&defaults.smpp).unwrap()
         );
+        assert_eq!(
+            toml::to_string(&example.http).unwrap(),
+            toml::to_string(&defaults.http).unwrap()
+        );
+        assert_eq!(
+            toml::to_string(&example.admin).unwrap(),
+            toml::to_string(&defaults.admin).unwrap()
+        );
         #[cfg(feature = "simulator")]
         assert_eq!(example.simulator.rules.len(), 4);
     }
@@ -661,6 +763,68 @@ mod tests {
         let shown = c.to_masked_toml().unwrap();
         assert!(!shown.contains("demo1234"), "{shown}");
         assert!(shown.contains("bind_address"));
+    }
+
+    #[test]
+    fn http_limits_and_admin_from_env_with_checks() {
+        let c = load_in_jail(None, &[]).unwrap();
+        assert_eq!(c.http.max_connections, 256);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.admin.address.to_string(), "127.0.0.1:3001");
+        assert_eq!(c.admin.token, None);
+        assert!(!c.admin.metrics_require_token);
+
+        let token = "s3cret-0123456789abcdef";
+        let c = load_in_jail(
+            Some("[http]\nheader_timeout = \"2s\"\n[admin]\nmetrics_require_token = true\n"),
+            &[
+                ("HTTP__MAX_CONNECTIONS", "8"),
+                ("HTTP__IDLE_TIMEOUT", "1m30s"),
+                ("HTTP__REQUEST_TIMEOUT", "500ms"),
+                ("ADMIN__ADDRESS", "10.0.0.1:9090"),
+                ("ADMIN__TOKEN", token),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.http.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.admin.address.to_string(), "10.0.0.1:9090");
+        assert_eq!(c.admin.token.as_deref(), Some(token));
+        assert!(c.admin.metrics_require_token);
+        let shown = c.to_masked_toml().unwrap();
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!format!("{c:?}").contains(token));
+
+        for (env, key) in [
+            (
+                &[("HTTP__MAX_CONNECTIONS", "0")][..],
+                "http.max_connections",
+            ),
+            (&[("HTTP__HEADER_TIMEOUT", "0s")], "http.header_timeout"),
+            (&[("HTTP__IDLE_TIMEOUT", "soon")], "http.idle_timeout"),
+            (&[("HTTP__REQUEST_TIMEOUT", "30")], "http.request_timeout"),
+            (&[("ADMIN__ADDRESS", "127.0.0.1:3000")], "admin.address"),
+            (
+                &[("ADMIN__METRICS_REQUIRE_TOKEN", "true")],
+                "admin.metrics_require_token",
+            ),
+            (&[("ADMIN__TOKEN", "short-secret")], "admin.token"),
+            (
+                &[("ADMIN__TOKEN", "with a space 0123456789")],
+                "admin.token",
+            ),
+        ] {
+            let err = load_in_jail(None, env).unwrap_err();
+            assert!(err.contains(key), "{env:?}: {err}");
+            assert!(
+                !err.contains("short-secret") && !err.contains("a space"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - submit: `listener` → `session` → `pipeline` → `gateway`, answered with submit_sm_resp;
 //! - delivery: `webhooks` → the durable queue in `delivery` → `session`, as deliver_sm.
 
+mod admin;
 mod auth;
 mod bind_guard;
 mod concat;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use smsgate_plugin_host::runner::{self, RunHook};
 #[cfg(feature = "simulator")]
 use smsgate_simulator::{self as simulator, Simulator};
-use smsgate_smpp::config::{Config, HttpConfig};
+use smsgate_smpp::config::{AdminConfig, Config};
 use smsgate_smpp::shutdown::{self, Shutdown};
 use smsgate_smpp::{server, tls};
 
@@ -227,7 +227,7 @@ async fn queue_stats(config: &Config) -> anyhow::Result<()> {
     let data_dir = &config.delivery.data_dir;
     let stats = match embedded::stats_from_file(data_dir) {
         Ok(stats) => stats,
-        Err(QueueError::Open(OpenError::Locked(path))) => stats_from_server(&config.http)
+        Err(QueueError::Open(OpenError::Locked(path))) => stats_from_server(&config.admin)
             .await
             .map_err(|e| anyhow::anyhow!("{} is held by a running server: {e}", path.display()))?,
         Err(e) => return Err(e.into()),
@@ -258,8 +258,8 @@ fn print_stats(stats: &[AccountStats]) {
     }
 }
 
-/// Asks the running server (`GET /api/smpp/v1/queue` on `http.address`).
-async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats>> {
+/// Asks the running server (`GET /api/smpp/v1/queue` on `admin.address`, with `admin.token`).
+async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountStats>> {
     #[derive(Deserialize)]
     struct Answer {
         accounts: Vec<Entry>,
@@ -274,21 +274,24 @@ async fn stats_from_server(http: &HttpConfig) -> anyhow::Result<Vec<AccountStats
         #[serde(default)]
         dead_letters: usize,
     }
-    if http.tls_cert.is_some() {
-        anyhow::bail!("with http.tls_cert set, ask it yourself: GET https://…/api/smpp/v1/queue");
-    }
-    let mut address = http.address;
+    let mut address = admin.address;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let answer: Answer = tls::http_client()
+    let mut request = tls::http_client()
         .build()?
-        .get(format!("http://{address}/api/smpp/v1/queue"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        .get(format!("http://{address}/api/smpp/v1/queue"));
+    if let Some(token) = &admin.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        match admin.token {
+            Some(_) => anyhow::bail!("the server refused admin.token; is it the server's?"),
+            None => anyhow::bail!("the server asks for a token: set admin.token (ADMIN__TOKEN)"),
+        }
+    }
+    let answer: Answer = response.error_for_status()?.json().await?;
     Ok(answer
         .accounts
         .into_iter()

@@ -35,7 +35,7 @@ pub struct Metrics {
     pub gateway_requests: IntCounterVec,
     pub gateway_duration: HistogramVec,
     /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,
-    /// retry_later, malformed, error.
+    /// retry_later, malformed, too_large, error.
     pub webhooks: IntCounterVec,
     /// deliver_sm moved to the dead letters, by the `status` of the ESME's last refusal.
     dead_lettered_total: IntCounterVec,

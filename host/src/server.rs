@@ -1,6 +1,6 @@
 //! Wires the pieces together for `serve`: the gateway client (or the embedded simulator), the
-//! SMPP listeners, the HTTP endpoints and the background sweeper, then waits for the shutdown
-//! signal and drains the sessions.
+//! SMPP listeners, the public and admin HTTP endpoints and the background sweeper, then waits
+//! for the shutdown signal and drains the sessions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::admin::{self, Bearer};
 use crate::auth::Authenticator;
 use crate::concat::Reassembler;
 use crate::config::Config;
@@ -45,7 +46,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         None => None,
     };
     let http_listener = http::bind(&config.http).await?;
-    info!(address = %config.http.address, tls = config.http.tls_cert.is_some(), "http listening");
+    info!(address = %http_listener.local_addr()?, tls = config.http.tls_cert.is_some(), "http listening");
+    let admin_listener = http::bind_admin(&config.admin, &config.http).await?;
+    let token = config.admin.token.as_deref().map(Bearer::new);
+    info!(address = %admin_listener.local_addr()?, token = token.is_some(), "admin listening");
+    if token.is_none() && !config.admin.address.ip().is_loopback() {
+        warn!(
+            address = %config.admin.address,
+            "admin.token is unset and admin.address is not a loopback address: anyone who reaches it sees the queue"
+        );
+    }
     let delivery = Delivery::open(
         &config.delivery,
         config.gateway.webhook_base_url.clone(),
@@ -70,15 +80,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         settings: config.smpp.clone(),
     });
     let readiness = Readiness::default();
-    background.spawn({
-        let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
-        let routes = http::router(readiness).merge(webhooks::router(delivery));
-        async move {
-            if let Err(e) = http::serve(http_listener, routes, shutdown).await {
-                warn!(error = %e, "http server stopped");
-            }
-        }
-    });
+    let metrics_token = token.clone().filter(|_| config.admin.metrics_require_token);
+    let routes = http::router(readiness.clone(), metrics_token)
+        .merge(webhooks::router(Arc::clone(&delivery)));
+    background.spawn(http::serve(http_listener, routes, shutdown.clone()));
+    let admin_routes = admin::router(delivery, token);
+    background.spawn(http::serve(admin_listener, admin_routes, shutdown.clone()));
     background.spawn(sweep_concatenations(
         Arc::clone(&submitter),
         shutdown.clone(),

@@ -1,17 +1,20 @@
-//! The endpoint the phone posts SMSGate webhook events to, and the queue statistics beside it.
+//! The endpoint the phone posts SMSGate webhook events to.
 //!
 //! The phone retries every non-2xx answer for about two days, so the answers are chosen for
 //! that: 2xx only once the event is on disk (or needs nothing), 503 when it should come back
 //! later, 4xx with the reason when retrying cannot help.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -19,19 +22,36 @@ use crate::delivery::{Delivery, Refused, Taken};
 use crate::metrics;
 use delivery_store::QueueError;
 
+/// The largest body taken. The largest event SMS can produce fits: 255 concatenated parts of
+/// UCS-2 text are 17,085 UTF-16 units, at most 51 KB of UTF-8; 255 parts of GSM text full of
+/// two-septet characters such as € are 58 KB; 255 binary parts are 46 KB of base64. The
+/// JSON around the text is a few hundred bytes.
+const MAX_BODY: usize = 64 << 10;
+
+/// The longest event id taken. The app's ids are a few dozen characters; the id becomes a key
+/// of the durable queue, so a caller must not choose its size.
+const MAX_EVENT_ID: usize = 128;
+
 pub fn router(delivery: Arc<Delivery>) -> Router {
     Router::new()
         .route("/api/smpp/v1/webhooks/{token}", post(take))
-        .route("/api/smpp/v1/queue", get(queue_stats))
         .with_state(delivery)
 }
 
 async fn take(
     State(delivery): State<Arc<Delivery>>,
     Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err((status, reason)) => return bounds_refusal(status, reason),
+    };
+    if let Err(reason) = check_event_id(&body) {
+        return bounds_refusal(StatusCode::BAD_REQUEST, reason);
+    }
     let header_text = |name: &str| {
         headers
             .get(name)
@@ -99,27 +119,95 @@ fn refusal(refused: Refused) -> Response {
     response
 }
 
-async fn queue_stats(State(delivery): State<Arc<Delivery>>) -> Response {
-    match delivery.stats().await {
-        Ok(stats) => {
-            let accounts: Vec<_> = stats
-                .iter()
-                .map(|s| {
-                    json!({
-                        "account": s.account,
-                        "items": s.items,
-                        "bytes": s.bytes,
-                        "oldest_seconds": s.oldest.as_secs(),
-                        "dead_letters": s.dead_letters,
-                    })
-                })
-                .collect();
-            Json(json!({ "accounts": accounts })).into_response()
-        }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": e.to_string() })),
+/// The body, up to [`MAX_BODY`]: a larger declared length is refused before any of it is read,
+/// a longer stream once the limit is passed.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {MAX_BODY} bytes"),
         )
-            .into_response(),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err((StatusCode::BAD_REQUEST, format!("body not read: {e}"))),
+    }
+}
+
+/// Refuses an event whose id is too long. Anything else wrong with the body is left to the
+/// parser, whose messages are precise.
+fn check_event_id(body: &[u8]) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        id: Option<Cow<'a, str>>,
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { id: Some(id) }) if id.len() > MAX_EVENT_ID => {
+            Err(format!("id is longer than {MAX_EVENT_ID} bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A call refused for its size, before the token or the signature is looked at.
+fn bounds_refusal(status: StatusCode, reason: String) -> Response {
+    let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too_large"
+    } else {
+        "malformed"
+    };
+    metrics::get().webhooks.with_label_values(&[outcome]).inc();
+    info!(status = status.as_u16(), %reason, "webhook call refused");
+    (status, Json(json!({ "error": reason }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_whether_declared_or_streamed() {
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, HeaderValue::from(MAX_BODY + 1));
+        let refused = read_body(&declared, Body::empty()).await.unwrap_err();
+        assert_eq!(refused.0, StatusCode::PAYLOAD_TOO_LARGE, "{refused:?}");
+
+        let chunks =
+            (0..=MAX_BODY / 1024).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1024])));
+        let streamed = Body::from_stream(futures::stream::iter(chunks));
+        let refused = read_body(&HeaderMap::new(), streamed).await.unwrap_err();
+        assert_eq!(refused.0, StatusCode::PAYLOAD_TOO_LARGE, "{refused:?}");
+        assert!(refused.1.contains("65536"), "{refused:?}");
+
+        let fits = Body::from(vec![b' '; MAX_BODY]);
+        assert_eq!(
+            read_body(&HeaderMap::new(), fits).await.unwrap().len(),
+            MAX_BODY
+        );
+    }
+
+    #[test]
+    fn only_an_overlong_event_id_is_refused_here() {
+        let event = |id: &str| format!(r#"{{"id":"{id}","event":"sms:received"}}"#);
+        assert_eq!(
+            check_event_id(event(&"a".repeat(MAX_EVENT_ID)).as_bytes()),
+            Ok(())
+        );
+        let refused = check_event_id(event(&"a".repeat(MAX_EVENT_ID + 1)).as_bytes());
+        assert_eq!(refused, Err("id is longer than 128 bytes".to_string()));
+        // Escapes count as the text they stand for, as the queue will store it.
+        let escaped = "\\u0061".repeat(MAX_EVENT_ID);
+        assert!(check_event_id(event(&escaped).as_bytes()).is_ok());
+        for other in [&b"not json"[..], br#"{"id": 7}"#, b"{}"] {
+            assert_eq!(check_event_id(other), Ok(()), "{other:?}");
+        }
     }
 }

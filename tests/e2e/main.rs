@@ -11,6 +11,7 @@ mod config;
 mod deliver_plugins;
 mod delivery;
 mod gateway_status;
+mod http_limits;
 mod malformed;
 mod multi;
 mod plugins;

@@ -35,10 +35,11 @@ const PLUGIN_START_TIMEOUT: Duration = Duration::from_secs(90);
 const START_ATTEMPTS: usize = 3;
 
 /// Variables that would let the caller's environment reconfigure the processes under test.
-const CONFIG_PREFIXES: [&str; 6] = [
+const CONFIG_PREFIXES: [&str; 7] = [
     "SMPP__",
     "GATEWAY__",
     "HTTP__",
+    "ADMIN__",
     "DELIVERY__",
     "SIMULATOR__",
     "PLUGINS__",
@@ -111,6 +112,8 @@ pub fn command() -> Command {
             cmd.env_remove(key.as_ref());
         }
     }
+    // Every server a test starts needs an admin port of its own; the default is shared.
+    cmd.env("ADMIN__ADDRESS", local(free_port()).to_string());
     // Logs go to files that a failing test prints; colour codes would only garble them.
     cmd.env(
         "RUST_LOG",
@@ -345,7 +348,7 @@ impl SimulatorOnly {
         let tls_files = setup.tls.then(|| write_certificate(dir.path()));
         let (server, (addrs, server_env)) =
             start_with_retry("server", &dir, &http, setup.start_timeout, |log| {
-                let (smpp, tls, web) = (free_port(), free_port(), free_port());
+                let (smpp, tls, web, admin) = (free_port(), free_port(), free_port(), free_port());
                 let mut env: Vec<(String, OsString)> = vec![
                     ("SMPP__BIND_ADDRESS".into(), local(smpp).to_string().into()),
                     (
@@ -353,6 +356,7 @@ impl SimulatorOnly {
                         local(tls).to_string().into(),
                     ),
                     ("HTTP__ADDRESS".into(), local(web).to_string().into()),
+                    ("ADMIN__ADDRESS".into(), local(admin).to_string().into()),
                     (
                         "GATEWAY__API_BASE_URL".into(),
                         format!("http://{sim}/3rdparty/v1").into(),
@@ -383,7 +387,7 @@ impl SimulatorOnly {
                 (
                     Proc::spawn(cmd, log),
                     url,
-                    ((local(smpp), local(tls), local(web)), env),
+                    ((local(smpp), local(tls), local(web), local(admin)), env),
                 )
             })
             .await;
@@ -394,6 +398,7 @@ impl SimulatorOnly {
             certificate: tls_files.map(|f| f.der),
             sim,
             web: addrs.2,
+            admin: addrs.3,
             http,
             server: Some(server),
             server_env,
@@ -475,6 +480,8 @@ pub struct Harness {
     pub sim: SocketAddr,
     /// The server's HTTP side (health, metrics).
     pub web: SocketAddr,
+    /// The server's admin endpoints (queue statistics, metrics).
+    pub admin: SocketAddr,
     http: reqwest::Client,
     server: Option<Proc>,
     /// What the server was started with, for a restart on the same ports and data.
@@ -678,9 +685,9 @@ impl Harness {
         self.server = Some(server);
     }
 
-    /// The server's own JSON at `path` on its HTTP side.
+    /// The server's own JSON at `path` on its admin listener.
     pub async fn server_json(&self, path: &str) -> Value {
-        let url = format!("http://{}{path}", self.web);
+        let url = format!("http://{}{path}", self.admin);
         let resp = self
             .http
             .get(&url)

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 # the query_sm test does not wait for long.
 STEP_DELAY = "100ms"
 
-CONFIG_SECTIONS = ("SMPP__", "GATEWAY__", "HTTP__", "DELIVERY__", "SIMULATOR__", "PLUGINS__")
+CONFIG_SECTIONS = (
+    "SMPP__", "GATEWAY__", "HTTP__", "ADMIN__", "DELIVERY__", "SIMULATOR__", "PLUGINS__"
+)
 
 # The default account every stack's simulator has.
 DEMO_ACCOUNT = support.DEMO_ACCOUNT
@@ -135,7 +137,7 @@ def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
         extra.write_to_path(cert_path, append=True)
     cert.private_key_pem.write_to_path(key_path)
 
-    sim_port, smpp_port, tls_port, http_port = support.free_ports(4)
+    sim_port, smpp_port, tls_port, http_port, admin_port = support.free_ports(5)
     sim_config = work / "simulator.toml"
     sim_config.write_text(
         "[simulator]\n"
@@ -169,6 +171,7 @@ def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
                     "SMPP__TLS_CERT": str(cert_path),
                     "SMPP__TLS_KEY": str(key_path),
                     "HTTP__ADDRESS": f"127.0.0.1:{http_port}",
+                    "ADMIN__ADDRESS": f"127.0.0.1:{admin_port}",
                     "GATEWAY__API_BASE_URL": f"{sim_url}/3rdparty/v1",
                     "GATEWAY__TIMEOUT": "10s",
                     # The simulated phone posts receipts and incoming SMS straight to this
@@ -200,6 +203,7 @@ def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
         smpp_port=smpp_port,
         tls_port=tls_port,
         http_port=http_port,
+        admin_port=admin_port,
         simulator_url=sim_url,
     )
 

@@ -45,6 +45,7 @@ class Stack:
     smpp_port: int
     tls_port: int
     http_port: int
+    admin_port: int
     simulator_url: str
 
     @property
@@ -146,7 +147,7 @@ def inject_sms(stack, sender, text=None, data=None, to=None, account=DEMO_ACCOUN
 def queued_items(stack, account=DEMO_ACCOUNT):
     """deliver_sm of the account the server still holds: only an ESME_ROK deliver_sm_resp
     takes one off its queue."""
-    status, body = http_get(f"http://{stack.host}:{stack.http_port}/api/smpp/v1/queue")
+    status, body = http_get(f"http://{stack.host}:{stack.admin_port}/api/smpp/v1/queue")
     assert status == 200, body
     return sum(e["items"] for e in json.loads(body)["accounts"] if e["account"] == account[0])
 
