@@ -108,8 +108,9 @@ pub struct Session {
     out: mpsc::Sender<Outbound>,
     /// A place in the writer's queue, taken before a PDU is read so its answer never waits.
     slot: Option<OwnedPermit<Outbound>>,
-    /// Set when a PDU found the writer's queue full: the peer is not reading.
-    overflowed: bool,
+    /// Set when the peer is found not to read: a PDU found the writer's queue full, or what
+    /// was written did not drain in time. Nothing more is sent to it.
+    not_reading: bool,
     writes: Arc<writer::Progress>,
     events: mpsc::UnboundedSender<Event>,
     window: Arc<Semaphore>,
@@ -165,7 +166,7 @@ async fn serve<S>(
         state: State::Open,
         out,
         slot: None,
-        overflowed: false,
+        not_reading: false,
         writes,
         events,
         next_sequence: 1,
@@ -212,7 +213,7 @@ async fn serve<S>(
                 session.on_outgoing(outgoing)
             }
         };
-        if session.overflowed {
+        if session.not_reading {
             break;
         }
         match flow {
@@ -492,6 +493,7 @@ impl Session {
                 ?blocked,
                 "the peer does not read; what it was sent has not drained, closing"
             );
+            self.not_reading = true;
             return Flow::Close;
         }
         match self.state {
@@ -546,7 +548,7 @@ impl Session {
     /// answers a pending unbind. A peer that does not read could not take those answers, so
     /// its session does not wait for them.
     async fn close(&mut self, unbind_answer: Option<u32>) {
-        if self.overflowed || self.writes.blocked_for().is_some() {
+        if self.not_reading {
             return;
         }
         let grace = self.shared.settings.shutdown_grace;
@@ -580,7 +582,7 @@ impl Session {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 warn!(peer = %self.peer, "the peer does not read; its queue is full, closing");
-                self.overflowed = true;
+                self.not_reading = true;
             }
             Err(mpsc::error::TrySendError::Closed(_)) => debug!("writer gone; PDU dropped"),
         }
