@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
@@ -161,16 +160,6 @@ fn content_id(sender: &str, at: DateTime<Utc>, content: &str) -> String {
         .chain_update(content)
         .finalize();
     hex::encode(&digest[..8])
-}
-
-/// `X-Signature`: lowercase hex HMAC-SHA256 keyed with the signing key over the raw body
-/// followed by the `X-Timestamp` value, as the app's payload-signing plugin computes it.
-pub(super) fn sign(key: &str, body: &[u8], timestamp: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(body);
-    mac.update(timestamp.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The simulator's HTTP client (webhook calls, `inject-mo`); installs the crypto provider its
@@ -349,7 +338,10 @@ async fn post(shared: &Shared, call: &Call) -> Result<StatusCode, String> {
     if let Some(key) = &call.signing_key {
         let timestamp = Utc::now().timestamp().to_string();
         request = request
-            .header("X-Signature", sign(key, &call.body, &timestamp))
+            .header(
+                "X-Signature",
+                webhook_events::sign(key.as_bytes(), &call.body, &timestamp),
+            )
             .header("X-Timestamp", timestamp);
     }
     request

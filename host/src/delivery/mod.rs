@@ -8,7 +8,7 @@
 
 mod compose;
 mod dispatch;
-mod event;
+use webhook_events as event;
 pub mod receivers;
 pub mod registration;
 mod tokens;
