@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::auth::Account;
 use crate::ids;
 use crate::message::{Part, Submission};
+use crate::receipt;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -25,7 +26,9 @@ struct Pending {
     account: Arc<Account>,
     message_id: String,
     template: Submission,
-    parts: BTreeMap<u8, bytes::Bytes>,
+    /// Each part's payload and its own registered_delivery, by part number: ESMEs such as
+    /// Kannel ask for a receipt on the first part only.
+    parts: BTreeMap<u8, (bytes::Bytes, u8)>,
     port: Option<u16>,
     started: Instant,
 }
@@ -52,6 +55,8 @@ pub struct Assembled {
     /// The destination port the first part that named one gave.
     pub port: Option<u16>,
     pub received: Vec<u8>,
+    /// The parts that asked for a receipt themselves; only they get one.
+    pub receipted: Vec<u8>,
     pub total: u8,
 }
 
@@ -82,6 +87,7 @@ impl Reassembler {
             reference: part.concat.reference,
             total: part.concat.total,
         };
+        let registered_delivery = template.registered_delivery;
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if !pending.contains_key(&key) && pending.len() >= self.max_pending {
             return Progress::Full;
@@ -96,7 +102,9 @@ impl Reassembler {
         });
         entry.port = entry.port.or(part.port);
         // A part sent twice (an ESME retrying after a lost response) replaces the first copy.
-        entry.parts.insert(part.concat.sequence, part.payload);
+        entry
+            .parts
+            .insert(part.concat.sequence, (part.payload, registered_delivery));
         let part_id = ids::part_id(&entry.message_id, part.concat.sequence);
         if entry.parts.len() < usize::from(part.concat.total) {
             return Progress::Waiting { part_id };
@@ -125,21 +133,37 @@ impl Reassembler {
     }
 }
 
+/// The message from its parts. It asks for the receipts its first receipted part asked for;
+/// the template, the first part to arrive, may be one that asked for none.
 fn assemble(pending: Pending, part_id: String, total: u8) -> Assembled {
     let received = pending.parts.keys().copied().collect();
+    let receipted: Vec<(u8, u8)> = pending
+        .parts
+        .iter()
+        .filter(|(_, (_, rd))| receipt::wants_any(*rd))
+        .map(|(&sequence, &(_, rd))| (sequence, rd))
+        .collect();
+    let mut template = pending.template;
+    if let Some(&(_, rd)) = receipted.first() {
+        template.registered_delivery = rd;
+    }
     let payload = pending
         .parts
         .into_values()
-        .flat_map(|b| b.to_vec())
+        .flat_map(|(b, _)| b.to_vec())
         .collect();
     Assembled {
         account: pending.account,
         message_id: pending.message_id,
         part_id,
-        template: pending.template,
+        template,
         payload,
         port: pending.port,
         received,
+        receipted: receipted
+            .into_iter()
+            .map(|(sequence, _)| sequence)
+            .collect(),
         total,
     }
 }
@@ -231,6 +255,31 @@ mod tests {
         assert_eq!(ids::gateway_id(&p3), done.message_id);
         assert_eq!(done.part_id, ids::part_id(&done.message_id, 2));
         assert_eq!(r.pending_count(), 0);
+    }
+
+    #[test]
+    fn only_the_parts_that_asked_get_receipts() {
+        let r = Reassembler::new(Duration::from_secs(60), 100);
+        let acct = account("a");
+        let asking = |rd| Submission {
+            registered_delivery: rd,
+            ..template("+1")
+        };
+        // Kannel's way: the first part asks, the others do not; the first to arrive is part 2.
+        r.add(&acct, asking(0), part(5, 3, 2, "B"));
+        r.add(&acct, asking(1), part(5, 3, 1, "A"));
+        let Progress::Complete(done) = r.add(&acct, asking(0), part(5, 3, 3, "C")) else {
+            panic!()
+        };
+        assert_eq!(done.receipted, vec![1]);
+        assert_eq!(done.template.registered_delivery, 1);
+
+        r.add(&acct, asking(0), part(6, 2, 1, "A"));
+        let Progress::Complete(done) = r.add(&acct, asking(0), part(6, 2, 2, "B")) else {
+            panic!()
+        };
+        assert!(done.receipted.is_empty());
+        assert_eq!(done.template.registered_delivery, 0);
     }
 
     #[test]

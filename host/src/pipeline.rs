@@ -256,10 +256,10 @@ impl Submitter {
     }
 }
 
-/// The ids the ESME got for the parts that arrived; each may get a receipt.
+/// The ids the ESME got for the parts that asked for a receipt; each may get one.
 fn part_ids(assembled: &Assembled) -> Vec<String> {
     assembled
-        .received
+        .receipted
         .iter()
         .map(|&sequence| ids::part_id(&assembled.message_id, sequence))
         .collect()

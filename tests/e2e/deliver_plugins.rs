@@ -23,8 +23,6 @@ const QUIET: Duration = Duration::from_secs(2);
 
 const ESME_ADDR: &str = "4930123456";
 const PHONE: &str = "491701234567";
-const MO_SENDER: &str = "+4915112345678";
-const MO_RECIPIENT: &str = "+4930999999";
 
 /// The fixture's `append:TEXT` keeps everything after the first colon, the space included.
 /// Parentheses and letters are the same octets in the GSM default alphabet as in ASCII, so the
@@ -204,25 +202,6 @@ async fn an_appending_plugin_changes_the_text_of_a_receipt() {
     esme.expect_no_deliver_sm(QUIET).await;
 }
 
-/// A hand-made sms:received as the phone would post it (unsigned: no key is configured).
-fn received_event(event_id: &str) -> Value {
-    json!({
-        "deviceId": "e2e-device",
-        "event": "sms:received",
-        "id": event_id,
-        "payload": {
-            "messageId": format!("msg-{event_id}"),
-            "message": "Hand-made and dropped",
-            "sender": MO_SENDER,
-            "recipient": MO_RECIPIENT,
-            "phoneNumber": MO_SENDER,
-            "simNumber": 1,
-            "receivedAt": chrono::Utc::now().to_rfc3339(),
-        },
-        "webhookId": "e2e-webhook",
-    })
-}
-
 #[tokio::test]
 async fn a_dropping_plugin_stops_an_incoming_sms_and_the_phone_is_answered() {
     let plugins = misbehave_dir("drop");
@@ -247,7 +226,7 @@ async fn a_dropping_plugin_stops_an_incoming_sms_and_the_phone_is_answered() {
     let resp = h
         .http()
         .post(&url)
-        .json(&received_event("evt-dropped"))
+        .json(&received_event("evt-dropped", "Hand-made and dropped"))
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));

@@ -31,8 +31,6 @@ const QUIET: Duration = Duration::from_secs(2);
 const ESME_ADDR: &str = "4930123456";
 const PHONE: &str = "491701234567";
 const FAILING_PHONE: &str = "491700012345";
-const MO_SENDER: &str = "+4915112345678";
-const MO_RECIPIENT: &str = "+4930999999";
 const KEY: &str = "e2e-webhook-signing-key";
 
 fn setup() -> Setup {
@@ -310,6 +308,11 @@ const PARTS: [&str; 3] = [
 /// Submits the three parts (UDH, 8-bit reference) in `order`, each asking for a receipt, and
 /// returns their ids by part number - 1.
 async fn submit_parts(esme: &mut Client, order: [u8; 3]) -> Vec<String> {
+    submit_parts_asking(esme, order, [1, 1, 1]).await
+}
+
+/// Like [`submit_parts`], part n with registered_delivery `asking[n - 1]`.
+async fn submit_parts_asking(esme: &mut Client, order: [u8; 3], asking: [u8; 3]) -> Vec<String> {
     let mut ids = vec![String::new(); 3];
     for sequence in order {
         let mut short_message = vec![5, 0x00, 3, 0x5A, 3, sequence];
@@ -318,7 +321,9 @@ async fn submit_parts(esme: &mut Client, order: [u8; 3]) -> Vec<String> {
             .call(
                 submit_sm(PHONE)
                     .esm_class(EsmClass::from(0x40u8))
-                    .registered_delivery(RegisteredDelivery::from(1u8))
+                    .registered_delivery(RegisteredDelivery::from(
+                        asking[usize::from(sequence) - 1],
+                    ))
                     .short_message(octets(&short_message))
                     .build(),
             )
@@ -368,6 +373,30 @@ async fn part_receipts_last_sends_one_receipt_for_the_last_part() {
     h.wait_for_webhook_call("sms:delivered", gateway_id, 200, WAIT)
         .await;
     assert_all_delivered(&h, &mut esme).await;
+}
+
+/// Kannel asks for a receipt on the first part only, and can match a receipt only to the id it
+/// got for that part: it gets exactly that one, with either `part_receipts`.
+#[tokio::test]
+async fn a_long_message_asking_on_its_first_part_only_gets_one_receipt_for_that_part() {
+    for part_receipts in ["each", "last"] {
+        let h = setup()
+            .env("DELIVERY__PART_RECEIPTS", part_receipts)
+            .start()
+            .await;
+        let mut esme = receiver(&h, BindKind::Transceiver).await;
+        let ids = submit_parts_asking(&mut esme, [2, 1, 3], [1, 0, 0]).await;
+
+        let receipt = esme.receive().await;
+        assert_receipt(&receipt, &delivered(&ids[0], &PARTS.concat()));
+        let messages = h.sim_messages().await;
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert_eq!(messages[0]["request"]["withDeliveryReport"], true);
+        let gateway_id = messages[0]["id"].as_str().unwrap();
+        h.wait_for_webhook_call("sms:delivered", gateway_id, 200, WAIT)
+            .await;
+        assert_all_delivered(&h, &mut esme).await;
+    }
 }
 
 /// An incoming SMS as the demo account's phone reports it; returns the deliver_sm that came.
@@ -524,9 +553,9 @@ async fn incoming_binary_arrives_as_8bit_data_with_a_port_header() {
     assert_all_delivered(&h, &mut esme).await;
 }
 
-/// `smsgate-smpp queue stats` with the server's configuration; returns the account's item
-/// count as printed.
-fn queue_stats_items(h: &Harness, account: &str) -> (String, Option<u64>) {
+/// A column of the account's line in `smsgate-smpp queue stats`, run with the server's
+/// configuration, with the whole output.
+fn queue_stats_column(h: &Harness, account: &str, column: QueueColumn) -> (String, Option<u64>) {
     let mut cmd = command();
     cmd.args(["queue", "stats"]).envs(h.server_env());
     let (status, stdout, stderr) = run_to_exit(cmd, WAIT);
@@ -534,16 +563,24 @@ fn queue_stats_items(h: &Harness, account: &str) -> (String, Option<u64>) {
         status.success(),
         "queue stats: {status}\n{stdout}\n{stderr}"
     );
-    let items = stdout.lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        (words.next() == Some(account)).then(|| {
-            words
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no item count in {line:?}"))
+    let value = stdout.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words.first() == Some(&account)).then(|| {
+            let word = match column {
+                QueueColumn::Items => words.get(1),
+                QueueColumn::DeadLetters => words.last(),
+            };
+            word.and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {column:?} count in {line:?}"))
         })
     });
-    (stdout, items)
+    (stdout, value)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum QueueColumn {
+    Items,
+    DeadLetters,
 }
 
 /// A receiver binds so the webhooks get registered, then leaves; the account's receipt for a
@@ -568,7 +605,7 @@ async fn a_receipt_without_receiver_waits_in_the_queue_until_one_binds() {
     let id = receipt_waiting_without_receiver(&h, text).await;
 
     // The server holds the queue file, so the command asks the server.
-    let (stdout, items) = queue_stats_items(&h, DEMO_USER);
+    let (stdout, items) = queue_stats_column(&h, DEMO_USER, QueueColumn::Items);
     assert_eq!(items, Some(1), "{stdout}");
 
     let mut rx = h.bound(BindKind::Receiver).await;
@@ -585,7 +622,7 @@ async fn a_receipt_taken_before_a_sigkill_is_delivered_after_the_restart() {
 
     h.kill_server();
     // Nobody holds the file now: the command reads it directly.
-    let (stdout, items) = queue_stats_items(&h, DEMO_USER);
+    let (stdout, items) = queue_stats_column(&h, DEMO_USER, QueueColumn::Items);
     assert_eq!(items, Some(1), "{stdout}");
 
     h.restart_server().await;
@@ -867,27 +904,6 @@ async fn dead_letters(h: &Harness, account: &str) -> u64 {
         })
 }
 
-/// `smsgate-smpp queue stats`: the account's dead letters, the last column of its line.
-fn queue_stats_dead_letters(h: &Harness, account: &str) -> (String, Option<u64>) {
-    let mut cmd = command();
-    cmd.args(["queue", "stats"]).envs(h.server_env());
-    let (status, stdout, stderr) = run_to_exit(cmd, WAIT);
-    assert!(
-        status.success(),
-        "queue stats: {status}\n{stdout}\n{stderr}"
-    );
-    let dead = stdout.lines().find_map(|line| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        (words.first() == Some(&account)).then(|| {
-            words
-                .last()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no dead letter count in {line:?}"))
-        })
-    });
-    (stdout, dead)
-}
-
 #[tokio::test]
 async fn a_deliver_sm_refused_for_good_goes_to_the_dead_letters_after_dead_letter_after_tries() {
     let mut h = setup()
@@ -951,10 +967,10 @@ async fn a_deliver_sm_refused_for_good_goes_to_the_dead_letters_after_dead_lette
     );
 
     // Asked of the running server, then read from the file once nobody holds it.
-    let (stdout, dead) = queue_stats_dead_letters(&h, DEMO_USER);
+    let (stdout, dead) = queue_stats_column(&h, DEMO_USER, QueueColumn::DeadLetters);
     assert_eq!(dead, Some(1), "{stdout}");
     h.kill_server();
-    let (stdout, dead) = queue_stats_dead_letters(&h, DEMO_USER);
+    let (stdout, dead) = queue_stats_column(&h, DEMO_USER, QueueColumn::DeadLetters);
     assert_eq!(dead, Some(1), "{stdout}");
 }
 

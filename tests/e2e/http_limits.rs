@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -193,23 +192,6 @@ async fn queue_stats_and_metrics_need_the_admin_token_and_the_queue_is_not_publi
     assert!(!h.server_log().contains(TOKEN), "the token was logged");
 }
 
-fn received_event(event_id: &str) -> Value {
-    json!({
-        "deviceId": "e2e-device",
-        "event": "sms:received",
-        "id": event_id,
-        "payload": {
-            "messageId": "e2e-mo",
-            "message": "Within bounds",
-            "sender": "+4915112345678",
-            "recipient": "+4930999999",
-            "simNumber": 1,
-            "receivedAt": Utc::now().to_rfc3339(),
-        },
-        "webhookId": "e2e-webhook",
-    })
-}
-
 #[tokio::test]
 async fn oversized_webhook_bodies_and_event_ids_are_refused_and_nothing_is_queued() {
     let h = Setup::new().webhooks().start().await;
@@ -237,14 +219,14 @@ async fn oversized_webhook_bodies_and_event_ids_are_refused_and_nothing_is_queue
             (status, response.json::<Value>().await.unwrap())
         }
     };
-    let (status, answer) = post(received_event(&"x".repeat(129))).await;
+    let (status, answer) = post(received_event(&"x".repeat(129), "Within bounds")).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"], "id is longer than 128 bytes");
     rx.expect_no_deliver_sm(Duration::from_secs(2)).await;
     assert_eq!(h.queued_items(DEMO_USER).await, 0);
 
     // The same event with an id at the bound is taken.
-    let (status, answer) = post(received_event(&"x".repeat(128))).await;
+    let (status, answer) = post(received_event(&"x".repeat(128), "Within bounds")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "queued", "{answer}");
     rx.receive().await;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use smpp_codec::status::ESME_ROK;
 use tokio::net::TcpStream;
 
@@ -922,4 +922,27 @@ fn build_plugins() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The sender and recipient of the incoming SMS the tests make the phone receive.
+pub const MO_SENDER: &str = "+4915112345678";
+pub const MO_RECIPIENT: &str = "+4930999999";
+
+/// A hand-made sms:received as the phone would post it (unsigned), with its own event id.
+pub fn received_event(event_id: &str, text: &str) -> Value {
+    json!({
+        "deviceId": "e2e-device",
+        "event": "sms:received",
+        "id": event_id,
+        "payload": {
+            "messageId": format!("msg-{event_id}"),
+            "message": text,
+            "sender": MO_SENDER,
+            "recipient": MO_RECIPIENT,
+            "phoneNumber": MO_SENDER,
+            "simNumber": 1,
+            "receivedAt": chrono::Utc::now().to_rfc3339(),
+        },
+        "webhookId": "e2e-webhook",
+    })
 }
