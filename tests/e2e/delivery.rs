@@ -433,6 +433,31 @@ fn assert_mo_addresses(deliver: &DeliverSm) {
     assert_eq!(deliver.registered_delivery, 0, "{deliver:?}");
 }
 
+/// The event names no recipient: destination_addr is the number configured for the SIM the SMS
+/// came in on, else `delivery.mo_destination`; never empty when either is set.
+#[tokio::test]
+async fn an_incoming_sms_without_the_phones_number_goes_to_the_sims_configured_number() {
+    let h = setup()
+        .env("DELIVERY__SIM_NUMBERS__2", "+4930222222")
+        .env("DELIVERY__MO_DESTINATION", "+4930000000")
+        .start()
+        .await;
+    let mut esme = receiver(&h, BindKind::Receiver).await;
+    for (sim, number) in [(2, "4930222222"), (1, "4930000000")] {
+        let answer = h
+            .inject_mo(json!({ "from": MO_SENDER, "text": "No recipient", "simNumber": sim }))
+            .await;
+        assert_eq!(answer["webhooks"], 1, "{answer}");
+        let deliver = esme.receive().await;
+        assert_eq!(
+            (deliver.dest_ton, deliver.dest_addr.as_str()),
+            (1, number),
+            "SIM {sim}: {deliver:?}"
+        );
+    }
+    assert_all_delivered(&h, &mut esme).await;
+}
+
 #[tokio::test]
 async fn incoming_gsm_text_arrives_in_the_default_alphabet() {
     let h = setup().start().await;

@@ -218,7 +218,7 @@ fn incoming(
     let own_number = payload
         .recipient
         .as_deref()
-        .or(delivery.config.mo_destination.as_deref())
+        .or(delivery.config.own_number(payload.sim_number))
         .unwrap_or("");
     let destination = receipt::sme_address(own_number);
     let content = match (&payload.message, &payload.data) {

@@ -77,8 +77,12 @@ pub struct DeliveryConfig {
     /// How incoming texts longer than one SMS are sent: "udh" parts or one "payload".
     #[serde(with = "long_messages_text")]
     pub long_messages: LongMessages,
-    /// destination_addr of an incoming SMS when the phone does not report its own number.
+    /// destination_addr of an incoming SMS when the phone does not report its own number and
+    /// `sim_numbers` has none for the SIM.
     pub mo_destination: Option<String>,
+    /// The phone number of each SIM slot ("1", "2"), for incoming SMS whose event does not
+    /// name the phone's own number.
+    pub sim_numbers: BTreeMap<String, String>,
     /// Webhook signing key of every account without its own.
     pub signing_key: Option<String>,
     /// Signing keys by account name (the system_id, or the id an authenticate plugin gives).
@@ -101,6 +105,7 @@ impl Default for DeliveryConfig {
             part_receipts: PartReceipts::Each,
             long_messages: LongMessages::Udh,
             mo_destination: None,
+            sim_numbers: BTreeMap::new(),
             signing_key: None,
             signing_keys: BTreeMap::new(),
         }
@@ -164,7 +169,37 @@ impl DeliveryConfig {
         if let Some((name, _)) = self.signing_keys.iter().find(|(_, k)| k.is_empty()) {
             return Err(format!("delivery.signing_keys.{name}: must not be empty"));
         }
+        if let Some(number) = &self.mo_destination
+            && !is_phone_number(number)
+        {
+            return Err(format!(
+                "delivery.mo_destination: {number:?} is not a phone number (digits, an optional \
+                 leading +, at most 20)"
+            ));
+        }
+        for (slot, number) in &self.sim_numbers {
+            if !slot.parse::<u8>().is_ok_and(|n| n >= 1) {
+                return Err(format!(
+                    "delivery.sim_numbers.{slot}: the key is a SIM slot number, 1 to 255"
+                ));
+            }
+            if !is_phone_number(number) {
+                return Err(format!(
+                    "delivery.sim_numbers.{slot}: {number:?} is not a phone number (digits, an \
+                     optional leading +, at most 20)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The number an incoming SMS went to when the event does not say: the SIM's own, else
+    /// the configured default.
+    pub fn own_number(&self, sim_number: Option<u8>) -> Option<&str> {
+        sim_number
+            .and_then(|slot| self.sim_numbers.get(&slot.to_string()))
+            .or(self.mo_destination.as_ref())
+            .map(String::as_str)
     }
 
     fn queue_options(&self) -> QueueOptions {
@@ -174,6 +209,12 @@ impl DeliveryConfig {
             ttl: self.ttl,
         }
     }
+}
+
+/// What fits destination_addr (21 octets with its NUL) as a number an ESME can route on.
+fn is_phone_number(text: &str) -> bool {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    (1..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 mod long_messages_text {
@@ -263,6 +304,16 @@ impl Delivery {
         let tokens = Tokens::load(store.as_ref())
             .await
             .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
+        if webhook_base_url.is_some()
+            && config.mo_destination.is_none()
+            && config.sim_numbers.is_empty()
+        {
+            warn!(
+                "an incoming SMS whose event does not name the phone's number will have an \
+                 empty destination_addr, which many ESMEs refuse: set delivery.mo_destination \
+                 or delivery.sim_numbers"
+            );
+        }
         let registrar = Registrar::new(webhook_base_url, config.webhook_grace, shutdown.clone());
         let delivery = Arc::new(Delivery {
             config: config.clone(),
@@ -503,5 +554,35 @@ impl Delivery {
                 crate::metrics::get().set_dead_letters(count);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sims_number_comes_before_the_default_and_numbers_are_checked() {
+        let mut config = DeliveryConfig {
+            mo_destination: Some("+4930000000".into()),
+            ..DeliveryConfig::default()
+        };
+        config.sim_numbers.insert("2".into(), "4930222222".into());
+        assert_eq!(config.own_number(Some(2)), Some("4930222222"));
+        assert_eq!(config.own_number(Some(1)), Some("+4930000000"));
+        assert_eq!(config.own_number(None), Some("+4930000000"));
+        assert!(config.validate().is_ok());
+
+        config.sim_numbers.insert("0".into(), "123".into());
+        let error = config.validate().unwrap_err();
+        assert!(error.starts_with("delivery.sim_numbers.0:"), "{error}");
+        config.sim_numbers.remove("0");
+        config.sim_numbers.insert("1".into(), "office".into());
+        let error = config.validate().unwrap_err();
+        assert!(error.starts_with("delivery.sim_numbers.1:"), "{error}");
+        config.sim_numbers.remove("1");
+        config.mo_destination = Some(String::new());
+        let error = config.validate().unwrap_err();
+        assert!(error.starts_with("delivery.mo_destination:"), "{error}");
     }
 }
