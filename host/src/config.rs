@@ -379,6 +379,7 @@ impl Config {
         let mask = |key: &mut String| *key = MASK.into();
         shown.admin.token.as_mut().map(mask);
         shown.delivery.signing_key.as_mut().map(mask);
+        shown.delivery.token_secret.as_mut().map(mask);
         shown.delivery.signing_keys.values_mut().for_each(mask);
         #[cfg(feature = "simulator")]
         for account in &mut shown.simulator.accounts {
@@ -867,6 +868,7 @@ mod tests {
                 ("DELIVERY__PART_RECEIPTS", "last"),
                 ("DELIVERY__LONG_MESSAGES", "payload"),
                 ("DELIVERY__SIGNING_KEY", "every-secret"),
+                ("DELIVERY__TOKEN_SECRET", "shared-deployment-secret"),
                 ("DELIVERY__RETRY_INITIAL", "250ms"),
                 ("HTTP__TLS_CERT", "/c.pem"),
                 ("HTTP__TLS_KEY", "/k.pem"),
@@ -886,7 +888,9 @@ mod tests {
         assert_eq!(c.delivery.retry_initial, Duration::from_millis(250));
         assert_eq!(c.http.tls_cert, Some(PathBuf::from("/c.pem")));
         let shown = c.to_masked_toml().unwrap();
-        assert!(!shown.contains("secret"), "{shown}");
+        for secret in ["alpha-secret", "every-secret", "shared-deployment-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
 
         for (env, key) in [
             (("DELIVERY__WINDOW", "0"), "delivery.window"),
@@ -899,6 +903,7 @@ mod tests {
                 "delivery.part_receipts",
             ),
             (("DELIVERY__RETRY_MAX", "1ms"), "delivery.retry_max"),
+            (("DELIVERY__TOKEN_SECRET", "short"), "delivery.token_secret"),
             (("DELIVERY__TTL", "0s"), "delivery.ttl"),
             (("HTTP__TLS_CERT", "/c.pem"), "http.tls_key"),
         ] {

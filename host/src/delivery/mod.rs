@@ -83,6 +83,9 @@ pub struct DeliveryConfig {
     /// The phone number of each SIM slot ("1", "2"), for incoming SMS whose event does not
     /// name the phone's own number.
     pub sim_numbers: BTreeMap<String, String>,
+    /// The secret webhook tokens derive from. Instances of one deployment set the same, so
+    /// they hand out the same webhook URLs; unset, each data directory makes its own.
+    pub token_secret: Option<String>,
     /// Webhook signing key of every account without its own.
     pub signing_key: Option<String>,
     /// Signing keys by account name (the system_id, or the id an authenticate plugin gives).
@@ -106,6 +109,7 @@ impl Default for DeliveryConfig {
             long_messages: LongMessages::Udh,
             mo_destination: None,
             sim_numbers: BTreeMap::new(),
+            token_secret: None,
             signing_key: None,
             signing_keys: BTreeMap::new(),
         }
@@ -168,6 +172,9 @@ impl DeliveryConfig {
         }
         if let Some((name, _)) = self.signing_keys.iter().find(|(_, k)| k.is_empty()) {
             return Err(format!("delivery.signing_keys.{name}: must not be empty"));
+        }
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("delivery.token_secret: must be at least 16 characters".into());
         }
         if let Some(number) = &self.mo_destination
             && !is_phone_number(number)
@@ -301,7 +308,7 @@ impl Delivery {
             Embedded::open(&config.data_dir, config.queue_options(), config.ttl)
                 .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?,
         );
-        let tokens = Tokens::load(store.as_ref())
+        let tokens = Tokens::load(store.as_ref(), config.token_secret.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
         if webhook_base_url.is_some()

@@ -1,14 +1,15 @@
 //! The per-account token in each webhook URL. It must be unguessable (the URL is the phone's
 //! only credential when webhooks are not signed), carry no credentials, and stay the same across
 //! restarts (the phone keeps retrying old events against the URL it has): an HMAC of the
-//! account name under a secret the store generated once.
+//! account name under a secret the store generated once — or under `delivery.token_secret`,
+//! which instances of one deployment share so each hands out the same URL.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 use delivery_store::{DeliveryStore, QueueError, TOKEN_SECRET_LEN, TokenOwner};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// 128 bits of the MAC, as hex.
 const TOKEN_HEX_LEN: usize = 32;
@@ -30,8 +31,12 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// The store's secret and the tokens an earlier run handed out.
-    pub async fn load(store: &dyn DeliveryStore) -> Result<Tokens, QueueError> {
+    /// The secret (the configured one, else the store's) and the tokens an earlier run handed
+    /// out.
+    pub async fn load(
+        store: &dyn DeliveryStore,
+        configured_secret: Option<&str>,
+    ) -> Result<Tokens, QueueError> {
         let owners = store
             .tokens()
             .await?
@@ -44,8 +49,15 @@ impl Tokens {
                 (t.token, owner)
             })
             .collect();
+        let secret = match configured_secret {
+            // Hashed to the store secret's length, so any configured text is a full-size key.
+            Some(text) => Sha256::digest(text.as_bytes())[..TOKEN_SECRET_LEN]
+                .try_into()
+                .expect("SHA-256 is at least as long as the token secret"),
+            None => store.token_secret(),
+        };
         Ok(Tokens {
-            secret: store.token_secret(),
+            secret,
             owners: RwLock::new(owners),
             keys: RwLock::new(HashMap::new()),
         })
@@ -119,7 +131,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let open = || Embedded::open(dir.path(), QueueOptions::default(), Duration::from_secs(60));
         let store = open().unwrap();
-        let tokens = Tokens::load(&store).await.unwrap();
+        let tokens = Tokens::load(&store, None).await.unwrap();
         let alpha = tokens.token_for("alpha");
         assert_eq!(alpha.len(), TOKEN_HEX_LEN);
         assert!(alpha.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -132,7 +144,7 @@ mod tests {
         assert_eq!(tokens.key_of("alpha").as_deref(), Some("key"));
         drop((tokens, store));
 
-        let again = Tokens::load(&open().unwrap()).await.unwrap();
+        let again = Tokens::load(&open().unwrap(), None).await.unwrap();
         assert_eq!(again.token_for("alpha"), alpha);
         assert_eq!(
             again.owner(&alpha),
@@ -146,5 +158,24 @@ mod tests {
             None,
             "keys are never written to disk"
         );
+    }
+
+    /// Two instances with their own data directories and one configured secret hand out the
+    /// same token, so neither takes the other's registrations for leftovers.
+    #[tokio::test]
+    async fn a_configured_secret_gives_every_instance_the_same_tokens() {
+        let (a, b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+        let open = |dir: &TempDir| {
+            Embedded::open(dir.path(), QueueOptions::default(), Duration::from_secs(60)).unwrap()
+        };
+        let (store_a, store_b) = (open(&a), open(&b));
+        let own_a = Tokens::load(&store_a, None).await.unwrap();
+        let own_b = Tokens::load(&store_b, None).await.unwrap();
+        assert_ne!(own_a.token_for("demo"), own_b.token_for("demo"));
+        let shared = "one secret for the deployment";
+        let shared_a = Tokens::load(&store_a, Some(shared)).await.unwrap();
+        let shared_b = Tokens::load(&store_b, Some(shared)).await.unwrap();
+        assert_eq!(shared_a.token_for("demo"), shared_b.token_for("demo"));
+        assert_ne!(shared_a.token_for("demo"), own_a.token_for("demo"));
     }
 }
