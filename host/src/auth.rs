@@ -1,9 +1,11 @@
 //! Who may bind, and as which SMSGate account. The authenticate plugins decide first; when none
 //! has an opinion, the ESME's system_id/password are its SMSGate username/password. Either way
 //! the resulting credentials are checked with one gateway call. A success is remembered briefly
-//! so a reconnect storm of many binds does not turn into as many gateway calls; a failure is
-//! never remembered, so a fixed password works at once. The per-account limits a plugin sets
-//! (binds at once, messages per second) are enforced here for every session of the account.
+//! so a reconnect storm of many binds does not turn into as many gateway calls; a refusal is
+//! remembered only for the very credentials refused (by the bind guard, `bind_guard.rs`, which
+//! also slows and locks out guessing), so a corrected password works at once. The per-account
+//! limits a plugin sets (binds at once, messages per second) are enforced here for every
+//! session of the account.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
