@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sha2::Digest as _;
 use tracing::{debug, info};
 
 use crate::bind_guard::{BindGuard, GuardSettings, Refusal};
@@ -57,6 +58,19 @@ impl std::fmt::Debug for Account {
 }
 
 impl Account {
+    /// The SMSGate account this account sends through: its gateway and user (a token by its
+    /// digest, never itself). Several SMPP users may share one; webhooks belong to it.
+    pub fn smsgate_account(&self) -> String {
+        let base = self.gateway.base_url().trim_end_matches('/');
+        match &self.credentials {
+            Credentials::Basic { username, .. } => format!("{base}|{username}"),
+            Credentials::Bearer { token } => {
+                let digest = sha2::Sha256::digest(token.as_bytes());
+                format!("{base}|token:{}", hex::encode(&digest[..8]))
+            }
+        }
+    }
+
     /// The default account: system_id and password are the SMSGate credentials.
     pub fn new(name: &str, credentials: Credentials, gateway: Gateway) -> Self {
         Account {

@@ -69,7 +69,9 @@ async fn take(
         Ok(Taken::Ignored(_)) => "ignored",
         Err(Refused::UnknownToken) => "unknown_token",
         Err(Refused::Signature(_)) => "bad_signature",
-        Err(Refused::KeyUnknown) | Err(Refused::Queue(QueueError::Full)) => "retry_later",
+        Err(Refused::KeyUnknown | Refused::NoUserYet | Refused::Queue(QueueError::Full)) => {
+            "retry_later"
+        }
         Err(Refused::Malformed(_)) => "malformed",
         Err(Refused::Queue(_)) => "error",
     };
@@ -101,7 +103,9 @@ fn refusal(refused: Refused) -> Response {
         Refused::UnknownToken => StatusCode::NOT_FOUND,
         Refused::Signature(_) => StatusCode::UNAUTHORIZED,
         Refused::Malformed(_) => StatusCode::BAD_REQUEST,
-        Refused::KeyUnknown | Refused::Queue(QueueError::Full) => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::KeyUnknown | Refused::NoUserYet | Refused::Queue(QueueError::Full) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Refused::Queue(QueueError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         Refused::Queue(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -16,6 +16,7 @@ mod malformed;
 mod multi;
 mod plugins;
 mod query;
+mod shared_account;
 mod stalled;
 mod submit;
 mod timers;

@@ -20,13 +20,22 @@ pub struct Composed {
     pub bodies: Vec<Bytes>,
 }
 
-/// `Err` says why the event needs no deliver_sm.
+/// Why an event is not queued.
+pub enum Skip {
+    /// It needs no deliver_sm; the reason.
+    Ignored(&'static str),
+    /// An incoming SMS, but no SMPP user of its SMSGate account is known yet: the phone should
+    /// come back later.
+    NoUserYet,
+}
+
+/// The queue items of an event that came in through the webhooks of SMSGate account
+/// `smsgate`, by the SMPP user (account name) whose queue they go to.
 pub async fn compose(
     delivery: &Delivery,
-    name: &str,
-    account: Option<&Account>,
+    smsgate: &str,
     event: &Event,
-) -> Result<Composed, &'static str> {
+) -> Result<Vec<(String, Composed)>, Skip> {
     let state = match event.event {
         EventKind::SmsSent => ReceiptState::Enroute,
         EventKind::SmsDelivered => ReceiptState::Delivered,
@@ -42,20 +51,37 @@ pub async fn compose(
         }
         EventKind::SmsFailed => ReceiptState::Undeliverable,
         EventKind::SmsReceived | EventKind::SmsDataReceived => {
-            return incoming(delivery, account, event);
+            let users = delivery
+                .users_for_incoming(smsgate, event.payload.sim_number, &event.device_id)
+                .ok_or(Skip::NoUserYet)?;
+            if users.is_empty() {
+                return Err(Skip::Ignored(
+                    "no SMPP user of this SMSGate account takes this SIM or device",
+                ));
+            }
+            return users
+                .into_iter()
+                .map(|(name, account)| {
+                    incoming(delivery, account.as_deref(), &name, event).map(|c| (name, c))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Skip::Ignored);
         }
-        EventKind::Other(_) => return Err("this event is not sent to ESMEs"),
+        EventKind::Other(_) => return Err(Skip::Ignored("this event is not sent to ESMEs")),
     };
-    receipts(delivery, name, account, event, state).await
+    receipts(delivery, smsgate, event, state)
+        .await
+        .map_err(Skip::Ignored)
 }
 
+/// A receipt goes to the SMPP user that submitted the message, never to another user of the
+/// same SMSGate account.
 async fn receipts(
     delivery: &Delivery,
-    name: &str,
-    account: Option<&Account>,
+    smsgate: &str,
     event: &Event,
     state: ReceiptState,
-) -> Result<Composed, &'static str> {
+) -> Result<Vec<(String, Composed)>, &'static str> {
     let message_id = event
         .payload
         .message_id
@@ -69,8 +95,17 @@ async fn receipts(
             return Err("the sent-message record could not be read");
         }
     };
-    if record.account != name {
-        return Err("the message was sent by another account");
+    let name = record.account.as_str();
+    let account = delivery.account_view(name);
+    let account = account.as_deref();
+    // Tokens written before registrations belonged to SMSGate accounts name the user itself.
+    let through_this_account = if smsgate.contains("://") {
+        account.is_none_or(|a| a.smsgate_account() == smsgate)
+    } else {
+        name == smsgate
+    };
+    if !through_this_account {
+        return Err("the message was sent through another SMSGate account");
     }
     if !receipt::wants(record.registered_delivery, state) {
         return Err("registered_delivery did not ask for this receipt");
@@ -108,7 +143,7 @@ async fn receipts(
     if bodies.is_empty() {
         return Err("dropped by a transform-deliver plugin");
     }
-    Ok(Composed {
+    let composed = Composed {
         // Phones report "delivered" once per part of a long message, each with its own event
         // id; one receipt per recipient and state is what the ESME asked for.
         dedupe_id: format!(
@@ -117,7 +152,8 @@ async fn receipts(
             state.stat()
         ),
         bodies,
-    })
+    };
+    Ok(vec![(name.to_owned(), composed)])
 }
 
 /// The submitted destination the event is about; a submit_multi had several.
@@ -209,6 +245,7 @@ fn transformed_receipt(
 fn incoming(
     delivery: &Delivery,
     account: Option<&Account>,
+    name: &str,
     event: &Event,
 ) -> Result<Composed, &'static str> {
     let payload = &event.payload;
@@ -242,7 +279,6 @@ fn incoming(
             error_code: None,
             labels: event_labels(event),
         };
-        let name = account.map_or("", |a| a.name.as_str());
         let out = delivery
             .plugins
             .transform_deliver(&view(account, name), deliver)

@@ -13,7 +13,7 @@ pub mod receivers;
 pub mod registration;
 mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -258,6 +258,10 @@ pub enum Refused {
         "this account's webhooks are signed and its signing key is not known until it binds again"
     )]
     KeyUnknown,
+    #[error(
+        "no SMPP user of this SMSGate account has bound as a receiver since the server started"
+    )]
+    NoUserYet,
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
@@ -286,6 +290,9 @@ pub struct Delivery {
     /// The last bound `Account` of each name, so plugins see the account on events that
     /// arrive while it has no session.
     accounts: Mutex<HashMap<String, Arc<Account>>>,
+    /// The SMPP users (account names) that bound as receivers, by SMSGate account: who an
+    /// incoming SMS may go to.
+    users: Mutex<HashMap<String, BTreeSet<String>>>,
     /// The wake-up of each account's dispatcher task.
     dispatchers: Mutex<HashMap<String, Arc<Notify>>>,
     mo_reference: AtomicU8,
@@ -331,6 +338,7 @@ impl Delivery {
             tokens,
             plugins,
             accounts: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             dispatchers: Mutex::new(HashMap::new()),
             mo_reference: AtomicU8::new(rand::random()),
             shutdown,
@@ -358,10 +366,13 @@ impl Delivery {
         session: u64,
     ) -> mpsc::UnboundedReceiver<Outgoing> {
         let key = self.signing_key(account);
-        let token = self.tokens.token_for(&account.name);
+        // One token, and one set of registrations, per SMSGate account, whichever of its SMPP
+        // users binds: the users' events all come from the same phones.
+        let smsgate = account.smsgate_account();
+        let token = self.tokens.token_for(&smsgate);
         if let Err(e) = self
             .tokens
-            .remember(self.store.as_ref(), &token, &account.name, key)
+            .remember(self.store.as_ref(), &token, &smsgate, key)
             .await
         {
             warn!(account = %account.name, error = %e, "cannot store the webhook token");
@@ -417,24 +428,61 @@ impl Delivery {
             None => {}
         }
         let event = event::parse(body).map_err(Refused::Malformed)?;
-        let account = self.account_view(&owner.account);
-        let composed =
-            match compose::compose(self, &owner.account, account.as_deref(), &event).await {
-                Ok(composed) => composed,
-                Err(why) => return Ok(Taken::Ignored(why)),
-            };
-        let count = composed.bodies.len();
-        let pushed = self
-            .store
-            .push(&owner.account, &composed.dedupe_id, composed.bodies)
-            .await?;
-        match pushed {
-            Push::Stored(_) => {
-                self.wake(&owner.account);
-                Ok(Taken::Queued(count))
+        let composed = match compose::compose(self, &owner.account, &event).await {
+            Ok(composed) => composed,
+            Err(compose::Skip::Ignored(why)) => return Ok(Taken::Ignored(why)),
+            Err(compose::Skip::NoUserYet) => return Err(Refused::NoUserYet),
+        };
+        let mut queued = 0;
+        for (user, composed) in composed {
+            let count = composed.bodies.len();
+            let pushed = self
+                .store
+                .push(&user, &composed.dedupe_id, composed.bodies)
+                .await?;
+            if let Push::Stored(_) = pushed {
+                self.wake(&user);
+                queued += count;
             }
-            Push::Duplicate => Ok(Taken::Duplicate),
         }
+        Ok(match queued {
+            0 => Taken::Duplicate,
+            n => Taken::Queued(n),
+        })
+    }
+
+    /// The SMPP users an incoming SMS of `smsgate` on `sim` of `device` goes to: those whose
+    /// account names that SIM or device, or neither. `None` when no user is known yet.
+    /// Tokens written before registrations belonged to SMSGate accounts name the user itself.
+    fn users_for_incoming(
+        &self,
+        smsgate: &str,
+        sim: Option<u8>,
+        device: &str,
+    ) -> Option<Vec<(String, Option<Arc<Account>>)>> {
+        if !smsgate.contains("://") {
+            return Some(vec![(smsgate.to_owned(), self.account_view(smsgate))]);
+        }
+        let names = self
+            .users
+            .lock()
+            .expect("users lock")
+            .get(smsgate)
+            .cloned()?;
+        let takes = |account: &Account| {
+            account.sim_number.is_none_or(|own| Some(own) == sim)
+                && account.device_id.as_deref().is_none_or(|own| own == device)
+        };
+        Some(
+            names
+                .into_iter()
+                .map(|name| {
+                    let account = self.account_view(&name);
+                    (name, account)
+                })
+                .filter(|(_, account)| account.as_deref().is_none_or(takes))
+                .collect(),
+        )
     }
 
     pub async fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
@@ -458,6 +506,12 @@ impl Delivery {
     }
 
     fn remember_account(&self, account: &Arc<Account>) {
+        self.users
+            .lock()
+            .expect("users lock")
+            .entry(account.smsgate_account())
+            .or_default()
+            .insert(account.name.clone());
         let mut accounts = self.accounts.lock().expect("accounts lock");
         match accounts.get(&account.name) {
             Some(known) if Arc::ptr_eq(known, account) => {}

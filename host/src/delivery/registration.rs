@@ -49,7 +49,7 @@ struct Inner {
     accounts: Mutex<HashMap<String, State>>,
 }
 
-/// Per account name.
+/// Per SMSGate account (`Account::smsgate_account`): its SMPP users share the registrations.
 struct State {
     receivers: usize,
     /// Changes whenever the work wanted for the account changes (first receiver bound, last
@@ -99,10 +99,10 @@ impl Registrar {
 
     /// Whether the account's registrations are known to be in place for its current receivers.
     #[cfg(test)]
-    pub fn is_registered(&self, account_name: &str) -> bool {
+    pub fn is_registered(&self, account: &Account) -> bool {
         self.inner
             .accounts()
-            .get(account_name)
+            .get(&account.smsgate_account())
             .is_some_and(|state| state.registered)
     }
 
@@ -123,7 +123,7 @@ impl Registrar {
         let (generation, ops) = {
             let mut accounts = self.inner.accounts();
             let state = accounts
-                .entry(account.name.clone())
+                .entry(account.smsgate_account())
                 .or_insert_with(|| State {
                     receivers: 0,
                     generation: 0,
@@ -156,7 +156,7 @@ impl Registrar {
         }
         let (generation, ops, token) = {
             let mut accounts = self.inner.accounts();
-            let Some(state) = accounts.get_mut(&account.name) else {
+            let Some(state) = accounts.get_mut(&account.smsgate_account()) else {
                 debug!(account = %account.name, "unbind of an account without receivers");
                 return;
             };
@@ -239,12 +239,12 @@ impl Inner {
         loop {
             {
                 let _serial = ops.lock().await;
-                if !self.is_current(&account.name, generation) {
+                if !self.is_current(&account.smsgate_account(), generation) {
                     return;
                 }
                 let failures = self.register_round(&account, &token).await;
                 if failures.is_empty() {
-                    if let Some(state) = self.accounts().get_mut(&account.name)
+                    if let Some(state) = self.accounts().get_mut(&account.smsgate_account())
                         && state.generation == generation
                     {
                         state.registered = true;
@@ -343,7 +343,9 @@ impl Inner {
         for attempt in 1..=DELETE_ATTEMPTS {
             {
                 let _serial = ops.lock().await;
-                if !self.is_current(&account.name, generation) || self.shutdown.is_cancelled() {
+                if !self.is_current(&account.smsgate_account(), generation)
+                    || self.shutdown.is_cancelled()
+                {
                     return;
                 }
                 let failures = self.unregister_round(&account, &token).await;
@@ -351,10 +353,10 @@ impl Inner {
                     let mut accounts = self.accounts();
                     // Forgotten only if nothing bound meanwhile; the state would be needed then.
                     if accounts
-                        .get(&account.name)
+                        .get(&account.smsgate_account())
                         .is_some_and(|state| state.generation == generation)
                     {
-                        accounts.remove(&account.name);
+                        accounts.remove(&account.smsgate_account());
                     }
                     return;
                 }
@@ -607,7 +609,7 @@ mod tests {
         let (registrar, _shutdown) = new_registrar(Some(&format!("{BASE}/")));
         registrar.receiver_bound(&sim.account, TOKEN);
         sim.wait_for_webhooks(&expected(TOKEN)).await;
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
         assert_eq!(sim.requests("POST /webhooks 201").await, 5);
     }
 
@@ -616,14 +618,14 @@ mod tests {
         let sim = Sim::start().await;
         let (registrar, _shutdown) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
         registrar.receiver_bound(&sim.account, TOKEN);
-        assert!(registrar.is_registered("demo"));
+        assert!(registrar.is_registered(&sim.account));
 
         // A restarted server finds its registrations and leaves them as they are.
         let (restarted, _shutdown) = new_registrar(Some(BASE));
         restarted.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || restarted.is_registered("demo")).await;
+        wait_until("registered", || restarted.is_registered(&sim.account)).await;
         assert_eq!(sim.requests("GET /webhooks 200").await, 2);
         assert_eq!(sim.requests("POST /webhooks 201").await, 5);
         assert_eq!(sim.requests("DELETE /webhooks/{id} 204").await, 0);
@@ -650,7 +652,7 @@ mod tests {
         wanted.push(foreign_hook);
         wanted.sort();
         sim.wait_for_webhooks(&wanted).await;
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
     }
 
     #[tokio::test]
@@ -671,7 +673,7 @@ mod tests {
         let (registrar, _shutdown) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         registrar.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
 
         let unbound = Instant::now();
         registrar.receiver_unbound(&sim.account);
@@ -695,10 +697,10 @@ mod tests {
         let sim = Sim::start().await;
         let (registrar, _shutdown) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
         registrar.receiver_unbound(&sim.account);
         registrar.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
         // Nothing to poll for when nothing should happen: wait out the grace period.
         tokio::time::sleep(GRACE * 3).await;
         assert_eq!(sim.webhooks().await, expected(TOKEN));
@@ -711,7 +713,7 @@ mod tests {
         let sim = Sim::start().await;
         let (registrar, shutdown) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
-        wait_until("registered", || registrar.is_registered("demo")).await;
+        wait_until("registered", || registrar.is_registered(&sim.account)).await;
         shutdown.cancel();
         registrar.receiver_unbound(&sim.account);
         tokio::time::sleep(GRACE * 3).await;
@@ -724,7 +726,7 @@ mod tests {
         let (registrar, _shutdown) = new_registrar(None);
         registrar.receiver_bound(&sim.account, TOKEN);
         registrar.receiver_unbound(&sim.account);
-        assert!(!registrar.is_registered("demo"));
+        assert!(!registrar.is_registered(&sim.account));
         tokio::time::sleep(GRACE).await;
         assert!(sim.webhooks().await.is_empty());
         assert_eq!(sim.requests("GET /webhooks 200").await, 1);
@@ -750,14 +752,14 @@ mod tests {
         let (registrar, _shutdown) = new_registrar(Some(BASE));
         registrar.receiver_bound(&account, TOKEN);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!registrar.is_registered("demo"));
+        assert!(!registrar.is_registered(&account));
 
         // The simulator's router, served on the address the first attempt failed on.
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let simulator = Simulator::new(SimulatorConfig::default());
         tokio::spawn(simulator.serve(listener, std::future::pending()));
         wait_until("registered after a retry", || {
-            registrar.is_registered("demo")
+            registrar.is_registered(&account)
         })
         .await;
     }

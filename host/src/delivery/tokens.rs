@@ -1,7 +1,7 @@
 //! The per-account token in each webhook URL. It must be unguessable (the URL is the phone's
 //! only credential when webhooks are not signed), carry no credentials, and stay the same across
 //! restarts (the phone keeps retrying old events against the URL it has): an HMAC of the
-//! account name under a secret the store generated once — or under `delivery.token_secret`,
+//! SMSGate account (`Account::smsgate_account`) under a secret the store generated once — or under `delivery.token_secret`,
 //! which instances of one deployment share so each hands out the same URL.
 
 use std::collections::HashMap;
@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 /// 128 bits of the MAC, as hex.
 const TOKEN_HEX_LEN: usize = 32;
 
-/// Whose token it is, and whether the account's webhooks are signed: a signed account's events
+/// Whose token it is (an SMSGate account; tokens of older versions name an SMPP user), and
+/// whether the account's webhooks are signed: a signed account's events
 /// are refused (503, so the phone retries) until its key is known again, rather than taken
 /// unverified.
 #[derive(Clone, Debug, PartialEq, Eq)]

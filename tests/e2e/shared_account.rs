@@ -1,0 +1,127 @@
+//! Several SMPP users on one SMSGate account, as the credential-map plugin sets them up: one
+//! set of webhook registrations for the account, each user's receipts to that user only, and
+//! incoming SMS to every user of the account.
+
+use std::fs;
+use std::time::Duration;
+
+use rusmpp::values::RegisteredDelivery;
+use serde_json::json;
+use smpp_codec::command::SUBMIT_SM_RESP;
+use smpp_codec::pdu::tag;
+use smpp_codec::status::ESME_ROK;
+
+use crate::client::*;
+use crate::support::*;
+
+/// Generous: webhook calls, plugin calls and fsyncs on a loaded two-core machine.
+const WAIT: Duration = Duration::from_secs(30);
+/// How long "nothing more comes" is watched for.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// shop1 and shop2 bind with their own passwords and send through the demo SMSGate account;
+/// shop2 is given the phone's SIM 2.
+fn shops_on_demo() -> TempDir {
+    let dir = TempDir::new("shared-account");
+    let manifest = format!(
+        r#"order = 10
+failure_policy = "fail-closed"
+timeout = "5s"
+
+[config.users.shop1]
+password = "shop1pw"
+smsgate_username = "{DEMO_USER}"
+smsgate_password = "{DEMO_PASSWORD}"
+
+[config.users.shop2]
+password = "shop2pw"
+smsgate_username = "{DEMO_USER}"
+smsgate_password = "{DEMO_PASSWORD}"
+sim_number = "2"
+"#
+    );
+    fs::write(dir.path().join("credential-map.toml"), manifest).expect("write the manifest");
+    fs::copy(
+        plugin_wasm("credential-map"),
+        dir.path().join("credential-map.wasm"),
+    )
+    .expect("copy the plugin");
+    dir
+}
+
+async fn shop(h: &Harness, system_id: &str, password: &str) -> Client {
+    let mut esme = h.connect().await;
+    let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
+    assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
+    esme
+}
+
+async fn submit_with_receipt(esme: &mut Client, destination: &str) -> String {
+    let resp = esme
+        .call(
+            submit_sm(destination)
+                .registered_delivery(RegisteredDelivery::from(1u8))
+                .short_message(octets(b"whose receipt?"))
+                .build(),
+        )
+        .await;
+    resp.expect(SUBMIT_SM_RESP, ESME_ROK, resp.sequence);
+    resp.message_id()
+}
+
+fn receipted_id(deliver: &DeliverSm) -> String {
+    let id = deliver
+        .tlv(tag::RECEIPTED_MESSAGE_ID)
+        .unwrap_or_else(|| panic!("not a receipt: {deliver:?}"));
+    String::from_utf8_lossy(id.strip_suffix(&[0]).unwrap_or(id)).into_owned()
+}
+
+#[tokio::test]
+async fn users_of_one_smsgate_account_share_its_webhooks_and_get_their_own_receipts() {
+    let plugins = shops_on_demo();
+    let h = Setup::new()
+        .webhooks()
+        .step_delay("200ms")
+        .plugins(plugins.path())
+        .start()
+        .await;
+    let mut shop1 = shop(&h, "shop1", "shop1pw").await;
+    let url = h.wait_for_registrations(WAIT).await;
+    let mut shop2 = shop(&h, "shop2", "shop2pw").await;
+    // shop2's bind keeps shop1's registrations: they are the account's, and the same.
+    shop2.assert_alive().await;
+    assert_eq!(h.wait_for_registrations(WAIT).await, url);
+    let deleted: u64 = h
+        .sim_requests()
+        .await
+        .iter()
+        .filter(|(key, _)| key.starts_with("DELETE /webhooks"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(deleted, 0, "a registration was deleted");
+
+    let id1 = submit_with_receipt(&mut shop1, "491701234567").await;
+    let id2 = submit_with_receipt(&mut shop2, "491701234568").await;
+    for (esme, id) in [(&mut shop1, &id1), (&mut shop2, &id2)] {
+        let receipt = esme.receive().await;
+        assert_eq!(&receipted_id(&receipt), id, "{receipt:?}");
+        esme.expect_no_deliver_sm(QUIET).await;
+    }
+
+    // An incoming SMS reaches every user of the account that takes its SIM: shop1 takes all,
+    // shop2 only SIM 2.
+    for (sim, shops) in [(2, 2), (1, 1)] {
+        let answer = h
+            .inject_mo(json!({
+                "from": MO_SENDER, "to": MO_RECIPIENT, "text": format!("on SIM {sim}"),
+                "simNumber": sim,
+            }))
+            .await;
+        assert_eq!(answer["webhooks"], 1, "{answer}");
+        for esme in [&mut shop1, &mut shop2].into_iter().take(shops) {
+            let deliver = esme.receive().await;
+            assert_eq!(deliver.text(), format!("on SIM {sim}"), "{deliver:?}");
+        }
+    }
+    shop2.expect_no_deliver_sm(QUIET).await;
+}
