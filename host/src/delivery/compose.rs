@@ -54,18 +54,25 @@ pub async fn compose(
             let users = delivery
                 .users_for_incoming(smsgate, event.payload.sim_number, &event.device_id)
                 .ok_or(Skip::NoUserYet)?;
-            if users.is_empty() {
-                return Err(Skip::Ignored(
-                    "no SMPP user of this SMSGate account takes this SIM or device",
-                ));
-            }
-            return users
+            // A user whose plugin drops the SMS does not keep it from the others.
+            let mut dropped = "no SMPP user of this SMSGate account takes this SIM or device";
+            let composed: Vec<_> = users
                 .into_iter()
-                .map(|(name, account)| {
-                    incoming(delivery, account.as_deref(), &name, event).map(|c| (name, c))
+                .filter_map(|(name, account)| {
+                    match incoming(delivery, account.as_deref(), &name, event) {
+                        Ok(composed) => Some((name, composed)),
+                        Err(why) => {
+                            dropped = why;
+                            None
+                        }
+                    }
                 })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Skip::Ignored);
+                .collect();
+            return if composed.is_empty() {
+                Err(Skip::Ignored(dropped))
+            } else {
+                Ok(composed)
+            };
         }
         EventKind::Other(_) => return Err(Skip::Ignored("this event is not sent to ESMEs")),
     };
@@ -98,11 +105,10 @@ async fn receipts(
     let name = record.account.as_str();
     let account = delivery.account_view(name);
     let account = account.as_deref();
-    // Tokens written before registrations belonged to SMSGate accounts name the user itself.
-    let through_this_account = if smsgate.contains("://") {
-        account.is_none_or(|a| a.smsgate_account() == smsgate)
-    } else {
+    let through_this_account = if super::owner_is_a_user(smsgate) {
         name == smsgate
+    } else {
+        account.is_none_or(|a| a.smsgate_account() == smsgate)
     };
     if !through_this_account {
         return Err("the message was sent through another SMSGate account");

@@ -218,6 +218,13 @@ impl DeliveryConfig {
     }
 }
 
+/// Whether a token's owner is an SMPP user rather than an SMSGate account: tokens written
+/// before registrations belonged to SMSGate accounts name the user. An SMSGate account always
+/// starts with its gateway's URL (`Account::smsgate_account`).
+fn owner_is_a_user(owner: &str) -> bool {
+    !owner.contains("://")
+}
+
 /// What fits destination_addr (21 octets with its NUL) as a number an ESME can route on.
 fn is_phone_number(text: &str) -> bool {
     let digits = text.strip_prefix('+').unwrap_or(text);
@@ -453,14 +460,13 @@ impl Delivery {
 
     /// The SMPP users an incoming SMS of `smsgate` on `sim` of `device` goes to: those whose
     /// account names that SIM or device, or neither. `None` when no user is known yet.
-    /// Tokens written before registrations belonged to SMSGate accounts name the user itself.
     fn users_for_incoming(
         &self,
         smsgate: &str,
         sim: Option<u8>,
         device: &str,
     ) -> Option<Vec<(String, Option<Arc<Account>>)>> {
-        if !smsgate.contains("://") {
+        if owner_is_a_user(smsgate) {
             return Some(vec![(smsgate.to_owned(), self.account_view(smsgate))]);
         }
         let names = self
