@@ -4,7 +4,6 @@
 //! that: 2xx only once the event is on disk (or needs nothing), 503 when it should come back
 //! later, 4xx with the reason when retrying cannot help.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -14,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Deserialize;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -27,10 +25,6 @@ use delivery_store::QueueError;
 /// two-septet characters such as € are 58 KB; 255 binary parts are 46 KB of base64. The
 /// JSON around the text is a few hundred bytes.
 const MAX_BODY: usize = 64 << 10;
-
-/// The longest event id taken. The app's ids are a few dozen characters; the id becomes a key
-/// of the durable queue, so a caller must not choose its size.
-const MAX_EVENT_ID: usize = 128;
 
 pub fn router(delivery: Arc<Delivery>) -> Router {
     Router::new()
@@ -49,9 +43,6 @@ async fn take(
         Ok(body) => body,
         Err((status, reason)) => return bounds_refusal(status, reason),
     };
-    if let Err(reason) = check_event_id(&body) {
-        return bounds_refusal(StatusCode::BAD_REQUEST, reason);
-    }
     let header_text = |name: &str| {
         headers
             .get(name)
@@ -145,23 +136,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode
     }
 }
 
-/// Refuses an event whose id is too long. Anything else wrong with the body is left to the
-/// parser, whose messages are precise.
-fn check_event_id(body: &[u8]) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        id: Option<Cow<'a, str>>,
-    }
-    match serde_json::from_slice::<Envelope>(body) {
-        Ok(Envelope { id: Some(id) }) if id.len() > MAX_EVENT_ID => {
-            Err(format!("id is longer than {MAX_EVENT_ID} bytes"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A call refused for its size, before the token or the signature is looked at.
+/// A call whose body could not be read within the bound, before the token or the signature is
+/// looked at.
 fn bounds_refusal(status: StatusCode, reason: String) -> Response {
     let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "too_large"
@@ -196,22 +172,5 @@ mod tests {
             read_body(&HeaderMap::new(), fits).await.unwrap().len(),
             MAX_BODY
         );
-    }
-
-    #[test]
-    fn only_an_overlong_event_id_is_refused_here() {
-        let event = |id: &str| format!(r#"{{"id":"{id}","event":"sms:received"}}"#);
-        assert_eq!(
-            check_event_id(event(&"a".repeat(MAX_EVENT_ID)).as_bytes()),
-            Ok(())
-        );
-        let refused = check_event_id(event(&"a".repeat(MAX_EVENT_ID + 1)).as_bytes());
-        assert_eq!(refused, Err("id is longer than 128 bytes".to_string()));
-        // Escapes count as the text they stand for, as the queue will store it.
-        let escaped = "\\u0061".repeat(MAX_EVENT_ID);
-        assert!(check_event_id(event(&escaped).as_bytes()).is_ok());
-        for other in [&b"not json"[..], br#"{"id": 7}"#, b"{}"] {
-            assert_eq!(check_event_id(other), Ok(()), "{other:?}");
-        }
     }
 }

@@ -122,6 +122,10 @@ impl Event {
     }
 }
 
+/// The longest event id taken. The app's ids are a few dozen characters; the id becomes a key
+/// of the durable queue, so a caller must not choose its size.
+pub const MAX_EVENT_ID: usize = 128;
+
 /// Parses a webhook body. The error is a one-line reason fit for a 400 answer.
 pub fn parse(body: &[u8]) -> Result<Event, String> {
     let value: Value =
@@ -136,6 +140,9 @@ pub fn parse(body: &[u8]) -> Result<Event, String> {
     let id = top.required_string("id")?;
     if id.is_empty() {
         return Err("id is empty".into());
+    }
+    if id.len() > MAX_EVENT_ID {
+        return Err(format!("id is longer than {MAX_EVENT_ID} bytes"));
     }
     let event = EventKind::from_name(&top.required_string("event")?);
     let device_id = top.required_string("deviceId")?;
@@ -523,6 +530,14 @@ mod tests {
             (
                 parse_str(r#"{"id":"","event":"sms:sent","deviceId":"d"}"#).unwrap_err(),
                 "id is empty",
+            ),
+            (
+                parse_str(&format!(
+                    r#"{{"id":"{}","event":"sms:sent","deviceId":"d"}}"#,
+                    "a".repeat(MAX_EVENT_ID + 1)
+                ))
+                .unwrap_err(),
+                "id is longer than 128 bytes",
             ),
             (
                 parse_str(r#"{"id":"e","event":"sms:sent","deviceId":"d"}"#).unwrap_err(),
