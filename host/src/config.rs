@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-pub use crate::delivery::DeliveryConfig;
+pub use crate::delivery::{DeliveryConfig, StoreKind};
 use crate::ids::MessageIdFormat;
 use sms_text::DefaultAlphabet;
 pub use smsgate_plugin_host::PluginsConfig;
@@ -381,6 +381,9 @@ impl Config {
         shown.delivery.signing_key.as_mut().map(mask);
         shown.delivery.token_secret.as_mut().map(mask);
         shown.delivery.signing_keys.values_mut().for_each(mask);
+        if let Some(url) = shown.delivery.redis_url.as_mut() {
+            *url = delivery_store::shared::without_password(url);
+        }
         #[cfg(feature = "simulator")]
         for account in &mut shown.simulator.accounts {
             account.password = MASK.into();
@@ -870,6 +873,12 @@ mod tests {
                 ("DELIVERY__SIGNING_KEY", "every-secret"),
                 ("DELIVERY__TOKEN_SECRET", "shared-deployment-secret"),
                 ("DELIVERY__RETRY_INITIAL", "250ms"),
+                ("DELIVERY__STORE", "redis"),
+                (
+                    "DELIVERY__REDIS_URL",
+                    "redis://:redis-password@10.0.0.5:6379/2",
+                ),
+                ("DELIVERY__REDIS_LEASE", "5s"),
                 ("HTTP__TLS_CERT", "/c.pem"),
                 ("HTTP__TLS_KEY", "/k.pem"),
             ],
@@ -886,14 +895,25 @@ mod tests {
             crate::receipt::LongMessages::Payload
         );
         assert_eq!(c.delivery.retry_initial, Duration::from_millis(250));
+        assert_eq!(c.delivery.store, super::StoreKind::Redis);
+        assert_eq!(c.delivery.redis_lease, Duration::from_secs(5));
         assert_eq!(c.http.tls_cert, Some(PathBuf::from("/c.pem")));
         let shown = c.to_masked_toml().unwrap();
-        for secret in ["alpha-secret", "every-secret", "shared-deployment-secret"] {
+        assert!(shown.contains("redis://:***@10.0.0.5:6379/2"), "{shown}");
+        for secret in [
+            "alpha-secret",
+            "every-secret",
+            "shared-deployment-secret",
+            "redis-password",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
         }
 
         for (env, key) in [
             (("DELIVERY__WINDOW", "0"), "delivery.window"),
+            (("DELIVERY__STORE", "redis"), "delivery.redis_url"),
+            (("DELIVERY__STORE", "etcd"), "delivery.store"),
+            (("DELIVERY__REDIS_LEASE", "10ms"), "delivery.redis_lease"),
             (
                 ("DELIVERY__LONG_MESSAGES", "split"),
                 "delivery.long_messages",

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use smsgate_plugin_host::runner::{self, RunHook};
 #[cfg(feature = "simulator")]
 use smsgate_simulator::{self as simulator, Simulator};
+use smsgate_smpp::config::StoreKind;
 use smsgate_smpp::config::{AdminConfig, Config};
 use smsgate_smpp::shutdown::{self, Shutdown};
 use smsgate_smpp::{server, tls};
@@ -224,6 +225,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn queue_stats(config: &Config) -> anyhow::Result<()> {
+    if config.delivery.store == StoreKind::Redis {
+        let stats = config.delivery.open_store().await?.stats().await?;
+        print_stats(&stats);
+        return Ok(());
+    }
     let data_dir = &config.delivery.data_dir;
     let stats = match embedded::stats_from_file(data_dir) {
         Ok(stats) => stats,

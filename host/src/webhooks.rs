@@ -60,9 +60,11 @@ async fn take(
         Ok(Taken::Ignored(_)) => "ignored",
         Err(Refused::UnknownToken) => "unknown_token",
         Err(Refused::Signature(_)) => "bad_signature",
-        Err(Refused::KeyUnknown | Refused::NoUserYet | Refused::Queue(QueueError::Full)) => {
-            "retry_later"
-        }
+        Err(
+            Refused::KeyUnknown
+            | Refused::NoUserYet
+            | Refused::Queue(QueueError::Full | QueueError::Shared(_)),
+        ) => "retry_later",
         Err(Refused::Malformed(_)) => "malformed",
         Err(Refused::Queue(_)) => "error",
     };
@@ -94,7 +96,10 @@ fn refusal(refused: Refused) -> Response {
         Refused::UnknownToken => StatusCode::NOT_FOUND,
         Refused::Signature(_) => StatusCode::UNAUTHORIZED,
         Refused::Malformed(_) => StatusCode::BAD_REQUEST,
-        Refused::KeyUnknown | Refused::NoUserYet | Refused::Queue(QueueError::Full) => {
+        // Shared: Redis is unreachable now, maybe not when the phone retries.
+        Refused::KeyUnknown
+        | Refused::NoUserYet
+        | Refused::Queue(QueueError::Full | QueueError::Shared(_)) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Refused::Queue(QueueError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,15 +4,19 @@
 //! tokens handed out.
 //!
 //! The server talks to a [`DeliveryStore`]; [`embedded::Embedded`] keeps everything in redb
-//! files under the data directory, for a single instance. A shared backend (several instances
-//! behind a load balancer) implements the same trait.
+//! files under the data directory, for a single instance; [`shared::Shared`] keeps it on Redis,
+//! for several instances behind a load balancer, which also learn there which instance holds
+//! which receivers.
 
 pub mod embedded;
+pub mod shared;
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 pub use embedded::queue::{AccountStats, DeadLettered, Expired, Item, Push, QueueError, Refusals};
 pub use embedded::sent::{SentLogError, SentRecord};
@@ -28,6 +32,25 @@ pub struct TokenOwner {
     pub signed: bool,
 }
 
+/// Receivers of one SMPP user held by this instance, as the other instances learn of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presence {
+    /// The SMSGate account the user sends through (`Account::smsgate_account` in the server).
+    pub smsgate: String,
+    pub user: String,
+    /// The SIM and device the user's incoming SMS are limited to, if any.
+    pub sim_number: Option<u8>,
+    pub device_id: Option<String>,
+}
+
+/// An SMPP user that bound as a receiver of an SMSGate account on some instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownUser {
+    pub name: String,
+    pub sim_number: Option<u8>,
+    pub device_id: Option<String>,
+}
+
 /// The delivery path's state. Every method's future is `'static`, so callers can hold it past
 /// the borrow (e.g. a receipt record written while the gateway call runs); each resolves only
 /// when its change is durable.
@@ -41,7 +64,9 @@ pub trait DeliveryStore: Send + Sync {
         payloads: Vec<Bytes>,
     ) -> BoxFuture<'static, Result<Push, QueueError>>;
 
-    /// The account's oldest `limit` items, in arrival order.
+    /// The account's oldest `limit` items, in arrival order. On a shared store, reading hands
+    /// the items to this instance until they are acknowledged or it stops holding receivers of
+    /// the account, so only an instance with receivers of the account reads its queue.
     fn peek(
         &self,
         account: &str,
@@ -49,20 +74,29 @@ pub trait DeliveryStore: Send + Sync {
     ) -> BoxFuture<'static, Result<Vec<Item>, QueueError>>;
 
     /// Removes delivered items; returns how many were still queued.
-    fn ack(&self, seqs: Vec<u64>) -> BoxFuture<'static, Result<usize, QueueError>>;
+    fn ack(&self, account: &str, seqs: Vec<u64>) -> BoxFuture<'static, Result<usize, QueueError>>;
 
     /// Counts a failed attempt; returns the attempts so far, `None` when the item is gone.
-    fn retry_later(&self, seq: u64) -> BoxFuture<'static, Result<Option<u32>, QueueError>>;
+    fn retry_later(
+        &self,
+        account: &str,
+        seq: u64,
+    ) -> BoxFuture<'static, Result<Option<u32>, QueueError>>;
 
     /// Counts an attempt refused with a status no retry can change; returns the attempts and
     /// the permanent refusals so far, `None` when the item is gone.
-    fn refused(&self, seq: u64) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>>;
+    fn refused(
+        &self,
+        account: &str,
+        seq: u64,
+    ) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>>;
 
     /// Moves an item out of the live queue into the dead letters, kept with the ESME's
     /// `status` and the `reason` within the queue's bounds (TTL, items, bytes); `None` when the
     /// item is gone.
     fn dead_letter(
         &self,
+        account: &str,
         seq: u64,
         status: u32,
         reason: &str,
@@ -104,4 +138,53 @@ pub trait DeliveryStore: Send + Sync {
 
     /// Forgets sent records older than their TTL; returns how many.
     fn prune_sent(&self, now: SystemTime) -> BoxFuture<'static, Result<usize, SentLogError>>;
+
+    /// Whether other instances share this store: then an account's items go to whichever
+    /// instance reads them, receivers are announced, and events wake other instances.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Tells the other instances which receivers this one holds, for a lease the caller renews.
+    fn announce(&self, _present: Vec<Presence>) -> BoxFuture<'static, Result<(), QueueError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// This instance holds no receiver of `user` any more (nor of the SMSGate account
+    /// `smsgate`, when given); another instance may take its unacknowledged items now.
+    fn withdraw(
+        &self,
+        _user: &str,
+        _smsgate: Option<&str>,
+    ) -> BoxFuture<'static, Result<(), QueueError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Whether another instance holds a receiver of the SMSGate account.
+    fn receivers_elsewhere(&self, _smsgate: &str) -> BoxFuture<'static, Result<bool, QueueError>> {
+        futures::future::ready(Ok(false)).boxed()
+    }
+
+    /// The SMPP users that bound as receivers of the SMSGate account on other instances within
+    /// the TTL.
+    fn known_users(
+        &self,
+        _smsgate: &str,
+    ) -> BoxFuture<'static, Result<Vec<KnownUser>, QueueError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    /// The owner of a token another instance handed out since this one loaded the tokens.
+    fn token_owner(
+        &self,
+        _token: &str,
+    ) -> BoxFuture<'static, Result<Option<TokenOwner>, QueueError>> {
+        futures::future::ready(Ok(None)).boxed()
+    }
+
+    /// Accounts whose queue got items through another instance, once per push; `None` when
+    /// no other instance can push. Taken once.
+    fn wakes(&self) -> Option<BoxStream<'static, String>> {
+        None
+    }
 }

@@ -10,7 +10,7 @@ use super::{Delivery, PartReceipts};
 use crate::auth::{self, Account};
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
-use delivery_store::SentRecord;
+use delivery_store::{QueueError, SentLogError, SentRecord};
 use smpp_codec::pdu::Address;
 use smsgate_plugin_host::{Hook, types};
 
@@ -27,6 +27,8 @@ pub enum Skip {
     /// An incoming SMS, but no SMPP user of its SMSGate account is known yet: the phone should
     /// come back later.
     NoUserYet,
+    /// The store could not say who the users are.
+    Store(QueueError),
 }
 
 /// The queue items of an event that came in through the webhooks of SMSGate account
@@ -53,6 +55,8 @@ pub async fn compose(
         EventKind::SmsReceived | EventKind::SmsDataReceived => {
             let users = delivery
                 .users_for_incoming(smsgate, event.payload.sim_number, &event.device_id)
+                .await
+                .map_err(Skip::Store)?
                 .ok_or(Skip::NoUserYet)?;
             // A user whose plugin drops the SMS does not keep it from the others.
             let mut dropped = "no SMPP user of this SMSGate account takes this SIM or device";
@@ -76,9 +80,7 @@ pub async fn compose(
         }
         EventKind::Other(_) => return Err(Skip::Ignored("this event is not sent to ESMEs")),
     };
-    receipts(delivery, smsgate, event, state)
-        .await
-        .map_err(Skip::Ignored)
+    receipts(delivery, smsgate, event, state).await
 }
 
 /// A receipt goes to the SMPP user that submitted the message, never to another user of the
@@ -88,18 +90,20 @@ async fn receipts(
     smsgate: &str,
     event: &Event,
     state: ReceiptState,
-) -> Result<Vec<(String, Composed)>, &'static str> {
+) -> Result<Vec<(String, Composed)>, Skip> {
     let message_id = event
         .payload
         .message_id
         .as_deref()
-        .ok_or("the event has no message id")?;
+        .ok_or(Skip::Ignored("the event has no message id"))?;
     let record = match delivery.store.sent(message_id).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Err("no receipt was requested for this message"),
+        Ok(None) => return Err(Skip::Ignored("no receipt was requested for this message")),
+        // Unreachable now, maybe not when the phone retries.
+        Err(SentLogError::Shared(e)) => return Err(Skip::Store(QueueError::Shared(e))),
         Err(e) => {
             tracing::warn!(error = %e, "reading the sent-message record failed");
-            return Err("the sent-message record could not be read");
+            return Err(Skip::Ignored("the sent-message record could not be read"));
         }
     };
     let name = record.account.as_str();
@@ -111,10 +115,14 @@ async fn receipts(
         account.is_none_or(|a| a.smsgate_account() == smsgate)
     };
     if !through_this_account {
-        return Err("the message was sent through another SMSGate account");
+        return Err(Skip::Ignored(
+            "the message was sent through another SMSGate account",
+        ));
     }
     if !receipt::wants(record.registered_delivery, state) {
-        return Err("registered_delivery did not ask for this receipt");
+        return Err(Skip::Ignored(
+            "registered_delivery did not ask for this receipt",
+        ));
     }
     let ids: Vec<&str> = match (record.part_ids.as_slice(), delivery.config.part_receipts) {
         ([], _) => vec![message_id],
@@ -147,7 +155,7 @@ async fn receipts(
         }
     }
     if bodies.is_empty() {
-        return Err("dropped by a transform-deliver plugin");
+        return Err(Skip::Ignored("dropped by a transform-deliver plugin"));
     }
     let composed = Composed {
         // Phones report "delivered" once per part of a long message, each with its own event

@@ -79,6 +79,14 @@ impl Dispatcher {
             self.paused.retain(|_, until| *until > now);
             self.not_before.retain(|_, at| *at > now);
             let paused: Vec<u64> = self.paused.keys().copied().collect();
+            // On a shared store, reading hands items to this instance: only one with
+            // receivers of the account reads.
+            if !self.delivery.may_read(&self.account) && self.answers.is_empty() {
+                if self.delivery.dispatcher_done(&self.account, &wake).await {
+                    return;
+                }
+                continue;
+            }
             let free = self.delivery.receivers.free_slots(&self.account, &paused);
             // Reading the queue is only worth it when something could be sent, or to learn
             // whether it is empty. In-flight and backed-off items may come first, so read past
@@ -188,7 +196,12 @@ impl Dispatcher {
             }
         }
         if !delivered.is_empty() {
-            if let Err(e) = self.delivery.store.ack(delivered.clone()).await {
+            if let Err(e) = self
+                .delivery
+                .store
+                .ack(&self.account, delivered.clone())
+                .await
+            {
                 warn!(error = %e, "removing delivered items failed");
             }
             for seq in &delivered {
@@ -211,7 +224,7 @@ impl Dispatcher {
         let (why, counted) = match sent.answer {
             Answer::Status(status) => match refusal::classify(status) {
                 Refusal::Permanent(objection) => {
-                    let counted = store.refused(seq).await;
+                    let counted = store.refused(&self.account, seq).await;
                     let exhausted = matches!(&counted, Ok(Some(counts))
                         if counts.permanent >= self.delivery.config.dead_letter_after);
                     if exhausted
@@ -222,11 +235,14 @@ impl Dispatcher {
                     }
                     (status.name(), counted)
                 }
-                Refusal::Transient => (status.name(), transient(store.retry_later(seq).await)),
+                Refusal::Transient => (
+                    status.name(),
+                    transient(store.retry_later(&self.account, seq).await),
+                ),
             },
             Answer::Unanswered => (
                 "no deliver_sm_resp in time",
-                transient(store.retry_later(seq).await),
+                transient(store.retry_later(&self.account, seq).await),
             ),
         };
         let counts = match counted {
@@ -268,7 +284,10 @@ async fn dead_letter(
 ) -> bool {
     let reason = refusal::reason(status, objection, &sent.body);
     let store = &delivery.store;
-    let moved = match store.dead_letter(sent.seq, status.0, &reason).await {
+    let moved = match store
+        .dead_letter(account, sent.seq, status.0, &reason)
+        .await
+    {
         Ok(Some(moved)) => moved,
         // Delivered by another session, or expired, meanwhile.
         Ok(None) => return true,

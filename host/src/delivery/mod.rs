@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
@@ -27,7 +29,10 @@ use crate::auth::Account;
 use crate::receipt::LongMessages;
 use crate::shutdown::{Shutdown, TaskTracker};
 use delivery_store::embedded::{Embedded, QueueOptions};
-use delivery_store::{AccountStats, DeliveryStore, Push, QueueError, SentLogError, SentRecord};
+use delivery_store::shared::{Shared, SharedOptions};
+use delivery_store::{
+    AccountStats, DeliveryStore, Presence, Push, QueueError, SentLogError, SentRecord,
+};
 use event::SignatureError;
 use receivers::{Outgoing, Receivers};
 use registration::Registrar;
@@ -46,10 +51,28 @@ pub enum PartReceipts {
     Last,
 }
 
+/// Where the delivery path keeps its state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// redb files under `data_dir`: one instance, no service to run.
+    #[default]
+    Embedded,
+    /// A Redis server at `redis_url`, shared by every instance of a deployment.
+    Redis,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Where the queue, the record of sent messages and the webhook token secret live.
+    pub store: StoreKind,
+    /// redis://[:password@]host:port/db, for `store = "redis"`.
+    pub redis_url: Option<String>,
+    /// How long an instance keeps the events it took for its receivers when it stops renewing
+    /// (killed, cut off from Redis); then another instance's receivers get them.
+    #[serde(with = "humantime_serde")]
+    pub redis_lease: Duration,
+    /// Where the embedded store's queue, record of sent messages and webhook token secret live.
     pub data_dir: PathBuf,
     /// How long an undelivered event, and the record of a sent message, are kept.
     #[serde(with = "humantime_serde")]
@@ -95,6 +118,9 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
+            store: StoreKind::Embedded,
+            redis_url: None,
+            redis_lease: Duration::from_secs(15),
             data_dir: PathBuf::from("./data"),
             ttl: Duration::from_secs(72 * 3600),
             max_items: 100_000,
@@ -173,6 +199,21 @@ impl DeliveryConfig {
         if let Some((name, _)) = self.signing_keys.iter().find(|(_, k)| k.is_empty()) {
             return Err(format!("delivery.signing_keys.{name}: must not be empty"));
         }
+        match (&self.store, &self.redis_url) {
+            (StoreKind::Redis, None) => {
+                return Err("delivery.redis_url: required when delivery.store is \"redis\"".into());
+            }
+            (StoreKind::Redis, Some(url)) if !url.starts_with("redis://") => {
+                return Err(format!(
+                    "delivery.redis_url: {} is not a redis:// URL",
+                    delivery_store::shared::without_password(url)
+                ));
+            }
+            _ => {}
+        }
+        if self.redis_lease < Duration::from_secs(1) {
+            return Err("delivery.redis_lease: must be at least 1s".into());
+        }
         if self.token_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("delivery.token_secret: must be at least 16 characters".into());
         }
@@ -215,6 +256,41 @@ impl DeliveryConfig {
             max_bytes: self.max_bytes,
             ttl: self.ttl,
         }
+    }
+
+    /// Opens the configured store; the error names the setting to fix.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn DeliveryStore>> {
+        Ok(match (&self.store, &self.redis_url) {
+            (StoreKind::Redis, Some(url)) => {
+                let options = SharedOptions {
+                    queue: self.queue_options(),
+                    lease: self.redis_lease,
+                };
+                let store = Shared::open(url, options)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("delivery.redis_url: {e}"))?;
+                info!(
+                    redis = %delivery_store::shared::without_password(url),
+                    instance = store.instance(),
+                    "delivery state is shared on Redis"
+                );
+                Arc::new(store)
+            }
+            _ => Arc::new(
+                Embedded::open(&self.data_dir, self.queue_options(), self.ttl)
+                    .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?,
+            ),
+        })
+    }
+}
+
+/// What the other instances learn of a receiver of `account`.
+fn presence(account: &Account) -> Presence {
+    Presence {
+        smsgate: account.smsgate_account(),
+        user: account.name.clone(),
+        sim_number: account.sim_number,
+        device_id: account.device_id.clone(),
     }
 }
 
@@ -318,13 +394,14 @@ impl Delivery {
         shutdown: Shutdown,
         tasks: TaskTracker,
     ) -> anyhow::Result<Arc<Delivery>> {
-        let store: Arc<dyn DeliveryStore> = Arc::new(
-            Embedded::open(&config.data_dir, config.queue_options(), config.ttl)
-                .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?,
-        );
+        let store = config.open_store().await?;
+        let store_key = match config.store {
+            StoreKind::Embedded => "delivery.data_dir",
+            StoreKind::Redis => "delivery.redis_url",
+        };
         let tokens = Tokens::load(store.as_ref(), config.token_secret.as_deref())
             .await
-            .map_err(|e| anyhow::anyhow!("delivery.data_dir: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{store_key}: {e}"))?;
         if webhook_base_url.is_some()
             && config.mo_destination.is_none()
             && config.sim_numbers.is_empty()
@@ -335,7 +412,12 @@ impl Delivery {
                  or delivery.sim_numbers"
             );
         }
-        let registrar = Registrar::new(webhook_base_url, config.webhook_grace, shutdown.clone());
+        let registrar = Registrar::new(
+            webhook_base_url,
+            config.webhook_grace,
+            shutdown.clone(),
+            Arc::clone(&store),
+        );
         let delivery = Arc::new(Delivery {
             config: config.clone(),
             alphabet,
@@ -362,6 +444,14 @@ impl Delivery {
             );
         }
         delivery.tasks.spawn(Arc::clone(&delivery).sweep());
+        if delivery.store.is_shared() {
+            delivery.tasks.spawn(Arc::clone(&delivery).keep_presence());
+        }
+        if let Some(wakes) = delivery.store.wakes() {
+            delivery
+                .tasks
+                .spawn(Arc::clone(&delivery).follow_wakes(wakes));
+        }
         Ok(delivery)
     }
 
@@ -390,15 +480,46 @@ impl Delivery {
             .add(&account.name, session, self.config.window);
         if first {
             self.registrar.receiver_bound(account, &token);
+            if let Err(e) = self.store.announce(vec![presence(account)]).await {
+                warn!(account = %account.name, error = %e, "cannot announce the receiver to the other instances");
+            }
         }
         self.wake(&account.name);
         outgoing
     }
 
     pub fn receiver_unbound(&self, account: &Arc<Account>, session: u64) {
-        if self.receivers.remove(&account.name, session) {
-            self.registrar.receiver_unbound(account);
+        if !self.receivers.remove(&account.name, session) {
+            return;
         }
+        self.registrar.receiver_unbound(account);
+        if self.store.is_shared() {
+            let smsgate = account.smsgate_account();
+            let last_of_smsgate = !self.local_users().iter().any(|user| {
+                self.account_view(user)
+                    .is_some_and(|a| a.smsgate_account() == smsgate)
+            });
+            let withdrawn = self
+                .store
+                .withdraw(&account.name, last_of_smsgate.then_some(smsgate.as_str()));
+            let name = account.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = withdrawn.await {
+                    warn!(account = %name, error = %e, "cannot withdraw the receiver; the other instances take over when its lease ends");
+                }
+            });
+        }
+    }
+
+    /// SMPP users with a receiver session on this instance.
+    fn local_users(&self) -> Vec<String> {
+        self.receivers.accounts()
+    }
+
+    /// Whether this instance may read the account's queue: always on its own store; on a
+    /// shared one only while it holds a receiver of the account, as reading takes the items.
+    fn may_read(&self, account: &str) -> bool {
+        !self.store.is_shared() || self.receivers.has(account)
     }
 
     /// Remembers a submitted message that asked for receipts. A receipt finds the record from
@@ -421,7 +542,11 @@ impl Delivery {
         signature: &str,
         body: &[u8],
     ) -> Result<Taken, Refused> {
-        let owner = self.tokens.owner(token).ok_or(Refused::UnknownToken)?;
+        let owner = self
+            .tokens
+            .owner_or_fetch(self.store.as_ref(), token)
+            .await?
+            .ok_or(Refused::UnknownToken)?;
         match self
             .tokens
             .key_of(&owner.account)
@@ -439,6 +564,7 @@ impl Delivery {
             Ok(composed) => composed,
             Err(compose::Skip::Ignored(why)) => return Ok(Taken::Ignored(why)),
             Err(compose::Skip::NoUserYet) => return Err(Refused::NoUserYet),
+            Err(compose::Skip::Store(e)) => return Err(Refused::Queue(e)),
         };
         let mut queued = 0;
         for (user, composed) in composed {
@@ -459,36 +585,58 @@ impl Delivery {
     }
 
     /// The SMPP users an incoming SMS of `smsgate` on `sim` of `device` goes to: those whose
-    /// account names that SIM or device, or neither. `None` when no user is known yet.
-    fn users_for_incoming(
+    /// account names that SIM or device, or neither; on a shared store also those bound to
+    /// other instances. `None` when no user is known yet.
+    async fn users_for_incoming(
         &self,
         smsgate: &str,
         sim: Option<u8>,
         device: &str,
-    ) -> Option<Vec<(String, Option<Arc<Account>>)>> {
+    ) -> Result<Option<Vec<(String, Option<Arc<Account>>)>>, QueueError> {
         if owner_is_a_user(smsgate) {
-            return Some(vec![(smsgate.to_owned(), self.account_view(smsgate))]);
+            return Ok(Some(vec![(smsgate.to_owned(), self.account_view(smsgate))]));
         }
-        let names = self
+        let local = self
             .users
             .lock()
             .expect("users lock")
             .get(smsgate)
-            .cloned()?;
-        let takes = |account: &Account| {
-            account.sim_number.is_none_or(|own| Some(own) == sim)
-                && account.device_id.as_deref().is_none_or(|own| own == device)
+            .cloned()
+            .unwrap_or_default();
+        // (sim, device) each user is limited to.
+        let mut limits: BTreeMap<String, (Option<u8>, Option<String>)> = local
+            .into_iter()
+            .map(|name| {
+                let limit = self
+                    .account_view(&name)
+                    .map_or((None, None), |a| (a.sim_number, a.device_id.clone()));
+                (name, limit)
+            })
+            .collect();
+        if self.store.is_shared() {
+            for user in self.store.known_users(smsgate).await? {
+                limits
+                    .entry(user.name)
+                    .or_insert((user.sim_number, user.device_id));
+            }
+        }
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let takes = |(own_sim, own_device): &(Option<u8>, Option<String>)| {
+            own_sim.is_none_or(|own| Some(own) == sim)
+                && own_device.as_deref().is_none_or(|own| own == device)
         };
-        Some(
-            names
+        Ok(Some(
+            limits
                 .into_iter()
-                .map(|name| {
+                .filter(|(_, limit)| takes(limit))
+                .map(|(name, _)| {
                     let account = self.account_view(&name);
                     (name, account)
                 })
-                .filter(|(_, account)| account.as_deref().is_none_or(takes))
                 .collect(),
-        )
+        ))
     }
 
     pub async fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
@@ -541,6 +689,9 @@ impl Delivery {
 
     /// Starts the account's dispatcher, or wakes it when it runs.
     fn wake(self: &Arc<Self>, account: &str) {
+        if !self.may_read(account) {
+            return;
+        }
         let mut dispatchers = self.dispatchers.lock().expect("dispatchers lock");
         if let Some(notify) = dispatchers.get(account) {
             notify.notify_one();
@@ -566,10 +717,51 @@ impl Delivery {
         }
         // An event stored since the dispatcher's last read woke this dispatcher, which is
         // ending; one more read makes sure its items get a dispatcher of their own.
-        if !self.queue_is_empty(account).await {
+        if self.may_read(account) && !self.queue_is_empty(account).await {
             self.wake(account);
         }
         true
+    }
+
+    /// Renews this instance's lease on its receivers in the shared store, and wakes their
+    /// dispatchers, which then take over what instances whose lease ended left behind.
+    async fn keep_presence(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.redis_lease / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let users = self.local_users();
+            let present: Vec<Presence> = users
+                .iter()
+                .filter_map(|user| self.account_view(user))
+                .map(|account| presence(&account))
+                .collect();
+            if present.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.store.announce(present).await {
+                warn!(error = %e, "cannot renew the receivers' lease in the shared store");
+            }
+            for user in &users {
+                self.wake(user);
+            }
+        }
+    }
+
+    /// Wakes the dispatcher of each account another instance queued items for.
+    async fn follow_wakes(self: Arc<Self>, mut wakes: BoxStream<'static, String>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                woken = wakes.next() => match woken {
+                    Some(account) => self.wake(&account),
+                    None => return,
+                },
+            }
+        }
     }
 
     /// Whether the account's queue is known to be empty (a failed read counts as not empty).

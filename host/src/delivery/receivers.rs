@@ -94,6 +94,26 @@ impl Receivers {
         }
     }
 
+    /// Whether the account has a receiver session.
+    pub fn has(&self, account: &str) -> bool {
+        self.accounts
+            .lock()
+            .expect("receivers lock")
+            .get(account)
+            .is_some_and(|a| !a.sessions.is_empty())
+    }
+
+    /// The accounts with a receiver session.
+    pub fn accounts(&self) -> Vec<String> {
+        self.accounts
+            .lock()
+            .expect("receivers lock")
+            .iter()
+            .filter(|(_, a)| !a.sessions.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     pub fn contains(&self, account: &str, session: u64) -> bool {
         let accounts = self.accounts.lock().expect("receivers lock");
         accounts

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::auth::Account;
 use crate::gateway::{GatewayError, Webhook};
 use crate::shutdown::Shutdown;
+use delivery_store::DeliveryStore;
 
 /// The events a receiver needs, one registration each.
 pub const EVENTS: [&str; 5] = [
@@ -47,6 +48,8 @@ struct Inner {
     grace: Duration,
     shutdown: Shutdown,
     accounts: Mutex<HashMap<String, State>>,
+    /// Asked before deleting: another instance may still hold receivers of the account.
+    store: Arc<dyn DeliveryStore>,
 }
 
 /// Per SMSGate account (`Account::smsgate_account`): its SMPP users share the registrations.
@@ -74,7 +77,12 @@ impl Registrar {
     /// `base_url`: the configured public base URL of this server's webhook endpoint
     /// (gateway.webhook_base_url), None = no webhooks possible. `grace`: how long registrations
     /// stay after the last receiver of an account unbinds.
-    pub fn new(base_url: Option<String>, grace: Duration, shutdown: Shutdown) -> Self {
+    pub fn new(
+        base_url: Option<String>,
+        grace: Duration,
+        shutdown: Shutdown,
+        store: Arc<dyn DeliveryStore>,
+    ) -> Self {
         let base_url = base_url
             .map(|url| url.trim().trim_end_matches('/').to_owned())
             .filter(|url| !url.is_empty());
@@ -84,6 +92,7 @@ impl Registrar {
                 grace,
                 shutdown,
                 accounts: Mutex::new(HashMap::new()),
+                store,
             }),
         }
     }
@@ -348,16 +357,23 @@ impl Inner {
                 {
                     return;
                 }
+                let smsgate = account.smsgate_account();
+                let elsewhere = self.store.receivers_elsewhere(&smsgate).await;
+                if !matches!(elsewhere, Ok(false)) {
+                    match elsewhere {
+                        Err(e) => {
+                            warn!(account = %account.name, error = %e, "cannot tell whether another instance has receivers; webhook registrations kept")
+                        }
+                        _ => {
+                            info!(account = %account.name, "another instance has receivers; webhook registrations kept")
+                        }
+                    }
+                    self.forget(&smsgate, generation);
+                    return;
+                }
                 let failures = self.unregister_round(&account, &token).await;
                 if failures.is_empty() {
-                    let mut accounts = self.accounts();
-                    // Forgotten only if nothing bound meanwhile; the state would be needed then.
-                    if accounts
-                        .get(&account.smsgate_account())
-                        .is_some_and(|state| state.generation == generation)
-                    {
-                        accounts.remove(&account.smsgate_account());
-                    }
+                    self.forget(&smsgate, generation);
                     return;
                 }
                 if attempt == DELETE_ATTEMPTS {
@@ -373,6 +389,17 @@ impl Inner {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Forgets the account's state, unless something bound meanwhile: it is needed then.
+    fn forget(&self, smsgate: &str, generation: u64) {
+        let mut accounts = self.accounts();
+        if accounts
+            .get(smsgate)
+            .is_some_and(|state| state.generation == generation)
+        {
+            accounts.remove(smsgate);
         }
     }
 
@@ -579,15 +606,28 @@ mod tests {
         hooks
     }
 
-    fn new_registrar(base: Option<&str>) -> (Registrar, Shutdown) {
+    /// A registrar of a single instance; the directory holds its store.
+    fn new_registrar(base: Option<&str>) -> (Registrar, Shutdown, tempfile::TempDir) {
         let shutdown = Shutdown::new();
-        let registrar = Registrar::new(base.map(str::to_owned), GRACE, shutdown.clone());
-        (registrar, shutdown)
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = delivery_store::embedded::Embedded::open(
+            dir.path(),
+            Default::default(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let registrar = Registrar::new(
+            base.map(str::to_owned),
+            GRACE,
+            shutdown.clone(),
+            Arc::new(store),
+        );
+        (registrar, shutdown, dir)
     }
 
     #[test]
     fn urls_and_ids() {
-        let (registrar, _) = new_registrar(Some("https://smpp.example.com/base/"));
+        let (registrar, _, _dir) = new_registrar(Some("https://smpp.example.com/base/"));
         assert_eq!(
             registrar.inner.url_for("abc").as_deref(),
             Some("https://smpp.example.com/base/api/smpp/v1/webhooks/abc")
@@ -606,7 +646,7 @@ mod tests {
     #[tokio::test]
     async fn first_bind_registers_every_event() {
         let sim = Sim::start().await;
-        let (registrar, _shutdown) = new_registrar(Some(&format!("{BASE}/")));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(&format!("{BASE}/")));
         registrar.receiver_bound(&sim.account, TOKEN);
         sim.wait_for_webhooks(&expected(TOKEN)).await;
         wait_until("registered", || registrar.is_registered(&sim.account)).await;
@@ -616,14 +656,14 @@ mod tests {
     #[tokio::test]
     async fn further_binds_register_nothing_new() {
         let sim = Sim::start().await;
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         wait_until("registered", || registrar.is_registered(&sim.account)).await;
         registrar.receiver_bound(&sim.account, TOKEN);
         assert!(registrar.is_registered(&sim.account));
 
         // A restarted server finds its registrations and leaves them as they are.
-        let (restarted, _shutdown) = new_registrar(Some(BASE));
+        let (restarted, _shutdown, _dir) = new_registrar(Some(BASE));
         restarted.receiver_bound(&sim.account, TOKEN);
         wait_until("registered", || restarted.is_registered(&sim.account)).await;
         assert_eq!(sim.requests("GET /webhooks 200").await, 2);
@@ -646,7 +686,7 @@ mod tests {
             .find(|w| w.0 == foreign)
             .unwrap();
 
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         let mut wanted = expected(TOKEN);
         wanted.push(foreign_hook);
@@ -658,7 +698,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_token_replaces_the_registrations() {
         let sim = Sim::start().await;
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         sim.wait_for_webhooks(&expected(TOKEN)).await;
         registrar.receiver_bound(&sim.account, "new-token");
@@ -670,7 +710,7 @@ mod tests {
         let sim = Sim::start().await;
         sim.add("http://127.0.0.1:9/someone-else", "sms:sent").await;
         let foreign = sim.webhooks().await;
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         registrar.receiver_bound(&sim.account, TOKEN);
         wait_until("registered", || registrar.is_registered(&sim.account)).await;
@@ -695,7 +735,7 @@ mod tests {
     #[tokio::test]
     async fn a_rebind_within_the_grace_period_keeps_them() {
         let sim = Sim::start().await;
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         wait_until("registered", || registrar.is_registered(&sim.account)).await;
         registrar.receiver_unbound(&sim.account);
@@ -711,7 +751,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_keeps_them() {
         let sim = Sim::start().await;
-        let (registrar, shutdown) = new_registrar(Some(BASE));
+        let (registrar, shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&sim.account, TOKEN);
         wait_until("registered", || registrar.is_registered(&sim.account)).await;
         shutdown.cancel();
@@ -723,7 +763,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_base_url_nothing_is_registered() {
         let sim = Sim::start().await;
-        let (registrar, _shutdown) = new_registrar(None);
+        let (registrar, _shutdown, _dir) = new_registrar(None);
         registrar.receiver_bound(&sim.account, TOKEN);
         registrar.receiver_unbound(&sim.account);
         assert!(!registrar.is_registered(&sim.account));
@@ -749,7 +789,7 @@ mod tests {
             password: "demo1234".into(),
         };
         let account = Arc::new(Account::new("demo", credentials, gateway));
-        let (registrar, _shutdown) = new_registrar(Some(BASE));
+        let (registrar, _shutdown, _dir) = new_registrar(Some(BASE));
         registrar.receiver_bound(&account, TOKEN);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!registrar.is_registered(&account));

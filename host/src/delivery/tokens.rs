@@ -115,6 +115,29 @@ impl Tokens {
         self.owners.read().expect("owners lock").get(token).cloned()
     }
 
+    /// The owner of `token`, asking the store when another instance handed it out since.
+    pub async fn owner_or_fetch(
+        &self,
+        store: &dyn DeliveryStore,
+        token: &str,
+    ) -> Result<Option<Owner>, QueueError> {
+        if let Some(owner) = self.owner(token) {
+            return Ok(Some(owner));
+        }
+        let Some(found) = store.token_owner(token).await? else {
+            return Ok(None);
+        };
+        let owner = Owner {
+            account: found.account,
+            signed: found.signed,
+        };
+        self.owners
+            .write()
+            .expect("owners lock")
+            .insert(found.token, owner.clone());
+        Ok(Some(owner))
+    }
+
     pub fn key_of(&self, account: &str) -> Option<String> {
         self.keys.read().expect("keys lock").get(account).cloned()
     }

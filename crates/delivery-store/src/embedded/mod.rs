@@ -120,22 +120,31 @@ impl DeliveryStore for Embedded {
         async move { result }.boxed()
     }
 
-    fn ack(&self, seqs: Vec<u64>) -> BoxFuture<'static, Result<usize, QueueError>> {
+    fn ack(&self, _account: &str, seqs: Vec<u64>) -> BoxFuture<'static, Result<usize, QueueError>> {
         self.writer.ack(seqs).boxed()
     }
 
-    fn retry_later(&self, seq: u64) -> BoxFuture<'static, Result<Option<u32>, QueueError>> {
+    fn retry_later(
+        &self,
+        _account: &str,
+        seq: u64,
+    ) -> BoxFuture<'static, Result<Option<u32>, QueueError>> {
         let queue = Arc::clone(&self.queue);
         blocking(move || queue.retry_later(seq), queue_task_panicked)
     }
 
-    fn refused(&self, seq: u64) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>> {
+    fn refused(
+        &self,
+        _account: &str,
+        seq: u64,
+    ) -> BoxFuture<'static, Result<Option<Refusals>, QueueError>> {
         let queue = Arc::clone(&self.queue);
         blocking(move || queue.refused(seq), queue_task_panicked)
     }
 
     fn dead_letter(
         &self,
+        _account: &str,
         seq: u64,
         status: u32,
         reason: &str,

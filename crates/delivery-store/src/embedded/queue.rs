@@ -177,6 +177,9 @@ pub enum QueueError {
     Failed(String),
     #[error("the queue writer has stopped")]
     WriterGone,
+    /// The shared store did not answer or refused the command.
+    #[error("shared store: {0}")]
+    Shared(String),
 }
 
 store::from_redb_errors!(QueueError);

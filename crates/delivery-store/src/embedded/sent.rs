@@ -80,6 +80,9 @@ pub enum SentLogError {
     /// Shared because one failed group commit fails every record in it.
     #[error("sent log storage: {0}")]
     Storage(Arc<redb::Error>),
+    /// The shared store did not answer or refused the command.
+    #[error("shared store: {0}")]
+    Shared(String),
 }
 
 impl From<redb::Error> for SentLogError {
@@ -191,12 +194,7 @@ impl SentLog {
         record: SentRecord,
         now: SystemTime,
     ) -> Result<oneshot::Receiver<Result<(), SentLogError>>, SentLogError> {
-        let payload = serde_json::to_vec(&Stored::from(record.clone())).map_err(|source| {
-            SentLogError::Encode {
-                message_id: message_id.to_owned(),
-                source,
-            }
-        })?;
+        let payload = encode(message_id, &record)?;
         let (done, answer) = oneshot::channel();
         let job = Job {
             message_id: message_id.to_owned(),
@@ -236,12 +234,7 @@ impl SentLog {
             return Ok(None);
         };
         let (_, payload) = entry.value();
-        let stored: Stored =
-            serde_json::from_slice(payload).map_err(|source| SentLogError::Decode {
-                message_id: message_id.to_owned(),
-                source,
-            })?;
-        Ok(Some(stored.into()))
+        decode(message_id, payload).map(Some)
     }
 
     /// Removes records older than the ttl at `now`; returns how many.
@@ -361,6 +354,23 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<(), redb::Error> {
     }
     txn.commit()?;
     Ok(())
+}
+
+/// A record as every backend stores it.
+pub(crate) fn encode(message_id: &str, record: &SentRecord) -> Result<Vec<u8>, SentLogError> {
+    serde_json::to_vec(&Stored::from(record.clone())).map_err(|source| SentLogError::Encode {
+        message_id: message_id.to_owned(),
+        source,
+    })
+}
+
+pub(crate) fn decode(message_id: &str, payload: &[u8]) -> Result<SentRecord, SentLogError> {
+    serde_json::from_slice::<Stored>(payload)
+        .map(Into::into)
+        .map_err(|source| SentLogError::Decode {
+            message_id: message_id.to_owned(),
+            source,
+        })
 }
 
 /// The encoded record. Keys are one letter because the file holds every receipt-requesting
