@@ -749,3 +749,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 }
+
+/// A submit_sm asking for every receipt; returns the message id the ESME got.
+pub async fn submit_with_receipt(esme: &mut Client, destination: &str) -> String {
+    let resp = esme
+        .call(
+            submit_sm(destination)
+                .registered_delivery(rusmpp::values::RegisteredDelivery::from(1u8))
+                .short_message(octets(b"whose receipt?"))
+                .build(),
+        )
+        .await;
+    resp.expect(smpp_codec::command::SUBMIT_SM_RESP, ESME_ROK, resp.sequence);
+    resp.message_id()
+}
+
+/// The message id a receipt is about.
+pub fn receipted_id(deliver: &DeliverSm) -> String {
+    let id = deliver
+        .tlv(smpp_codec::pdu::tag::RECEIPTED_MESSAGE_ID)
+        .unwrap_or_else(|| panic!("not a receipt: {deliver:?}"));
+    String::from_utf8_lossy(id.strip_suffix(&[0]).unwrap_or(id)).into_owned()
+}

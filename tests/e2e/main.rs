@@ -3,9 +3,11 @@
 //! its own pair of processes on its own ports, so the tests run in parallel.
 
 mod client;
+mod services;
 mod support;
 
 mod bind;
+mod cluster;
 mod concat;
 mod config;
 mod deliver_plugins;

@@ -5,10 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use rusmpp::values::RegisteredDelivery;
 use serde_json::json;
-use smpp_codec::command::SUBMIT_SM_RESP;
-use smpp_codec::pdu::tag;
 use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
@@ -54,26 +51,6 @@ async fn shop(h: &Harness, system_id: &str, password: &str) -> Client {
     let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
     assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
     esme
-}
-
-async fn submit_with_receipt(esme: &mut Client, destination: &str) -> String {
-    let resp = esme
-        .call(
-            submit_sm(destination)
-                .registered_delivery(RegisteredDelivery::from(1u8))
-                .short_message(octets(b"whose receipt?"))
-                .build(),
-        )
-        .await;
-    resp.expect(SUBMIT_SM_RESP, ESME_ROK, resp.sequence);
-    resp.message_id()
-}
-
-fn receipted_id(deliver: &DeliverSm) -> String {
-    let id = deliver
-        .tlv(tag::RECEIPTED_MESSAGE_ID)
-        .unwrap_or_else(|| panic!("not a receipt: {deliver:?}"));
-    String::from_utf8_lossy(id.strip_suffix(&[0]).unwrap_or(id)).into_owned()
 }
 
 #[tokio::test]

@@ -685,6 +685,49 @@ impl Harness {
         self.server = Some(server);
     }
 
+    /// Starts one more server on the same simulator, as another instance of a deployment:
+    /// the first server's environment with ports and data directory of its own, then
+    /// `overrides`. Killed when dropped.
+    pub async fn start_instance(&mut self, overrides: &[(&str, &str)]) -> Instance {
+        self.restarts += 1;
+        let name = format!("instance{}", self.restarts);
+        let data = self.dir.path().join(&name);
+        let (base, http) = (self.server_env.clone(), self.http.clone());
+        let (proc, (smpp, web)) =
+            start_with_retry(&name, &self.dir, &http, self.start_timeout, |log| {
+                let (smpp, tls, web, admin) = (free_port(), free_port(), free_port(), free_port());
+                let mut env = base.clone();
+                let mut set = |key: &str, value: OsString| {
+                    env.retain(|(k, _)| k != key);
+                    env.push((key.to_owned(), value));
+                };
+                set("SMPP__BIND_ADDRESS", local(smpp).to_string().into());
+                set("SMPP__TLS_BIND_ADDRESS", local(tls).to_string().into());
+                set("HTTP__ADDRESS", local(web).to_string().into());
+                set("ADMIN__ADDRESS", local(admin).to_string().into());
+                set("DELIVERY__DATA_DIR", data.clone().into_os_string());
+                for (key, value) in overrides {
+                    set(key, value.into());
+                }
+                let address = |key: &str| -> SocketAddr {
+                    let (_, value) = env.iter().find(|(k, _)| k == key).expect("set above");
+                    value.to_string_lossy().parse().expect("an address")
+                };
+                let addrs = (address("SMPP__BIND_ADDRESS"), address("HTTP__ADDRESS"));
+                let mut cmd = command();
+                cmd.envs(env.iter().map(|(k, v)| (k, v)));
+                let url = format!("http://{}/health/ready", addrs.1);
+                (Proc::spawn(cmd, log), url, addrs)
+            })
+            .await;
+        Instance {
+            smpp,
+            web,
+            http,
+            proc: Some(proc),
+        }
+    }
+
     /// The server's own JSON at `path` on its admin listener.
     pub async fn server_json(&self, path: &str) -> Value {
         let url = format!("http://{}{path}", self.admin);
@@ -835,6 +878,55 @@ impl Harness {
         let body = resp.text().await.unwrap_or_default();
         assert_eq!(status.as_u16(), 202, "POST {url} {sms}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("POST {url}: {e}: {body}"))
+    }
+}
+
+/// A further server process of a deployment (see [`Harness::start_instance`]).
+pub struct Instance {
+    pub smpp: SocketAddr,
+    pub web: SocketAddr,
+    http: reqwest::Client,
+    proc: Option<Proc>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== instance log =====\n{}", self.log());
+        }
+    }
+}
+
+impl Instance {
+    pub async fn connect(&self) -> Client {
+        let stream = TcpStream::connect(self.smpp)
+            .await
+            .expect("connect to the instance's SMPP port");
+        Client::new(stream)
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(Proc::log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as in a crash: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let mut proc = self.proc.take().expect("instance running");
+        proc.child.kill().expect("SIGKILL the instance");
+        proc.child.wait().expect("reap the instance");
+    }
+
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.web);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 }
 
