@@ -22,16 +22,16 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use smpp_codec::command::{
-    BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM, SUBMIT_SM_RESP,
+    BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP,
 };
-use smpp_codec::status::{CommandStatus, ESME_ROK};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use smpp_codec::status::ESME_ROK;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
 mod common;
 
-use common::{bind_demo, env_or, free_port, pdu, wait_ready};
+use common::{bind_demo, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready};
 
 #[tokio::main]
 async fn main() {
@@ -250,35 +250,4 @@ async fn load(
         }
     }
     outcome
-}
-
-/// A realistic 51-character GSM text to an international number.
-fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
-    let text = b"Your verification code is 482915. It expires in 5m.";
-    let mut body = Vec::with_capacity(96);
-    body.push(0); // service_type
-    body.extend_from_slice(&[5, 0]);
-    body.extend_from_slice(b"Shop\0");
-    body.extend_from_slice(&[1, 1]);
-    body.extend_from_slice(b"491701234567\0");
-    // esm_class, protocol_id, priority, schedule, validity, registered_delivery,
-    // replace_if_present, data_coding, sm_default_msg_id
-    body.extend_from_slice(&[0, 0, 0, 0, 0, registered_delivery, 0, 0, 0]);
-    body.push(text.len() as u8);
-    body.extend_from_slice(text);
-    pdu(SUBMIT_SM, sequence, &body)
-}
-
-async fn read_pdu(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
-) -> (u32, CommandStatus, u32, Vec<u8>) {
-    let mut header = [0u8; 16];
-    tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
-        .await
-        .expect("server answered within 30s")
-        .expect("read header");
-    let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
-    let mut body = vec![0; word(0) as usize - 16];
-    reader.read_exact(&mut body).await.expect("read body");
-    (word(4), CommandStatus(word(8)), word(12), body)
 }

@@ -2,10 +2,14 @@
 //! client costs as little as possible), the demo account's bind, and waiting for the server
 //! they start.
 
+// Each benchmark compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use smpp_codec::status::ESME_ROK;
+use smpp_codec::command::SUBMIT_SM;
+use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -22,8 +26,12 @@ pub fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
 
 /// A bind of the kind `command_id` as the simulator's demo account.
 pub fn bind_demo(command_id: u32, sequence: u32) -> Vec<u8> {
+    bind(command_id, sequence, "demo", "demo1234")
+}
+
+pub fn bind(command_id: u32, sequence: u32, system_id: &str, password: &str) -> Vec<u8> {
     let mut body = Vec::new();
-    for field in ["demo", "demo1234", ""] {
+    for field in [system_id, password, ""] {
         body.extend_from_slice(field.as_bytes());
         body.push(0);
     }
@@ -67,4 +75,35 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A realistic 51-character GSM text to an international number.
+pub fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
+    let text = b"Your verification code is 482915. It expires in 5m.";
+    let mut body = Vec::with_capacity(96);
+    body.push(0); // service_type
+    body.extend_from_slice(&[5, 0]);
+    body.extend_from_slice(b"Shop\0");
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(b"491701234567\0");
+    // esm_class, protocol_id, priority, schedule, validity, registered_delivery,
+    // replace_if_present, data_coding, sm_default_msg_id
+    body.extend_from_slice(&[0, 0, 0, 0, 0, registered_delivery, 0, 0, 0]);
+    body.push(text.len() as u8);
+    body.extend_from_slice(text);
+    pdu(SUBMIT_SM, sequence, &body)
+}
+
+pub async fn read_pdu(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+) -> (u32, CommandStatus, u32, Vec<u8>) {
+    let mut header = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
+        .await
+        .expect("server answered within 30s")
+        .expect("read header");
+    let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    let mut body = vec![0; word(0) as usize - 16];
+    reader.read_exact(&mut body).await.expect("read body");
+    (word(4), CommandStatus(word(8)), word(12), body)
 }
