@@ -117,6 +117,35 @@ async fn what_a_killed_instance_held_goes_to_a_receiver_on_another_instance() {
 }
 
 #[tokio::test]
+async fn a_stopped_instance_hands_what_it_held_over_without_waiting_for_its_lease() {
+    let redis = Redis::start().await;
+    let mut h = on_redis(&redis)
+        .env("DELIVERY__REDIS_LEASE", "10m")
+        .env("SMPP__SHUTDOWN_GRACE", "1s")
+        .env("SMPP__RESPONSE_TIMEOUT", "1s")
+        .webhooks()
+        .start()
+        .await;
+    let mut holder_instance = h.start_instance(&[]).await;
+    let taker_instance = h.start_instance(&[]).await;
+    let mut holder = holder_instance.connect().await;
+    bind(&mut holder, BindKind::Receiver).await;
+    let mut taker = taker_instance.connect().await;
+    h.wait_for_registrations(WAIT).await;
+    h.inject_mo(json!({ "from": MO_SENDER, "to": MO_RECIPIENT, "text": "handed over" }))
+        .await;
+    let held = holder.next_deliver_sm(WAIT).await.expect("the deliver_sm");
+    assert_eq!(held.text(), "handed over");
+    bind(&mut taker, BindKind::Receiver).await;
+    taker.expect_no_deliver_sm(QUIET).await;
+
+    // The holder never answers; its instance stops and ends its lease as it goes.
+    holder_instance.stop().await;
+    let deliver = taker.receive().await;
+    assert_eq!(deliver.text(), "handed over", "{deliver:?}");
+}
+
+#[tokio::test]
 async fn behind_haproxy_the_receipts_and_the_incoming_sms_arrive_once() {
     let redis = Redis::start().await;
     let (lb_smpp, lb_http) = (free_port(), free_port());

@@ -909,6 +909,24 @@ impl Instance {
         self.proc.as_ref().map(Proc::log).unwrap_or_default()
     }
 
+    /// SIGTERM, and waits for the exit.
+    pub async fn stop(&mut self) {
+        let mut proc = self.proc.take().expect("instance running");
+        let status = Command::new("kill")
+            .args(["-TERM", &proc.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proc.child.try_wait().expect("wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "instance still running after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL, as in a crash: no shutdown code runs.
     pub fn kill(&mut self) {
         let mut proc = self.proc.take().expect("instance running");

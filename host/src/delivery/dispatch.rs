@@ -28,6 +28,8 @@ use smpp_codec::status::{CommandStatus, ESME_ROK, ESME_RTHROTTLED};
 
 /// Most items read from the queue per round.
 const LOOKAHEAD: usize = 1024;
+/// How long a dispatcher waits after a failed read of the queue.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// How a deliver_sm ended.
 enum Answer {
@@ -97,8 +99,14 @@ impl Dispatcher {
                 match self.delivery.store.peek(&self.account, limit).await {
                     Ok(items) => items,
                     Err(e) => {
-                        warn!(error = %e, "reading the delivery queue failed");
-                        Vec::new()
+                        // The store is down (Redis cut off) or failing: ending here would
+                        // start a dispatcher again at once, as the queue may not be empty.
+                        warn!(error = %e, retry_in = ?STORE_RETRY, "reading the delivery queue failed");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(STORE_RETRY) => {}
+                        }
+                        continue;
                     }
                 }
             } else {

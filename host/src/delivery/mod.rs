@@ -503,7 +503,8 @@ impl Delivery {
                 .store
                 .withdraw(&account.name, last_of_smsgate.then_some(smsgate.as_str()));
             let name = account.name.clone();
-            tokio::spawn(async move {
+            // Tracked, so a shutdown waits for it: the other instances take over at once.
+            self.tasks.spawn(async move {
                 if let Err(e) = withdrawn.await {
                     warn!(account = %name, error = %e, "cannot withdraw the receiver; the other instances take over when its lease ends");
                 }
