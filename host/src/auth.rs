@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::Digest as _;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::bind_guard::{BindGuard, GuardSettings, Refusal};
 use crate::config::SmppConfig;
 use crate::gateway::{self, Credentials, Gateway};
 use crate::metrics;
+use delivery_store::DeliveryStore;
 use smpp_codec::pdu::{Bind, BindKind};
 use smpp_codec::status::*;
 use smsgate_plugin_host::{AuthOutcome, Plugins, types};
@@ -91,20 +92,54 @@ impl Account {
 pub struct BoundAccount {
     pub account: Arc<Account>,
     registry: Arc<Registry>,
-    /// Shared by every session of the account.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The store of a deployment of several instances, where the limits hold across them.
+    shared: Option<SharedLimits>,
+}
+
+struct SharedLimits {
+    store: Arc<dyn DeliveryStore>,
+    /// Whether this bind took one of the account's binds there, to give back when it ends.
+    holds_bind: bool,
 }
 
 impl BoundAccount {
-    /// Whether one more message fits the account's messages-per-second limit now.
-    pub fn admit_message(&self) -> bool {
-        self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+    /// Whether one more message fits the account's messages-per-second limit now: this
+    /// instance's share first, then, with several instances, the whole deployment's. When the
+    /// shared store does not answer, this instance's limit is all that holds.
+    pub async fn admit_message(&self) -> bool {
+        if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) {
+            return false;
+        }
+        let (Some(shared), Some(rate)) = (&self.shared, self.account.messages_per_second) else {
+            return true;
+        };
+        match shared.store.count_message(&self.account.name, rate).await {
+            Ok(fits) => fits,
+            Err(e) => {
+                debug!(account = %self.account.name, error = %e, "cannot count the message across instances");
+                true
+            }
+        }
     }
 }
 
 impl Drop for BoundAccount {
     fn drop(&mut self) {
         self.registry.release(&self.account.name);
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.holds_bind)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (released, name) = (
+                shared.store.release_bind(&self.account.name),
+                self.account.name.clone(),
+            );
+            runtime.spawn(async move {
+                if let Err(e) = released.await {
+                    warn!(account = %name, error = %e, "cannot give back the bind across instances; it counts until this instance's lease ends");
+                }
+            });
+        }
     }
 }
 
@@ -226,6 +261,8 @@ pub struct Authenticator {
     verified: Mutex<HashMap<(String, Credentials), Instant>>,
     registry: Arc<Registry>,
     guard: BindGuard,
+    /// With several instances: where binds and messages are counted across them.
+    shared: Option<Arc<dyn DeliveryStore>>,
 }
 
 /// Binds refused for their credentials; other refusals (a gateway outage, a bind limit) say
@@ -235,8 +272,14 @@ fn is_credential_refusal(status: CommandStatus) -> bool {
 }
 
 impl Authenticator {
-    pub fn new(gateway: Gateway, plugins: Arc<Plugins>, smpp: &SmppConfig) -> Self {
+    pub fn new(
+        gateway: Gateway,
+        plugins: Arc<Plugins>,
+        smpp: &SmppConfig,
+        shared: Option<Arc<dyn DeliveryStore>>,
+    ) -> Self {
         Authenticator {
+            shared,
             gateway,
             plugins,
             ttl: smpp.bind_cache_ttl,
@@ -310,11 +353,45 @@ impl Authenticator {
         };
         self.check(&account, bind).await?;
         let limiter = self.registry.admit(&account)?;
+        let shared = match &self.shared {
+            Some(store) => Some(SharedLimits {
+                store: Arc::clone(store),
+                holds_bind: self.take_shared_bind(store.as_ref(), &account).await?,
+            }),
+            None => None,
+        };
         Ok(BoundAccount {
             account: Arc::new(account),
             registry: Arc::clone(&self.registry),
             limiter,
+            shared,
         })
+    }
+
+    /// Takes one of the account's `max_binds` across the instances; when the store does not
+    /// answer, this instance's count is all that holds (binds must not depend on Redis).
+    async fn take_shared_bind(
+        &self,
+        store: &dyn DeliveryStore,
+        account: &Account,
+    ) -> Result<bool, SmppError> {
+        let Some(max) = account.max_binds else {
+            return Ok(false);
+        };
+        match store.take_bind(&account.name, max).await {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.registry.release(&account.name);
+                Err(SmppError::new(
+                    ESME_RBINDFAIL,
+                    format!("account already has {max} binds across the instances, its limit"),
+                ))
+            }
+            Err(e) => {
+                warn!(account = %account.name, error = %e, "cannot count the bind across instances; only this instance's count holds");
+                Ok(false)
+            }
+        }
     }
 
     fn default_account(&self, bind: &Bind) -> Result<Account, SmppError> {
@@ -436,6 +513,7 @@ mod tests {
             limiter: registry.admit(&acct).unwrap(),
             account: Arc::new(account(Some(2), None)),
             registry: Arc::clone(registry),
+            shared: None,
         };
         let first = hold(&registry);
         let _second = hold(&registry);

@@ -74,7 +74,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         config.smpp.default_alphabet,
     ));
     let shared = Arc::new(session::Shared {
-        auth: Authenticator::new(gateway, plugins, &config.smpp),
+        auth: Authenticator::new(gateway, plugins, &config.smpp, delivery.shared_store()),
         submitter: Arc::clone(&submitter),
         delivery: Arc::clone(&delivery),
         settings: config.smpp.clone(),

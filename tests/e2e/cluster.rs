@@ -257,6 +257,77 @@ async fn without_redis_submits_go_on_and_webhooks_are_refused_until_it_returns()
     assert_eq!(deliver.text(), "after the outage", "{deliver:?}");
 }
 
+/// shop1 sends through the demo account, at most 2 binds and 5 messages a second.
+fn limited_shop() -> TempDir {
+    let dir = TempDir::new("limited-shop");
+    let manifest = format!(
+        "order = 10\nfailure_policy = \"fail-closed\"\ntimeout = \"5s\"\n\n\
+         [config.users.shop1]\npassword = \"shop1pw\"\nsmsgate_username = \"{DEMO_USER}\"\n\
+         smsgate_password = \"{DEMO_PASSWORD}\"\nmax_binds = \"2\"\nmessages_per_second = \"5\"\n"
+    );
+    std::fs::write(dir.path().join("credential-map.toml"), manifest).expect("write the manifest");
+    std::fs::copy(
+        plugin_wasm("credential-map"),
+        dir.path().join("credential-map.wasm"),
+    )
+    .expect("copy the plugin");
+    dir
+}
+
+#[tokio::test]
+async fn an_accounts_bind_and_message_limits_hold_across_instances() {
+    let redis = Redis::start().await;
+    let plugins = limited_shop();
+    let mut h = on_redis(&redis).plugins(plugins.path()).start().await;
+    let other = h.start_instance(&[]).await;
+    let mut esmes = Vec::new();
+    for mut esme in [h.connect().await, other.connect().await] {
+        let resp = esme.bind(BindKind::Transmitter, "shop1", "shop1pw").await;
+        assert_eq!(resp.status, ESME_ROK, "{resp:?}");
+        esmes.push(esme);
+    }
+    // Two binds taken, one on each instance: a third is refused on either.
+    let mut third = other.connect().await;
+    let resp = third.bind(BindKind::Transmitter, "shop1", "shop1pw").await;
+    assert_eq!(resp.status, smpp_codec::status::ESME_RBINDFAIL, "{resp:?}");
+
+    // Five messages a second between both binds. A burst that starts just after a second
+    // begins and ends within it gets exactly five accepted.
+    for _ in 0..5 {
+        let millis = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        while millis() % 1000 > 50 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let second = millis() / 1000;
+        let mut accepted = 0;
+        for n in 0..12 {
+            let esme = &mut esmes[n % 2];
+            let resp = esme
+                .call(
+                    submit_sm("491701234567")
+                        .short_message(octets(b"limited"))
+                        .build(),
+                )
+                .await;
+            if resp.status == ESME_ROK {
+                accepted += 1;
+            } else {
+                assert_eq!(resp.status, smpp_codec::status::ESME_RTHROTTLED, "{resp:?}");
+            }
+        }
+        if millis() / 1000 == second {
+            assert_eq!(accepted, 5, "accepted within one second");
+            return;
+        }
+    }
+    panic!("no burst of twelve submit_sm fitted in one second in five tries");
+}
+
 #[test]
 fn an_unreachable_redis_stops_the_start_naming_the_setting_and_not_the_password() {
     let port = free_port();

@@ -182,6 +182,27 @@ pub trait DeliveryStore: Send + Sync {
         futures::future::ready(Ok(None)).boxed()
     }
 
+    /// Takes one of the `max` binds `user` may hold across all instances; `false` when they are
+    /// all taken. A killed instance's binds stop counting when its lease ends.
+    fn take_bind(&self, _user: &str, _max: u32) -> BoxFuture<'static, Result<bool, QueueError>> {
+        futures::future::ready(Ok(true)).boxed()
+    }
+
+    /// Gives back a bind taken with [`take_bind`](Self::take_bind).
+    fn release_bind(&self, _user: &str) -> BoxFuture<'static, Result<(), QueueError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Counts one message of `user` against `per_second` across all instances (one-second
+    /// windows); `false` when the second's allowance is used up.
+    fn count_message(
+        &self,
+        _user: &str,
+        _per_second: u32,
+    ) -> BoxFuture<'static, Result<bool, QueueError>> {
+        futures::future::ready(Ok(true)).boxed()
+    }
+
     /// Accounts whose queue got items through another instance, once per push; `None` when
     /// no other instance can push. Taken once.
     fn wakes(&self) -> Option<BoxStream<'static, String>> {

@@ -640,6 +640,11 @@ impl Delivery {
         ))
     }
 
+    /// The store, when several instances share it.
+    pub fn shared_store(&self) -> Option<Arc<dyn DeliveryStore>> {
+        self.store.is_shared().then(|| Arc::clone(&self.store))
+    }
+
     pub async fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
         self.store.stats().await
     }
@@ -724,8 +729,9 @@ impl Delivery {
         true
     }
 
-    /// Renews this instance's lease on its receivers in the shared store, and wakes their
-    /// dispatchers, which then take over what instances whose lease ended left behind.
+    /// Renews this instance's liveness and its lease on its receivers in the shared store
+    /// (the first tick at once), and wakes their dispatchers, which then take over what
+    /// instances whose lease ended left behind.
     async fn keep_presence(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.redis_lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -740,9 +746,7 @@ impl Delivery {
                 .filter_map(|user| self.account_view(user))
                 .map(|account| presence(&account))
                 .collect();
-            if present.is_empty() {
-                continue;
-            }
+            // Also when empty: it renews this instance's liveness, which its binds count by.
             if let Err(e) = self.store.announce(present).await {
                 warn!(error = %e, "cannot renew the receivers' lease in the shared store");
             }

@@ -35,7 +35,7 @@ pub async fn handle(
         request,
         Request::SubmitSm(_) | Request::DataSm(_) | Request::SubmitMulti(_)
     );
-    if submits && !bound.admit_message() {
+    if submits && !bound.admit_message().await {
         debug!("account over its messages-per-second limit");
         return (
             ESME_RTHROTTLED,

@@ -1,7 +1,8 @@
--- Renews this instance's lease on its receivers and forgets ended leases of others. ARGV:
--- prefix, this instance, lease end ms, now ms, TTL ms, then per user: SMSGate account, user,
--- SIM slot ('' for any), device ('' for any).
+-- Renews this instance's liveness and its lease on its receivers, and forgets ended leases of
+-- others. ARGV: prefix, this instance, lease end ms, now ms, TTL ms, then per user: SMSGate
+-- account, user, SIM slot ('' for any), device ('' for any).
 local me, lease_end, now, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('SET', P .. 'alive:' .. me, '1', 'PX', tonumber(lease_end) - now)
 local function renew(key)
     local leases = redis.call('HGETALL', key)
     for i = 1, #leases, 2 do

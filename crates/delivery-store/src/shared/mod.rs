@@ -54,6 +54,8 @@ static EXPIRE: LazyLock<Script> = LazyLock::new(|| script(include_str!("expire.l
 static STATS: LazyLock<Script> = LazyLock::new(|| script(include_str!("stats.lua")));
 static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| script(include_str!("announce.lua")));
 static WITHDRAW: LazyLock<Script> = LazyLock::new(|| script(include_str!("withdraw.lua")));
+static BINDS: LazyLock<Script> = LazyLock::new(|| script(include_str!("binds.lua")));
+static RATE: LazyLock<Script> = LazyLock::new(|| script(include_str!("rate.lua")));
 
 /// Why the shared store cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -677,6 +679,36 @@ impl DeliveryStore for Shared {
             Ok(known)
         }
         .boxed()
+    }
+
+    fn take_bind(&self, user: &str, max: u32) -> BoxFuture<'static, Result<bool, QueueError>> {
+        let args = Args::new().with(user).with(&self.me).with(max).with("take");
+        eval::<bool>(self.conn(), &BINDS, args)
+            .map(|r| r.map_err(shared_error))
+            .boxed()
+    }
+
+    fn release_bind(&self, user: &str) -> BoxFuture<'static, Result<(), QueueError>> {
+        let args = Args::new()
+            .with(user)
+            .with(&self.me)
+            .with(0)
+            .with("release");
+        eval::<()>(self.conn(), &BINDS, args)
+            .map(|r| r.map_err(shared_error))
+            .boxed()
+    }
+
+    fn count_message(
+        &self,
+        user: &str,
+        per_second: u32,
+    ) -> BoxFuture<'static, Result<bool, QueueError>> {
+        let second = unix_ms(SystemTime::now()) / 1000;
+        let args = Args::new().with(user).with(second).with(per_second);
+        eval::<bool>(self.conn(), &RATE, args)
+            .map(|r| r.map_err(shared_error))
+            .boxed()
     }
 
     fn wakes(&self) -> Option<BoxStream<'static, String>> {

@@ -8,6 +8,8 @@
 --   P present:A  hash instance -> lease end (ms) of its receivers of A
 --   P here:S     hash instance -> lease end (ms) of its receivers of SMSGate account S
 --   P users:S    hash user -> "sim|seen ms|device" of the users that bound as receivers of S
+--   P alive:I    instance I runs (expires with its lease)
+--   P binds:A    hash instance -> binds of A there;  P rate:A:T  messages of A in second T
 local P = ARGV[1]
 
 local function field(fields, name)

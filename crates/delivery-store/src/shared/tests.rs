@@ -299,3 +299,47 @@ async fn an_unreachable_redis_is_named_without_its_password() {
     );
     assert_eq!(without_password("redis://h:1/2"), "redis://h:1/2");
 }
+
+#[tokio::test]
+async fn bind_and_rate_limits_hold_across_instances_and_forget_a_dead_one() {
+    let server = RedisServer::start().await;
+    let lease = Duration::from_millis(300);
+    let a = Shared::open(&server.url, options(lease)).await.unwrap();
+    let b = Shared::open(&server.url, options(lease)).await.unwrap();
+    for store in [&a, &b] {
+        store.announce(Vec::new()).await.unwrap();
+    }
+    assert!(a.take_bind("shop1", 2).await.unwrap());
+    assert!(b.take_bind("shop1", 2).await.unwrap());
+    assert!(!a.take_bind("shop1", 2).await.unwrap(), "two of two taken");
+    assert!(a.take_bind("shop2", 2).await.unwrap(), "per user");
+    b.release_bind("shop1").await.unwrap();
+    assert!(a.take_bind("shop1", 2).await.unwrap());
+    assert!(!b.take_bind("shop1", 2).await.unwrap());
+
+    // a dies: once its liveness lapses its binds stop counting.
+    tokio::time::sleep(lease * 2).await;
+    b.announce(Vec::new()).await.unwrap();
+    assert!(b.take_bind("shop1", 2).await.unwrap());
+
+    // Three a second between both instances: the fourth in the same second is refused.
+    for _ in 0..5 {
+        let second = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let started = second();
+        let mut counted = Vec::new();
+        for store in [&a, &b, &a, &b] {
+            counted.push(store.count_message("shop3", 3).await.unwrap());
+        }
+        if second() == started {
+            assert_eq!(counted, [true, true, true, false]);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    panic!("no four counts within one second in five tries");
+}
