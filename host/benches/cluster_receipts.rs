@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use smpp_codec::command::{
-    BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP,
-};
+use smpp_codec::command::{DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP};
 use smpp_codec::status::ESME_ROK;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -26,7 +24,9 @@ use tokio::process::{Child, Command};
 mod common;
 
 use base64::Engine;
-use common::{bind, env_or, free_port, http_get, pdu, read_pdu, submit_sm, wait_ready};
+use common::{
+    bound_transceiver, env_or, free_port, http_get, pdu, read_pdu, submit_sm, wait_ready,
+};
 
 const ESMES: usize = 3;
 const WINDOW: usize = 64;
@@ -229,19 +229,7 @@ async fn esme(
     messages: usize,
 ) -> (usize, Duration, Duration) {
     let (user, password) = account(n);
-    let stream = TcpStream::connect(address).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (mut reader, mut writer) = stream.into_split();
-    writer
-        .write_all(&bind(BIND_TRANSCEIVER, 1, &user, &password))
-        .await
-        .expect("send bind");
-    let (id, status, _, _) = read_pdu(&mut reader).await;
-    assert_eq!(
-        (id, status),
-        (BIND_TRANSCEIVER_RESP, ESME_ROK),
-        "bind refused"
-    );
+    let (mut reader, mut writer) = bound_transceiver(address, &user, &password).await;
     // The phone calls only the webhooks registered when an event happens; the server
     // registers them in the background after the bind.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));

@@ -21,17 +21,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use smpp_codec::command::{
-    BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP,
-};
+use smpp_codec::command::{DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP};
 use smpp_codec::status::ESME_ROK;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::process::Command;
 
 mod common;
 
-use common::{bind_demo, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready};
+use common::{bound_transceiver, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready};
 
 #[tokio::main]
 async fn main() {
@@ -172,19 +169,7 @@ async fn load(
     registered_delivery: u8,
     duration: Duration,
 ) -> Outcome {
-    let stream = TcpStream::connect(address).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (mut reader, mut writer) = stream.into_split();
-    writer
-        .write_all(&bind_demo(BIND_TRANSCEIVER, 1))
-        .await
-        .expect("send bind");
-    let (id, status, _, _) = read_pdu(&mut reader).await;
-    assert_eq!(
-        (id, status),
-        (BIND_TRANSCEIVER_RESP, ESME_ROK),
-        "bind refused ({status})"
-    );
+    let (mut reader, mut writer) = bound_transceiver(address, "demo", "demo1234").await;
 
     let mut outcome = Outcome::default();
     let mut sent_at: HashMap<u32, Instant> = HashMap::with_capacity(window);

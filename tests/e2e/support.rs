@@ -505,10 +505,7 @@ impl Drop for Harness {
 
 impl Harness {
     pub async fn connect(&self) -> Client {
-        let stream = TcpStream::connect(self.smpp)
-            .await
-            .expect("connect to the SMPP port");
-        Client::new(stream)
+        connect_smpp(self.smpp).await
     }
 
     /// A connection bound with the demo account.
@@ -576,15 +573,7 @@ impl Harness {
 
     /// The server's Prometheus exposition.
     pub async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.web);
-        self.http
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        get_text(&self.http, &format!("http://{}/metrics", self.web)).await
     }
 
     async fn get_json(&self, path: &str) -> Value {
@@ -638,6 +627,17 @@ impl Harness {
     pub async fn sim_requests(&self) -> BTreeMap<String, u64> {
         let value = self.get_json("/simulator/v1/requests").await;
         serde_json::from_value(value).expect("request counters")
+    }
+
+    /// Requests the simulator got whose key (`METHOD /path STATUS`) starts with `prefix`,
+    /// whatever it answered.
+    pub async fn sim_requests_starting(&self, prefix: &str) -> u64 {
+        self.sim_requests()
+            .await
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub async fn sim_request_count(&self, key: &str) -> u64 {
@@ -881,6 +881,25 @@ impl Harness {
     }
 }
 
+pub async fn connect_smpp(address: SocketAddr) -> Client {
+    let stream = TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the SMPP port {address}: {e}"));
+    Client::new(stream)
+}
+
+/// The body of `GET url`, which must succeed.
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A further server process of a deployment (see [`Harness::start_instance`]).
 pub struct Instance {
     pub smpp: SocketAddr,
@@ -899,10 +918,7 @@ impl Drop for Instance {
 
 impl Instance {
     pub async fn connect(&self) -> Client {
-        let stream = TcpStream::connect(self.smpp)
-            .await
-            .expect("connect to the instance's SMPP port");
-        Client::new(stream)
+        connect_smpp(self.smpp).await
     }
 
     pub fn log(&self) -> String {
@@ -935,16 +951,7 @@ impl Instance {
     }
 
     pub async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.web);
-        self.http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        get_text(&self.http, &format!("http://{}/metrics", self.web)).await
     }
 }
 

@@ -8,10 +8,11 @@
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use smpp_codec::command::SUBMIT_SM;
+use smpp_codec::command::{BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, SUBMIT_SM};
 use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// A PDU with `body` after the 16-byte header (command_status ESME_ROK).
 pub fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
@@ -37,6 +38,28 @@ pub fn bind(command_id: u32, sequence: u32, system_id: &str, password: &str) -> 
     }
     body.extend_from_slice(&[0x34, 0, 0, 0]);
     pdu(command_id, sequence, &body)
+}
+
+/// A connection bound as a transceiver, split for a reader and a writer task.
+pub async fn bound_transceiver(
+    address: SocketAddr,
+    system_id: &str,
+    password: &str,
+) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let stream = TcpStream::connect(address).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(&bind(BIND_TRANSCEIVER, 1, system_id, password))
+        .await
+        .expect("send bind");
+    let (id, status, _, _) = read_pdu(&mut reader).await;
+    assert_eq!(
+        (id, status),
+        (BIND_TRANSCEIVER_RESP, ESME_ROK),
+        "bind refused ({status})"
+    );
+    (reader, writer)
 }
 
 /// The body of a successful `GET path` on `address` (HTTP/1.0, optional Basic credentials
@@ -94,9 +117,7 @@ pub fn submit_sm(sequence: u32, registered_delivery: u8) -> Vec<u8> {
     pdu(SUBMIT_SM, sequence, &body)
 }
 
-pub async fn read_pdu(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
-) -> (u32, CommandStatus, u32, Vec<u8>) {
+pub async fn read_pdu(reader: &mut OwnedReadHalf) -> (u32, CommandStatus, u32, Vec<u8>) {
     let mut header = [0u8; 16];
     tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut header))
         .await
