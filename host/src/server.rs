@@ -65,7 +65,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         background.clone(),
     )
     .await?;
-    info!(data_dir = %config.delivery.data_dir.display(), "delivery queue open");
+    if delivery.shared_store().is_none() {
+        info!(data_dir = %config.delivery.data_dir.display(), "delivery queue open");
+    }
 
     let submitter = Arc::new(Submitter::new(
         Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
