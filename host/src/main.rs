@@ -122,7 +122,8 @@ enum QueueCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Validate FILE.wasm against the plugin contract and print its name, version and hooks.
+    /// Validate FILE.wasm against the plugin contract and print its name, version, contract
+    /// version and hooks.
     Check {
         file: PathBuf,
         #[command(flatten)]

@@ -16,8 +16,8 @@ use std::thread::LocalKey;
 
 use crate::bindings::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
 use crate::{
-    Account, AuthResult, BindRequest, Deliver, DeliverResult, Hook, Message, Plugin, RouteResult,
-    TransformResult,
+    Account, AuthResult, BindRequest, Deliver, DeliverResult, Hook, IncomingSms, Message, Plugin,
+    RouteIncomingResult, RouteResult, TransformResult,
 };
 
 /// [`Authenticate::authenticate`](crate::Authenticate::authenticate) of a plugin type.
@@ -30,6 +30,8 @@ pub type RouteFn<P> = fn(&mut P, &Account, &Message) -> RouteResult;
 /// [`TransformDeliver::transform_deliver`](crate::TransformDeliver::transform_deliver) of a
 /// plugin type.
 pub type TransformDeliverFn<P> = fn(&mut P, &Account, Deliver) -> DeliverResult;
+/// [`RouteIncoming::route_incoming`](crate::RouteIncoming::route_incoming) of a plugin type.
+pub type RouteIncomingFn<P> = fn(&mut P, &IncomingSms, &[Account]) -> RouteIncomingResult;
 
 /// Stands for plugin type `P` in the method calls that find its hooks.
 pub struct Probe<P>(PhantomData<P>);
@@ -42,8 +44,10 @@ impl<P> Probe<P> {
 /// The traits whose methods [`__hook_table!`](crate::__hook_table) calls on a [`Probe`]; the
 /// expansion imports them all, and method resolution picks one of each pair.
 pub mod probe {
-    use super::{AuthenticateFn, Probe, RouteFn, TransformDeliverFn, TransformSubmitFn};
-    use crate::{Authenticate, Route, TransformDeliver, TransformSubmit};
+    use super::{
+        AuthenticateFn, Probe, RouteFn, RouteIncomingFn, TransformDeliverFn, TransformSubmitFn,
+    };
+    use crate::{Authenticate, Route, RouteIncoming, TransformDeliver, TransformSubmit};
 
     macro_rules! probes {
         ($($method:ident: $hook:ident, $fn:ident, $implemented:ident, $missing:ident;)*) => {$(
@@ -80,6 +84,8 @@ pub mod probe {
         route: Route, RouteFn, RouteImplemented, RouteMissing;
         transform_deliver: TransformDeliver, TransformDeliverFn, TransformDeliverImplemented,
             TransformDeliverMissing;
+        route_incoming: RouteIncoming, RouteIncomingFn, RouteIncomingImplemented,
+            RouteIncomingMissing;
     }
 }
 
@@ -95,6 +101,7 @@ macro_rules! __hook_table {
             transform_submit: probe.transform_submit(),
             route: probe.route(),
             transform_deliver: probe.transform_deliver(),
+            route_incoming: probe.route_incoming(),
         }
     }};
 }
@@ -111,6 +118,9 @@ pub struct HookTable<P: Plugin> {
     /// [`TransformDeliver::transform_deliver`](crate::TransformDeliver::transform_deliver), if
     /// implemented.
     pub transform_deliver: Option<TransformDeliverFn<P>>,
+    /// [`RouteIncoming::route_incoming`](crate::RouteIncoming::route_incoming), if
+    /// implemented.
+    pub route_incoming: Option<RouteIncomingFn<P>>,
 }
 
 /// Where a plugin component keeps its instance's value of the plugin type.
@@ -128,6 +138,7 @@ impl<P: Plugin> HookTable<P> {
             Hook::TransformSubmit,
             Hook::Route,
             Hook::TransformDeliver,
+            Hook::RouteIncoming,
         ]
         .into_iter()
         .filter(|&hook| flags.contains(flag(hook)))
@@ -140,6 +151,7 @@ impl<P: Plugin> HookTable<P> {
         flags.set(Hooks::TRANSFORM_SUBMIT, self.transform_submit.is_some());
         flags.set(Hooks::ROUTE, self.route.is_some());
         flags.set(Hooks::TRANSFORM_DELIVER, self.transform_deliver.is_some());
+        flags.set(Hooks::ROUTE_INCOMING, self.route_incoming.is_some());
         flags
     }
 
@@ -199,6 +211,19 @@ impl<P: Plugin> HookTable<P> {
             None => DeliverResult::Continue,
         }
     }
+
+    /// The `route-incoming` export.
+    pub fn route_incoming(
+        &self,
+        instance: &'static Instance<P>,
+        incoming: IncomingSms,
+        candidates: Vec<Account>,
+    ) -> RouteIncomingResult {
+        match self.route_incoming {
+            Some(hook) => call(instance, |plugin| hook(plugin, &incoming, &candidates)),
+            None => RouteIncomingResult::Continue,
+        }
+    }
 }
 
 fn flag(hook: Hook) -> Hooks {
@@ -207,6 +232,7 @@ fn flag(hook: Hook) -> Hooks {
         Hook::TransformSubmit => Hooks::TRANSFORM_SUBMIT,
         Hook::Route => Hooks::ROUTE,
         Hook::TransformDeliver => Hooks::TRANSFORM_DELIVER,
+        Hook::RouteIncoming => Hooks::ROUTE_INCOMING,
     }
 }
 
@@ -237,7 +263,8 @@ fn install_panic_hook() {
 mod tests {
     use super::*;
     use crate::{
-        Authenticate, Route, TransformDeliver, TransformSubmit, log, plugin_hooks, testing,
+        Authenticate, Route, RouteIncoming, TransformDeliver, TransformSubmit, log, plugin_hooks,
+        testing,
     };
 
     /// Logs its creation, so tests see when an instance is made.
@@ -316,6 +343,16 @@ mod tests {
         }
     }
 
+    impl RouteIncoming for Everything {
+        fn route_incoming(
+            &mut self,
+            _: &IncomingSms,
+            candidates: &[Account],
+        ) -> RouteIncomingResult {
+            RouteIncomingResult::Deliver(candidates.iter().map(|c| c.id.clone()).collect())
+        }
+    }
+
     thread_local! {
         static NOTHING: RefCell<Option<Nothing>> = const { RefCell::new(None) };
         static ONLY_ROUTE: RefCell<Option<OnlyRoute>> = const { RefCell::new(None) };
@@ -332,7 +369,8 @@ mod tests {
                 Hook::Authenticate,
                 Hook::TransformSubmit,
                 Hook::Route,
-                Hook::TransformDeliver
+                Hook::TransformDeliver,
+                Hook::RouteIncoming,
             ]
         );
 
@@ -381,8 +419,13 @@ mod tests {
             RouteResult::Reject(crate::status::ESME_RINVDSTADR)
         );
         assert_eq!(
-            table.transform_deliver(&EVERYTHING, account, deliver),
+            table.transform_deliver(&EVERYTHING, account.clone(), deliver),
             DeliverResult::Drop
+        );
+        let sms = testing::received("+491701234567", "+4930999999", "hi");
+        assert_eq!(
+            table.route_incoming(&EVERYTHING, sms, vec![account]),
+            RouteIncomingResult::Deliver(vec!["acme".into()])
         );
     }
 
@@ -406,6 +449,11 @@ mod tests {
         assert_eq!(
             table.transform_deliver(&NOTHING, account.clone(), deliver.clone()),
             DeliverResult::Continue
+        );
+        let sms = testing::received("+491701234567", "+4930999999", "hi");
+        assert_eq!(
+            table.route_incoming(&NOTHING, sms, vec![account.clone()]),
+            RouteIncomingResult::Continue
         );
 
         let table = crate::__hook_table!(OnlyRoute);

@@ -1,7 +1,7 @@
 //! Conveniences on the contract's types for the things policies do all the time: read the
 //! text, read and set labels.
 
-use crate::{Account, AccountLimits, Content, Deliver, Message, RouteDecision};
+use crate::{Account, AccountLimits, Content, Deliver, IncomingSms, Message, RouteDecision};
 
 fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
     labels
@@ -60,6 +60,13 @@ impl Deliver {
     /// [`DeliverResult::Replace`](crate::DeliverResult::Replace) for it to take effect.
     pub fn set_label(&mut self, key: impl Into<String>, value: impl Into<String>) {
         set_label(&mut self.labels, key.into(), value.into());
+    }
+}
+
+impl IncomingSms {
+    /// The text, or `None` for binary content (sms:data-received).
+    pub fn text(&self) -> Option<&str> {
+        self.content.as_text()
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`TransformSubmit`] | a submit_sm / data_sm / submit_multi was decoded | number normalisation, content rules, labels |
 //! | [`Route`] | after the transforms | choose device, SIM, priority or SMSGate credentials |
 //! | [`TransformDeliver`] | before a receipt or incoming SMS goes to the ESME | rewrite or drop |
+//! | [`RouteIncoming`] | an SMS a phone received is about to go to the SMPP users of its SMSGate account | pick the users, or drop it |
 //!
 //! Implement [`Plugin`] (its only method, [`Plugin::new`], creates the plugin's state) and the
 //! hook traits you need on a type, and hand the type to [`register_plugin!`]. The macro finds
@@ -114,12 +115,14 @@ pub mod status;
 pub mod testing;
 pub mod text;
 
-pub use plugin::{Authenticate, Hook, Plugin, Route, TransformDeliver, TransformSubmit};
+pub use plugin::{
+    Authenticate, Hook, Plugin, Route, RouteIncoming, TransformDeliver, TransformSubmit,
+};
 
 pub use bindings::smsgate::smpp_plugin::types::{
     Account, AccountLimits, Address, AuthResult, BasicCredentials, BinaryContent, BindRequest,
-    BindType, Content, Credentials, Deliver, DeliverKind, DeliverResult, Message, RouteDecision,
-    RouteResult, Tlv, TransformResult, Validity,
+    BindType, Content, Credentials, Deliver, DeliverKind, DeliverResult, IncomingSms, Message,
+    RouteDecision, RouteIncomingResult, RouteResult, Tlv, TransformResult, Validity,
 };
 
 /// Wall-clock time as Unix milliseconds, as the server sees it.

@@ -1,14 +1,15 @@
 //! The traits a plugin implements and the macros that turn it into a component.
 
 use crate::{
-    Account, AuthResult, BindRequest, Deliver, DeliverResult, Message, RouteResult, TransformResult,
+    Account, AuthResult, BindRequest, Deliver, DeliverResult, IncomingSms, Message,
+    RouteIncomingResult, RouteResult, TransformResult,
 };
 
 /// A policy plugin: its state, created once per plugin instance.
 ///
 /// Implement it, then the hook traits for the points where the plugin takes part
-/// ([`Authenticate`], [`TransformSubmit`], [`Route`], [`TransformDeliver`]), and pass the type
-/// to [`register_plugin!`](crate::register_plugin!). The server calls exactly the hooks whose
+/// ([`Authenticate`], [`TransformSubmit`], [`Route`], [`TransformDeliver`],
+/// [`RouteIncoming`]), and pass the type to [`register_plugin!`](crate::register_plugin!). The server calls exactly the hooks whose
 /// traits the type implements.
 ///
 /// Hooks are methods of their own traits and never of this one, so a hook cannot be written
@@ -46,8 +47,9 @@ use crate::{
 ///
 /// * `fail-open`: as if the hook had no opinion (`Pass` or `Continue`);
 /// * `fail-closed`: a bind is refused with [`status::ESME_RBINDFAIL`], a message with
-///   [`status::ESME_RSYSERR`] (which ESMEs retry later), and a receipt or incoming SMS is
-///   dropped.
+///   [`status::ESME_RSYSERR`] (which ESMEs retry later), a receipt or incoming SMS is
+///   dropped by transform-deliver, and route-incoming leaves the choice of users to the
+///   server's SIM and device matching (a failure never drops an incoming SMS).
 ///
 /// Unless the operator says otherwise, `authenticate` fails closed and the other hooks fail
 /// open. The panic message goes to the server's log. Prefer an explicit `Reject` with a fitting
@@ -255,6 +257,73 @@ pub trait TransformDeliver: Plugin {
     fn transform_deliver(&mut self, account: &Account, deliver: Deliver) -> DeliverResult;
 }
 
+/// The `route-incoming` hook: decides which SMPP users get an SMS a phone received.
+///
+/// An SMS arrives through the webhooks of one SMSGate account, which several SMPP users may
+/// share. Without a route-incoming plugin it goes to every user whose account names the SIM
+/// and device it arrived on, or names neither; this hook can choose instead, for example by
+/// the number it was sent to or by its sender.
+///
+/// ```
+/// use smsgate_plugin_sdk::{
+///     register_plugin, testing, Account, IncomingSms, Plugin, RouteIncoming,
+///     RouteIncomingResult,
+/// };
+///
+/// /// SMS to the second number go to the user "support", and nobody gets short codes.
+/// struct Support;
+///
+/// impl Plugin for Support {
+///     fn new() -> Self {
+///         Support
+///     }
+/// }
+///
+/// impl RouteIncoming for Support {
+///     fn route_incoming(&mut self, sms: &IncomingSms, _candidates: &[Account]) -> RouteIncomingResult {
+///         if sms.sender.len() <= 6 {
+///             return RouteIncomingResult::Drop("short codes are not wanted".into());
+///         }
+///         match sms.recipient.as_deref() {
+///             Some("+4930222222") => RouteIncomingResult::Deliver(vec!["support".into()]),
+///             _ => RouteIncomingResult::Continue,
+///         }
+///     }
+/// }
+///
+/// register_plugin!(Support);
+///
+/// let sms = testing::received("+491701234567", "+4930222222", "my order?");
+/// let candidates = [testing::account("sales"), testing::account("support")];
+/// assert_eq!(
+///     Support::new().route_incoming(&sms, &candidates),
+///     RouteIncomingResult::Deliver(vec!["support".into()])
+/// );
+/// ```
+pub trait RouteIncoming: Plugin {
+    /// Called once per incoming SMS (sms:received or sms:data-received), with the SMPP users
+    /// of its SMSGate account that the server knows (those that bound as receivers since it
+    /// started), before any SIM or device matching. Each user it goes to then gets it through
+    /// [`TransformDeliver`] as usual.
+    ///
+    /// * [`RouteIncomingResult::Continue`]: no opinion; the next plugin decides, and when none
+    ///   does, the server's SIM and device matching applies.
+    /// * [`RouteIncomingResult::Deliver`]: exactly these users get it, by the [`Account::id`]
+    ///   of the candidates. Ids that are not candidates are ignored with a warning; when none
+    ///   is left, the phone is asked to send the SMS again later (so a user who has not bound
+    ///   since the server started gets it once it binds).
+    /// * [`RouteIncomingResult::Drop`]: nobody gets it; the reason goes to the server's log
+    ///   and to the phone.
+    ///
+    /// A failure (panic, time or memory limit) never drops the SMS: with `fail-open` the next
+    /// plugin decides, with `fail-closed` the server's SIM and device matching does.
+    fn route_incoming(
+        &mut self,
+        incoming: &IncomingSms,
+        candidates: &[Account],
+    ) -> RouteIncomingResult;
+}
+
 /// The points of the server's flows a plugin can take part in, one per hook trait.
 ///
 /// [`plugin_hooks!`](crate::plugin_hooks!) lists those a plugin type implements, which is what
@@ -270,6 +339,8 @@ pub enum Hook {
     Route,
     /// [`TransformDeliver`], on every receipt and incoming SMS sent to an ESME.
     TransformDeliver,
+    /// [`RouteIncoming`], on every incoming SMS, before the users it goes to are chosen.
+    RouteIncoming,
 }
 
 /// Turns a [`Plugin`] type into the plugin component.
@@ -349,6 +420,13 @@ macro_rules! register_plugin {
                     deliver: $crate::Deliver,
                 ) -> $crate::DeliverResult {
                     hooks().transform_deliver(&INSTANCE, account, deliver)
+                }
+
+                fn route_incoming(
+                    incoming: $crate::IncomingSms,
+                    candidates: ::std::vec::Vec<$crate::Account>,
+                ) -> $crate::RouteIncomingResult {
+                    hooks().route_incoming(&INSTANCE, incoming, candidates)
                 }
             }
 

@@ -5,7 +5,8 @@
 //! logged with [`logs`]. Each `#[test]` runs on its own thread, so every test starts from an
 //! empty configuration, no logs and the system clock.
 //!
-//! The builders ([`bind_request`], [`message`], [`account`], [`incoming`], [`receipt`]) fill
+//! The builders ([`bind_request`], [`message`], [`account`], [`incoming`], [`receipt`],
+//! [`received`]) fill
 //! every field with a plain default; change what a test is about with struct update syntax or
 //! by assigning fields:
 //!
@@ -28,7 +29,7 @@ use std::collections::BTreeMap;
 use crate::log::Level;
 use crate::{
     Account, AccountLimits, Address, BasicCredentials, BindRequest, BindType, Content, Credentials,
-    Deliver, DeliverKind, Message,
+    Deliver, DeliverKind, IncomingSms, Message,
 };
 
 #[derive(Default)]
@@ -136,6 +137,20 @@ pub fn incoming(source: &str, destination: &str, text: &str) -> Deliver {
         message_state: None,
         error_code: None,
         labels: Vec::new(),
+    }
+}
+
+/// A text SMS from `sender` to the phone's number `recipient`, as the route-incoming hook
+/// sees it: on SIM 1 of device `"device-1"`, event id `"event-1"`, received at Unix time 0.
+pub fn received(sender: &str, recipient: &str, text: &str) -> IncomingSms {
+    IncomingSms {
+        event_id: "event-1".to_owned(),
+        device_id: "device-1".to_owned(),
+        sim_number: Some(1),
+        sender: sender.to_owned(),
+        recipient: Some(recipient.to_owned()),
+        content: Content::Text(text.to_owned()),
+        received_at: Some(0),
     }
 }
 

@@ -464,7 +464,7 @@ fn a_plugin_that_breaks_the_contract_stops_the_start() {
     assert_eq!(status.code(), Some(1), "{status}; stderr:\n{stderr}");
     assert!(
         stderr.contains("wrong-world.wasm")
-            && stderr.contains("does not match the smsgate:smpp-plugin@0.1.0 contract"),
+            && stderr.contains("does not match the smsgate:smpp-plugin@0.2.0 contract"),
         "stderr:\n{stderr}"
     );
 }

@@ -1,12 +1,15 @@
-//! Policy plugins: WebAssembly components (the `plugin` world of wit/v0.1.0) that operators drop
-//! into `plugins.dir` to decide binds, rewrite and route submits and filter deliveries. This
-//! module is what the rest of the server sees: a chain per hook, called synchronously, where a
-//! misbehaving plugin costs at most its deadline and its failure policy says what happens then.
+//! Policy plugins: WebAssembly components (the `plugin` world of wit/v0.2.0, or of wit/v0.1.0
+//! for plugins built before it) that operators drop into `plugins.dir` to decide binds, rewrite
+//! and route submits, route incoming SMS and filter deliveries. This module is what the rest
+//! of the server sees: a chain per hook, called synchronously, where a misbehaving plugin costs
+//! at most its deadline and its failure policy says what happens then. The server sees the
+//! latest contract's types only; `bindings` converts for plugins of older versions.
 //!
 //! Chain semantics: `authenticate` takes the first answer that is not `pass`;
 //! `transform_submit` feeds each plugin the previous one's output and stops at a reject;
-//! `route` takes the first answer that is not `continue`; `transform_deliver` feeds each plugin
-//! the previous one's output and stops at a drop. Plugins run by `order`, then by name.
+//! `route` and `route_incoming` take the first answer that is not `continue`;
+//! `transform_deliver` feeds each plugin the previous one's output and stops at a drop.
+//! Plugins run by `order`, then by name.
 
 mod failure_log;
 mod loader;
@@ -29,22 +32,16 @@ pub use self::settings::PluginsConfig;
 
 use self::manifest::{FailurePolicy, Policies};
 use self::runtime::{Called, Failure, HostState, Instances, Runtime};
-use bindings::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
+use bindings::latest::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "plugin",
-        path: "../../wit/v0.1.0",
-        exports: { default: async },
-    });
-}
+mod bindings;
 
-/// The contract's types, as the server passes them to plugins and gets them back.
+/// The latest contract's types, as the server passes them to plugins and gets them back.
 pub mod types {
-    pub use super::bindings::smsgate::smpp_plugin::types::{
+    pub use super::bindings::latest::smsgate::smpp_plugin::types::{
         Account, AccountLimits, Address, AuthResult, BasicCredentials, BinaryContent, BindRequest,
-        BindType, Content, Credentials, Deliver, DeliverKind, DeliverResult, Message,
-        RouteDecision, RouteResult, Tlv, TransformResult, Validity,
+        BindType, Content, Credentials, Deliver, DeliverKind, DeliverResult, IncomingSms, Message,
+        RouteDecision, RouteIncomingResult, RouteResult, Tlv, TransformResult, Validity,
     };
 }
 
@@ -59,6 +56,7 @@ pub enum Hook {
     TransformSubmit = 1,
     Route = 2,
     TransformDeliver = 3,
+    RouteIncoming = 4,
 }
 
 impl Hook {
@@ -68,6 +66,7 @@ impl Hook {
             Hook::TransformSubmit => "transform-submit",
             Hook::Route => "route",
             Hook::TransformDeliver => "transform-deliver",
+            Hook::RouteIncoming => "route-incoming",
         }
     }
 
@@ -78,6 +77,7 @@ impl Hook {
             "transform-submit" => Some(Hook::TransformSubmit),
             "route" => Some(Hook::Route),
             "transform-deliver" => Some(Hook::TransformDeliver),
+            "route-incoming" => Some(Hook::RouteIncoming),
             _ => None,
         }
     }
@@ -88,6 +88,7 @@ impl Hook {
             Hook::TransformSubmit => Hooks::TRANSFORM_SUBMIT,
             Hook::Route => Hooks::ROUTE,
             Hook::TransformDeliver => Hooks::TRANSFORM_DELIVER,
+            Hook::RouteIncoming => Hooks::ROUTE_INCOMING,
         }
     }
 }
@@ -102,11 +103,25 @@ pub enum AuthOutcome {
     Default,
 }
 
+/// What the route-incoming chain decided about an incoming SMS.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IncomingRoute {
+    /// No plugin decided: the server's own SIM and device matching applies.
+    Default,
+    /// Exactly these users get it: account ids among the candidates, without repeats, in the
+    /// plugin's order. Empty when the plugin named only users that are not candidates.
+    Deliver(Vec<String>),
+    /// Nobody gets it; the plugin (by file name) and its reason.
+    Drop { plugin: String, reason: String },
+}
+
 /// One loaded plugin: its file name (`NAME` of NAME.wasm, used in logs), what it declared, its
 /// place in the chain, and its instances.
 struct Plugin {
     name: String,
     info: PluginInfo,
+    /// The contract version the component targets, such as "0.1.0".
+    contract: &'static str,
     order: i64,
     policies: Policies,
     /// Whether the compiled code came from the artifact cache.
@@ -358,6 +373,83 @@ impl Plugins {
         }
         Some(deliver)
     }
+
+    /// Who gets an incoming SMS, asked of the route-incoming plugins with the users of its
+    /// SMSGate account the server knows (`candidates`).
+    ///
+    /// A failure never drops the SMS: fail-open asks the next plugin, fail-closed ends the
+    /// chain with the server's own matching. Dropping is a decision only a working plugin can
+    /// make; a plugin that traps on some SMS would otherwise make them vanish without any user
+    /// seeing them, where the default matching at worst delivers one to the users that would
+    /// have had it without the plugin.
+    pub fn route_incoming(
+        &self,
+        incoming: &types::IncomingSms,
+        candidates: &[types::Account],
+    ) -> IncomingRoute {
+        let chain = self.chain.load();
+        for plugin in chain.with(Hook::RouteIncoming) {
+            let result = plugin.call(Hook::RouteIncoming, async |p, store| {
+                p.call_route_incoming(store, incoming, candidates).await
+            });
+            match result {
+                Ok(called) => {
+                    log_outcome(plugin, Hook::RouteIncoming, &called, || {
+                        match &called.value {
+                            types::RouteIncomingResult::Continue => "continue".to_string(),
+                            types::RouteIncomingResult::Deliver(users) => {
+                                format!("deliver {users:?}")
+                            }
+                            types::RouteIncomingResult::Drop(reason) => format!("drop {reason:?}"),
+                        }
+                    });
+                    match called.value {
+                        types::RouteIncomingResult::Continue => {}
+                        types::RouteIncomingResult::Deliver(users) => {
+                            return IncomingRoute::Deliver(known_users(plugin, users, candidates));
+                        }
+                        types::RouteIncomingResult::Drop(reason) => {
+                            return IncomingRoute::Drop {
+                                plugin: plugin.name.clone(),
+                                reason,
+                            };
+                        }
+                    }
+                }
+                Err(FailurePolicy::FailClosed) => return IncomingRoute::Default,
+                Err(FailurePolicy::FailOpen) => {}
+            }
+        }
+        IncomingRoute::Default
+    }
+}
+
+/// The users of a deliver answer that are candidates, each once; the others are logged, since
+/// they are a mistake in the plugin or its configuration (or a user that has not bound since
+/// the server started).
+fn known_users(plugin: &Plugin, users: Vec<String>, candidates: &[types::Account]) -> Vec<String> {
+    let mut known: Vec<String> = Vec::with_capacity(users.len());
+    let mut unknown: Vec<String> = Vec::new();
+    for user in users {
+        if known.contains(&user) || unknown.contains(&user) {
+            continue;
+        }
+        if candidates.iter().any(|c| c.id == user) {
+            known.push(user);
+        } else {
+            unknown.push(user);
+        }
+    }
+    if !unknown.is_empty() {
+        warn!(
+            plugin = %plugin.name,
+            hook = Hook::RouteIncoming.name(),
+            ?unknown,
+            candidates = ?candidates.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            "route-incoming named users that are not candidates; ignored"
+        );
+    }
+    known
 }
 
 /// The outcome text is built only when debug logging is on: this runs on every submit.

@@ -16,14 +16,12 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::bindings::PluginPre;
-use super::bindings::smsgate::smpp_plugin::types::PluginInfo;
+use super::bindings::latest::smsgate::smpp_plugin::types::PluginInfo;
 use super::failure_log::FailureLog;
 use super::manifest::Manifest;
 use super::runtime::{CallLimits, Instances, Runtime, RuntimeOptions, Shared};
 use super::settings::PluginsConfig;
 use super::{Chain, Plugin};
-
-const CONTRACT: &str = "smsgate:smpp-plugin@0.1.0";
 
 /// A plugin found in the directory, with its settings read but nothing compiled yet.
 pub struct Candidate {
@@ -142,11 +140,8 @@ pub fn load(
     let bytes = fs::read(&candidate.wasm).map_err(|e| anyhow!("{file}: cannot read: {e}"))?;
     let (component, cached) =
         compile(runtime.engine(), &bytes, cache).map_err(|e| anyhow!("{file}: {e}"))?;
-    let pre = runtime
-        .linker()
-        .instantiate_pre(&component)
-        .and_then(PluginPre::new)
-        .map_err(|e| anyhow!("{file}: does not match the {CONTRACT} contract: {e:#}"))?;
+    let pre = PluginPre::new(runtime.linker(), &component).map_err(|e| anyhow!("{file}: {e:#}"))?;
+    let contract = pre.version();
     let manifest = candidate.manifest;
     let instances = Instances::new(
         runtime,
@@ -170,6 +165,7 @@ pub fn load(
         plugin = %candidate.name,
         name = %info.name,
         version = %info.version,
+        contract = %contract,
         hooks = ?info.hooks,
         order = manifest.order,
         from_cache = cached,
@@ -179,6 +175,7 @@ pub fn load(
     Ok(Plugin {
         name: candidate.name,
         info,
+        contract,
         order: manifest.order,
         policies: manifest.policies,
         cached,

@@ -10,7 +10,8 @@
 //! # [failure_policy]
 //! # authenticate = "fail-open"    # default fail-closed (the bind gets ESME_RBINDFAIL)
 //! # route = "fail-closed"         # others default fail-open; fail-closed answers ESME_RSYSERR
-//! #                               # (transform-deliver: drops the deliver_sm)
+//! #                               # (transform-deliver: drops the deliver_sm; route-incoming:
+//! #                               # the server's own SIM and device matching decides)
 //! timeout = "10ms"                # wall-clock limit per call (default plugins.default_timeout)
 //! memory = "16MiB"                # per instance (default plugins.default_memory)
 //! fuel = 5000000                  # optional deterministic budget per call
@@ -63,7 +64,7 @@ impl FailurePolicy {
 
 /// What a failure (trap, deadline, memory cap) of each hook means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policies([FailurePolicy; 4]);
+pub struct Policies([FailurePolicy; 5]);
 
 impl Default for Policies {
     /// A broken authentication plugin must not let everyone in; a broken transform or route
@@ -71,6 +72,7 @@ impl Default for Policies {
     fn default() -> Self {
         Policies([
             FailurePolicy::FailClosed,
+            FailurePolicy::FailOpen,
             FailurePolicy::FailOpen,
             FailurePolicy::FailOpen,
             FailurePolicy::FailOpen,
@@ -219,14 +221,14 @@ fn parse_policies(value: Option<&toml::Value>) -> Result<Policies, String> {
         Some(toml::Value::String(text)) => {
             let policy =
                 FailurePolicy::parse(text).ok_or_else(|| format!("failure_policy: {EXPECTED}"))?;
-            policies = Policies([policy; 4]);
+            policies = Policies([policy; 5]);
         }
         Some(toml::Value::Table(table)) => {
             for (key, value) in table {
                 let hook = Hook::from_name(key).ok_or_else(|| {
                     format!(
                         "failure_policy.{key}: not a hook (authenticate, transform-submit, \
-                         route, transform-deliver)"
+                         route, transform-deliver, route-incoming)"
                     )
                 })?;
                 policies.0[hook as usize] = value
@@ -332,6 +334,7 @@ mod tests {
             FailurePolicy::FailClosed
         );
         assert_eq!(m.policies.get(Hook::Route), FailurePolicy::FailOpen);
+        assert_eq!(m.policies.get(Hook::RouteIncoming), FailurePolicy::FailOpen);
         assert!(m.capabilities.env.is_empty() && m.capabilities.dirs.is_empty());
         assert!(!m.capabilities.stdio);
     }
@@ -344,9 +347,14 @@ mod tests {
             FailurePolicy::FailClosed
         );
         let m = parse(
-            "[failure_policy]\nauthenticate = \"fail-open\"\ntransform-submit = \"fail-closed\"\n",
+            "[failure_policy]\nauthenticate = \"fail-open\"\ntransform-submit = \"fail-closed\"\n\
+             route-incoming = \"fail-closed\"\n",
         )
         .unwrap();
+        assert_eq!(
+            m.policies.get(Hook::RouteIncoming),
+            FailurePolicy::FailClosed
+        );
         assert_eq!(m.policies.get(Hook::Authenticate), FailurePolicy::FailOpen);
         assert_eq!(
             m.policies.get(Hook::TransformSubmit),

@@ -8,8 +8,9 @@
 //! * `--hook authenticate`: `{"request": BindRequest}`
 //! * `--hook submit` (transform-submit) and `--hook route`: `{"account": Account, "message": Message}`
 //! * `--hook deliver` (transform-deliver): `{"account": Account, "deliver": Deliver}`
+//! * `--hook route-incoming`: `{"incoming": IncomingSms, "candidates": [Account, ...]}`
 //!
-//! where the records mirror wit/v0.1.0 with snake_case names:
+//! where the records mirror wit/v0.2.0 with snake_case names:
 //!
 //! * BindRequest: `system_id` "", `password` "", `system_type` "", `bind_type`
 //!   "transceiver" (or "transmitter", "receiver"), `peer_address` "", `tls` false,
@@ -25,10 +26,12 @@
 //!   ms), `tlvs` `[{"tag": 5120, "value": "HEX"}]`, `labels` [].
 //! * Deliver: `kind` "incoming" (or "receipt"), `source`, `destination` Address, `content`,
 //!   `message_id`, `message_state`, `error_code` null, `labels` [].
+//! * IncomingSms: `event_id` "", `device_id` "", `sim_number` null, `sender` "", `recipient`
+//!   null, `content`, `received_at` null (Unix ms).
 //!
 //! The output is one JSON object: `plugin`, `version`, `hook`, `verdict` (the hook's result in
 //! the same notation, e.g. `"pass"`, `{"reject": 14}`, `{"replace": Message}`,
-//! `{"route": {"device_id": "...", ...}}`), `micros` (wall-clock time of the call) and
+//! `{"route": {"device_id": "...", ...}}`, `{"deliver": ["shop1"]}`), `micros` (wall-clock time of the call) and
 //! `fuel_used`. A trap, a deadline overrun or a memory cap is an error (exit status 1) saying
 //! what the server's failure policy would do. Examples: examples/fixtures/.
 
@@ -51,6 +54,7 @@ pub enum RunHook {
     Route,
     /// transform-deliver
     Deliver,
+    RouteIncoming,
 }
 
 impl RunHook {
@@ -60,6 +64,7 @@ impl RunHook {
             RunHook::Submit => Hook::TransformSubmit,
             RunHook::Route => Hook::Route,
             RunHook::Deliver => Hook::TransformDeliver,
+            RunHook::RouteIncoming => Hook::RouteIncoming,
         }
     }
 }
@@ -76,15 +81,17 @@ pub fn check(
         Hook::TransformSubmit,
         Hook::Route,
         Hook::TransformDeliver,
+        Hook::RouteIncoming,
     ]
     .into_iter()
     .filter(|hook| plugin.implements(*hook))
     .map(Hook::name)
     .collect();
     Ok(format!(
-        "name: {}\nversion: {}\nhooks: {}\n",
+        "name: {}\nversion: {}\ncontract: smsgate:smpp-plugin@{}\nhooks: {}\n",
         plugin.info.name,
         plugin.info.version,
+        plugin.contract,
         if hooks.is_empty() {
             "(none)".to_string()
         } else {
@@ -142,6 +149,15 @@ pub fn run(
                 .call(async |p, store| p.call_transform_deliver(store, &account, &deliver).await)
                 .map(|c| c.map(|v| json(DeliverVerdict::from(v))))
         }
+        RunHook::RouteIncoming => {
+            let input: RouteIncomingInput = serde_json::from_str(&text).map_err(fixture)?;
+            let incoming = input.incoming.into();
+            let candidates: Vec<types::Account> =
+                input.candidates.into_iter().map(Into::into).collect();
+            instances
+                .call(async |p, store| p.call_route_incoming(store, &incoming, &candidates).await)
+                .map(|c| c.map(|v| json(RouteIncomingVerdict::from(v))))
+        }
     };
     let called = called.map_err(|failure| {
         let policy = plugin.policies.get(hook.hook());
@@ -167,6 +183,10 @@ fn consequence(hook: Hook, policy: FailurePolicy) -> &'static str {
         (Hook::Authenticate, FailurePolicy::FailClosed) => "refuse the bind (ESME_RBINDFAIL)",
         (Hook::Authenticate, FailurePolicy::FailOpen) => "ask the next plugin",
         (Hook::TransformDeliver, FailurePolicy::FailClosed) => "drop the deliver_sm",
+        (Hook::RouteIncoming, FailurePolicy::FailClosed) => {
+            "deliver by its own SIM and device matching"
+        }
+        (Hook::RouteIncoming, FailurePolicy::FailOpen) => "ask the next plugin",
         (_, FailurePolicy::FailClosed) => "refuse the message (ESME_RSYSERR)",
         (_, FailurePolicy::FailOpen) => "continue with the message unchanged",
     }
@@ -251,6 +271,13 @@ struct SubmitInput {
 struct DeliverInput {
     account: AccountJson,
     deliver: DeliverJson,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RouteIncomingInput {
+    incoming: IncomingSmsJson,
+    candidates: Vec<AccountJson>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -389,6 +416,18 @@ struct DeliverJson {
     labels: Vec<(String, String)>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct IncomingSmsJson {
+    event_id: String,
+    device_id: String,
+    sim_number: Option<u8>,
+    sender: String,
+    recipient: Option<String>,
+    content: ContentJson,
+    received_at: Option<i64>,
+}
+
 #[derive(Serialize)]
 struct RouteDecisionJson {
     device_id: Option<String>,
@@ -427,6 +466,14 @@ enum DeliverVerdict {
     Continue,
     Replace(DeliverJson),
     Drop,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum RouteIncomingVerdict {
+    Continue,
+    Deliver(Vec<String>),
+    Drop(String),
 }
 
 impl From<BindRequestJson> for types::BindRequest {
@@ -643,6 +690,20 @@ impl From<types::Deliver> for DeliverJson {
     }
 }
 
+impl From<IncomingSmsJson> for types::IncomingSms {
+    fn from(j: IncomingSmsJson) -> Self {
+        types::IncomingSms {
+            event_id: j.event_id,
+            device_id: j.device_id,
+            sim_number: j.sim_number,
+            sender: j.sender,
+            recipient: j.recipient,
+            content: j.content.into(),
+            received_at: j.received_at,
+        }
+    }
+}
+
 impl From<types::AuthResult> for AuthVerdict {
     fn from(r: types::AuthResult) -> Self {
         match r {
@@ -684,6 +745,16 @@ impl From<types::DeliverResult> for DeliverVerdict {
             types::DeliverResult::Continue => DeliverVerdict::Continue,
             types::DeliverResult::Replace(deliver) => DeliverVerdict::Replace(deliver.into()),
             types::DeliverResult::Drop => DeliverVerdict::Drop,
+        }
+    }
+}
+
+impl From<types::RouteIncomingResult> for RouteIncomingVerdict {
+    fn from(r: types::RouteIncomingResult) -> Self {
+        match r {
+            types::RouteIncomingResult::Continue => RouteIncomingVerdict::Continue,
+            types::RouteIncomingResult::Deliver(users) => RouteIncomingVerdict::Deliver(users),
+            types::RouteIncomingResult::Drop(reason) => RouteIncomingVerdict::Drop(reason),
         }
     }
 }

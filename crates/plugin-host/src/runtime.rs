@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::executor::block_on;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
@@ -24,8 +24,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::smsgate::smpp_plugin::{host, types};
-use super::bindings::{self, PluginPre};
+use super::bindings::latest::smsgate::smpp_plugin::{host, types};
+use super::bindings::{self, Plugin, PluginPre};
 use super::manifest::Capabilities;
 
 /// Epoch tick; deadlines are whole ticks, so this is their resolution.
@@ -74,7 +74,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::add_to_linker(&mut linker)?;
         Ok(Runtime {
             linker,
             fuel: options.fuel,
@@ -265,14 +265,14 @@ pub struct Called<R> {
 
 struct Instance {
     store: Store<HostState>,
-    plugin: bindings::Plugin,
+    plugin: Plugin,
 }
 
 /// One plugin's instances: a pre-instantiated component and the idle ones ready for a call.
 /// Each call checks one out, so a store never serves two calls at once; a trapped instance is
 /// dropped (wasmtime refuses to enter it again) and the next call gets a fresh one.
 pub struct Instances {
-    pre: PluginPre<HostState>,
+    pre: PluginPre,
     shared: Arc<Shared>,
     limits: CallLimits,
     fuel: bool,
@@ -280,12 +280,7 @@ pub struct Instances {
 }
 
 impl Instances {
-    pub fn new(
-        runtime: &Runtime,
-        pre: PluginPre<HostState>,
-        shared: Shared,
-        limits: CallLimits,
-    ) -> Instances {
+    pub fn new(runtime: &Runtime, pre: PluginPre, shared: Shared, limits: CallLimits) -> Instances {
         Instances {
             pre,
             shared: Arc::new(shared),
@@ -297,7 +292,7 @@ impl Instances {
 
     pub fn call<R>(
         &self,
-        f: impl AsyncFnOnce(&bindings::Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, Failure> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut instance = match idle {

@@ -1,5 +1,7 @@
-//! The plugin host against real components: tests/fixtures/misbehave (behaviour chosen by its
-//! configuration or per call) and tests/fixtures/wrong-world (not the contract). The fixtures are
+//! The plugin host against real components: tests/fixtures/misbehave (contract 0.1.0, behaviour
+//! chosen by its configuration or per call), tests/fixtures/route-incoming (contract 0.2.0,
+//! built with the SDK, likewise for its one hook) and tests/fixtures/wrong-world (not the
+//! contract). The fixtures are
 //! taken from target/wasm32-wasip2/{wasm,release} when `tests/run` (or a release build) made
 //! them, or built once here into a target directory of their own, so that this build's lock is
 //! not needed.
@@ -24,7 +26,7 @@ fn fixtures() -> &'static Path {
         // of the fixtures does as well.
         for profile in ["wasm", "release"] {
             let prebuilt = target.join("wasm32-wasip2").join(profile);
-            if ["misbehave.wasm", "wrong_world.wasm"]
+            if ["misbehave.wasm", "route_incoming.wasm", "wrong_world.wasm"]
                 .iter()
                 .all(|f| prebuilt.join(f).is_file())
             {
@@ -35,7 +37,15 @@ fn fixtures() -> &'static Path {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&workspace)
             .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args(["-p", "misbehave", "-p", "wrong-world", "--target-dir"])
+            .args([
+                "-p",
+                "misbehave",
+                "-p",
+                "route-incoming",
+                "-p",
+                "wrong-world",
+            ])
+            .arg("--target-dir")
             .arg(&own)
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -370,7 +380,7 @@ fn components_not_matching_the_contract_are_refused_with_the_reason() {
     let err = dir.load_err();
     assert!(err.contains("wrong.wasm"), "{err}");
     assert!(
-        err.contains("does not match the smsgate:smpp-plugin@0.1.0 contract"),
+        err.contains("does not match the smsgate:smpp-plugin@0.2.0 contract (it imports no"),
         "{err}"
     );
 
@@ -682,6 +692,298 @@ fn the_runner_checks_and_runs_the_example_fixtures() {
     let err = format!("{err:#}");
     assert!(
         err.contains("deadline") && err.contains("fail-open"),
+        "{err}"
+    );
+}
+
+/// An SMS to the phone's second number, with `actions` replacing the route-incoming fixture's
+/// configured ones when given.
+fn incoming_sms(actions: Option<&str>) -> types::IncomingSms {
+    types::IncomingSms {
+        event_id: "event-1".into(),
+        device_id: "device-1".into(),
+        sim_number: Some(2),
+        sender: "+4915112345678".into(),
+        recipient: Some("+4930222222".into()),
+        content: types::Content::Text(match actions {
+            Some(actions) => format!("misbehave:{actions}"),
+            None => "hello".into(),
+        }),
+        received_at: Some(1_767_225_600_000),
+    }
+}
+
+fn candidates() -> Vec<types::Account> {
+    ["shop1", "shop2", "shop3"]
+        .into_iter()
+        .map(|id| types::Account {
+            id: id.into(),
+            ..account()
+        })
+        .collect()
+}
+
+fn route_incoming(plugins: &Plugins, actions: Option<&str>) -> IncomingRoute {
+    plugins.route_incoming(&incoming_sms(actions), &candidates())
+}
+
+fn deliver_to(users: &[&str]) -> IncomingRoute {
+    IncomingRoute::Deliver(users.iter().map(|u| u.to_string()).collect())
+}
+
+#[test]
+fn a_contract_0_1_0_plugin_loads_and_runs_its_hooks_beside_a_0_2_0_one() {
+    let dir = TestDir::new("versions");
+    dir.add(
+        "old",
+        "misbehave",
+        "order = 10\n[config]\nauthenticate = \"accept:from-old\"\ntransform-submit = \"append:!\"\n\
+         route = \"route:old-phone\"\ntransform-deliver = \"append:?\"\n",
+    );
+    dir.add(
+        "new",
+        "route_incoming",
+        "order = 20\n[config]\nroute-incoming = \"deliver:shop2\"\n",
+    );
+    let plugins = dir.load();
+    {
+        let chain = plugins.chain.load();
+        let contracts: Vec<(&str, &str)> = chain
+            .plugins
+            .iter()
+            .map(|p| (p.name.as_str(), p.contract))
+            .collect();
+        assert_eq!(contracts, [("old", "0.1.0"), ("new", "0.2.0")]);
+        // A 0.1.0 plugin cannot declare the hook its contract does not have.
+        assert!(!chain.plugins[0].implements(Hook::RouteIncoming));
+        assert!(chain.plugins[1].implements(Hook::RouteIncoming));
+        assert!(!chain.plugins[1].implements(Hook::Route));
+    }
+
+    // Every hook of the old plugin answers through the conversions, in both directions.
+    match plugins.authenticate(&bind("")) {
+        AuthOutcome::Accept(account) => {
+            assert_eq!(account.id, "from-old");
+            assert!(
+                matches!(&account.credentials, types::Credentials::Basic(basic)
+                    if basic.username == "alice" && basic.password == "secret"),
+                "{account:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut binary = message(None);
+    binary.content = types::Content::Binary(types::BinaryContent {
+        data: vec![1, 2],
+        port: 2948,
+    });
+    binary.validity = Some(types::Validity::After(3600));
+    binary.tlvs = vec![types::Tlv {
+        tag: 0x1400,
+        value: vec![9],
+    }];
+    let out = plugins
+        .transform_submit(&account(), binary.clone())
+        .unwrap();
+    let mut expected = binary;
+    expected.content = types::Content::Binary(types::BinaryContent {
+        data: vec![1, 2, b'!'],
+        port: 2948,
+    });
+    // The generated types have no PartialEq; their Debug form shows every field.
+    assert_eq!(format!("{out:?}"), format!("{expected:?}"));
+    assert_eq!(routed_to(&plugins, ""), Ok(Some("old-phone".into())));
+    let delivered = plugins.transform_deliver(&account(), deliver()).unwrap();
+    assert_eq!(text(&delivered.content), "hi?");
+    assert_eq!(delivered.kind, types::DeliverKind::Incoming);
+
+    // route-incoming skips the old plugin and asks the new one.
+    assert_eq!(route_incoming(&plugins, None), deliver_to(&["shop2"]));
+    assert!(plugins.handles(Hook::RouteIncoming));
+}
+
+#[test]
+fn route_incoming_takes_the_first_answer_that_is_not_continue() {
+    let dir = TestDir::new("incoming-chain");
+    assert_eq!(route_incoming(&dir.load(), None), IncomingRoute::Default);
+    dir.add(
+        "a",
+        "route_incoming",
+        "order = 10\n[config]\nroute-incoming = \"continue\"\n",
+    );
+    dir.add(
+        "b",
+        "route_incoming",
+        "order = 20\n[config]\nroute-incoming = \"deliver:shop3,ghost,shop1,shop3\"\n",
+    );
+    dir.add(
+        "c",
+        "route_incoming",
+        "order = 30\n[config]\nroute-incoming = \"drop:never asked\"\n",
+    );
+    let plugins = dir.load();
+    // Ids that are not candidates are left out, and each user gets the SMS once.
+    assert_eq!(
+        route_incoming(&plugins, None),
+        deliver_to(&["shop3", "shop1"])
+    );
+    // The SMS asks every plugin for the same answer: the first one's counts.
+    assert_eq!(
+        route_incoming(&plugins, Some("drop:spam")),
+        IncomingRoute::Drop {
+            plugin: "a".into(),
+            reason: "spam".into(),
+        }
+    );
+    assert_eq!(
+        route_incoming(&plugins, Some("continue")),
+        IncomingRoute::Default
+    );
+    // The candidates reach the plugin.
+    assert_eq!(
+        route_incoming(&plugins, Some("candidates")),
+        deliver_to(&["shop1", "shop2", "shop3"])
+    );
+    // Naming only users that are not candidates leaves nobody, which the caller must not
+    // take for a drop.
+    assert_eq!(
+        route_incoming(&plugins, Some("deliver:ghost")),
+        IncomingRoute::Deliver(Vec::new())
+    );
+}
+
+#[test]
+fn a_failing_route_incoming_plugin_never_drops_the_sms() {
+    let dir = TestDir::new("incoming-failure");
+    dir.add(
+        "a-open",
+        "route_incoming",
+        "order = 10\ntimeout = \"30ms\"\n[config]\nroute-incoming = \"continue\"\n",
+    );
+    dir.add(
+        "b-next",
+        "route_incoming",
+        "order = 20\n[config]\nroute-incoming = \"deliver:shop2\"\n",
+    );
+    let plugins = dir.load();
+    // fail-open (the default): the next plugin decides, after a panic as after a deadline.
+    for actions in ["panic", "loop"] {
+        let asked = format!("{actions};deliver:shop1");
+        let sms = incoming_sms(Some(&asked));
+        let chain = plugins.chain.load();
+        let failure = chain.plugins[0]
+            .instances
+            .call(async |p, store| p.call_route_incoming(store, &sms, &candidates()).await)
+            .err()
+            .unwrap_or_else(|| panic!("{actions}: the call succeeded"));
+        match actions {
+            "panic" => assert!(matches!(failure, Failure::Trap(_)), "{failure}"),
+            _ => assert!(matches!(failure, Failure::Deadline(_)), "{failure}"),
+        }
+    }
+    dir.write(
+        "a-open.toml",
+        "order = 10\n[config]\nroute-incoming = \"panic\"\n",
+    );
+    plugins.reload().unwrap();
+    assert_eq!(route_incoming(&plugins, None), deliver_to(&["shop2"]));
+
+    // fail-closed: the server's own matching, not the next plugin and never a drop.
+    dir.write(
+        "a-open.toml",
+        "order = 10\ntimeout = \"30ms\"\nfailure_policy = \"fail-closed\"\n\
+         [config]\nroute-incoming = \"loop\"\n",
+    );
+    plugins.reload().unwrap();
+    let started = Instant::now();
+    assert_eq!(route_incoming(&plugins, None), IncomingRoute::Default);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    dir.write(
+        "a-open.toml",
+        "order = 10\n[failure_policy]\nroute-incoming = \"fail-closed\"\n\
+         [config]\nroute-incoming = \"panic\"\n",
+    );
+    plugins.reload().unwrap();
+    assert_eq!(route_incoming(&plugins, None), IncomingRoute::Default);
+    // A fresh instance answers the next call.
+    assert_eq!(
+        route_incoming(&plugins, Some("deliver:shop3")),
+        deliver_to(&["shop3"])
+    );
+}
+
+#[test]
+fn the_runner_runs_route_incoming_on_its_example_fixture() {
+    let dir = TestDir::new("runner-incoming");
+    dir.add(
+        "router",
+        "route_incoming",
+        "[config]\nroute-incoming = \"candidates\"\n",
+    );
+    dir.add("old", "misbehave", "");
+    let defaults = dir.config();
+    let router = dir.0.join("router.wasm");
+    let described = runner::check(&router, None, &defaults).unwrap();
+    assert!(
+        described.contains("contract: smsgate:smpp-plugin@0.2.0\nhooks: route-incoming\n"),
+        "{described}"
+    );
+    let described = runner::check(&dir.0.join("old.wasm"), None, &defaults).unwrap();
+    assert!(
+        described.contains("contract: smsgate:smpp-plugin@0.1.0\n"),
+        "{described}"
+    );
+
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fixtures/route-incoming.json");
+    let output = runner::run(
+        &router,
+        runner::RunHook::RouteIncoming,
+        &example,
+        None,
+        &defaults,
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(
+        report["verdict"],
+        serde_json::json!({"deliver": ["shop1", "shop2"]}),
+        "{output}"
+    );
+    assert!(report["fuel_used"].as_u64().unwrap() > 0, "{output}");
+
+    let err = runner::run(
+        &dir.0.join("old.wasm"),
+        runner::RunHook::RouteIncoming,
+        &example,
+        None,
+        &defaults,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not declare the route-incoming hook"),
+        "{err:#}"
+    );
+
+    dir.write(
+        "router.toml",
+        "timeout = \"20ms\"\nfailure_policy = \"fail-closed\"\n[config]\nroute-incoming = \"loop\"\n",
+    );
+    let err = runner::run(
+        &router,
+        runner::RunHook::RouteIncoming,
+        &example,
+        None,
+        &defaults,
+    )
+    .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("deadline") && err.contains("SIM and device matching"),
         "{err}"
     );
 }
