@@ -83,7 +83,7 @@ fn accepted(taken: Taken) -> Response {
         }
         Taken::Duplicate => json!({ "status": "duplicate" }),
         Taken::Ignored(reason) => {
-            debug!(reason, "webhook event needs no deliver_sm");
+            debug!(%reason, "webhook event needs no deliver_sm");
             json!({ "status": "ignored", "reason": reason })
         }
     };

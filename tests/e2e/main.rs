@@ -18,6 +18,7 @@ mod malformed;
 mod multi;
 mod plugins;
 mod query;
+mod route_incoming;
 mod shared_account;
 mod stalled;
 mod submit;

@@ -4,15 +4,16 @@
 
 use bytes::Bytes;
 use chrono::Utc;
+use tracing::info;
 
 use super::event::{Event, EventKind};
-use super::{Delivery, PartReceipts};
+use super::{Delivery, IncomingUser, PartReceipts};
 use crate::auth::{self, Account};
 use crate::policy;
 use crate::receipt::{self, Content, Receipt, ReceiptState};
 use delivery_store::{QueueError, SentLogError, SentRecord};
 use smpp_codec::pdu::Address;
-use smsgate_plugin_host::{Hook, types};
+use smsgate_plugin_host::{Hook, IncomingRoute, types};
 
 /// The queue items of one event, under the id that makes a repeat of it a duplicate.
 pub struct Composed {
@@ -29,6 +30,8 @@ pub enum Skip {
     NoUserYet,
     /// The store could not say who the users are.
     Store(QueueError),
+    /// A route-incoming plugin dropped an incoming SMS; which plugin and why.
+    Dropped(String),
 }
 
 /// The queue items of an event that came in through the webhooks of SMSGate account
@@ -53,18 +56,21 @@ pub async fn compose(
         }
         EventKind::SmsFailed => ReceiptState::Undeliverable,
         EventKind::SmsReceived | EventKind::SmsDataReceived => {
-            let users = delivery
-                .users_for_incoming(smsgate, event.payload.sim_number, &event.device_id)
+            let candidates = delivery
+                .incoming_candidates(smsgate)
                 .await
                 .map_err(Skip::Store)?
                 .ok_or(Skip::NoUserYet)?;
+            let content = incoming_content(event).map_err(Skip::Ignored)?;
+            let users = incoming_users(delivery, event, &content, candidates)?;
             // A user whose plugin drops the SMS does not keep it from the others.
             let mut dropped = "no SMPP user of this SMSGate account takes this SIM or device";
             let composed: Vec<_> = users
                 .into_iter()
-                .filter_map(|(name, account)| {
-                    match incoming(delivery, account.as_deref(), &name, event) {
-                        Ok(composed) => Some((name, composed)),
+                .filter_map(|user| {
+                    let account = user.account.as_deref();
+                    match incoming(delivery, account, &user.name, event, content.clone()) {
+                        Ok(composed) => Some((user.name, composed)),
                         Err(why) => {
                             dropped = why;
                             None
@@ -256,32 +262,122 @@ fn transformed_receipt(
     Some(receipt::receipt_with_text(&replaced, &text, alphabet).encode())
 }
 
+/// The users an incoming SMS goes to: as the route-incoming plugins decide, else those that
+/// take its SIM and device.
+fn incoming_users(
+    delivery: &Delivery,
+    event: &Event,
+    content: &types::Content,
+    candidates: Vec<IncomingUser>,
+) -> Result<Vec<IncomingUser>, Skip> {
+    let by_sim_and_device = |candidates: Vec<IncomingUser>| {
+        candidates
+            .into_iter()
+            .filter(|user| user.takes(event.payload.sim_number, &event.device_id))
+            .collect()
+    };
+    if !delivery.plugins.handles(Hook::RouteIncoming) {
+        return Ok(by_sim_and_device(candidates));
+    }
+    let views: Vec<types::Account> = candidates
+        .iter()
+        .map(|user| {
+            let mut view = view(user.account.as_deref(), &user.name);
+            // A user bound to another instance is known by its limits only.
+            if user.account.is_none() {
+                view.sim_number = user.sim_number;
+                view.device_id = user.device_id.clone();
+            }
+            view
+        })
+        .collect();
+    match delivery
+        .plugins
+        .route_incoming(&incoming_sms(delivery, event, content), &views)
+    {
+        IncomingRoute::Default => Ok(by_sim_and_device(candidates)),
+        IncomingRoute::Deliver(names) => {
+            let mut candidates = candidates;
+            let chosen: Vec<_> = names
+                .iter()
+                .filter_map(|name| {
+                    let at = candidates.iter().position(|user| &user.name == name)?;
+                    Some(candidates.swap_remove(at))
+                })
+                .collect();
+            if chosen.is_empty() {
+                // The plugin named only users this server does not know yet; the phone sends
+                // the event again later, by when they may have bound.
+                return Err(Skip::NoUserYet);
+            }
+            Ok(chosen)
+        }
+        IncomingRoute::Drop { plugin, reason } => {
+            info!(
+                event = %event.id,
+                %plugin,
+                %reason,
+                "incoming SMS dropped by a route-incoming plugin"
+            );
+            Err(Skip::Dropped(format!(
+                "dropped by route-incoming plugin {plugin}: {reason}"
+            )))
+        }
+    }
+}
+
+/// The incoming SMS as route-incoming plugins see it.
+fn incoming_sms(
+    delivery: &Delivery,
+    event: &Event,
+    content: &types::Content,
+) -> types::IncomingSms {
+    let payload = &event.payload;
+    types::IncomingSms {
+        event_id: event.id.clone(),
+        device_id: event.device_id.clone(),
+        sim_number: payload.sim_number,
+        sender: payload.sender.clone().unwrap_or_default(),
+        recipient: own_number(delivery, event).map(str::to_owned),
+        content: content.clone(),
+        received_at: payload.received_at.map(|at| at.timestamp_millis()),
+    }
+}
+
+/// The phone's own number an incoming SMS was sent to. `phoneNumber` of an inbound event is
+/// the sender again (a legacy field), so only `recipient` names it, else the configuration.
+fn own_number<'a>(delivery: &'a Delivery, event: &'a Event) -> Option<&'a str> {
+    event
+        .payload
+        .recipient
+        .as_deref()
+        .or(delivery.config.own_number(event.payload.sim_number))
+}
+
+/// The text of an sms:received, the data of an sms:data-received.
+fn incoming_content(event: &Event) -> Result<types::Content, &'static str> {
+    match (&event.payload.message, &event.payload.data) {
+        (Some(text), _) if event.event == EventKind::SmsReceived => {
+            Ok(types::Content::Text(text.clone()))
+        }
+        (_, Some(data)) => Ok(types::Content::Binary(types::BinaryContent {
+            data: data.clone(),
+            port: receipt::SMSGATE_DATA_PORT,
+        })),
+        _ => Err("the event has no message"),
+    }
+}
+
 fn incoming(
     delivery: &Delivery,
     account: Option<&Account>,
     name: &str,
     event: &Event,
+    content: types::Content,
 ) -> Result<Composed, &'static str> {
     let payload = &event.payload;
     let source = receipt::sme_address(payload.sender.as_deref().unwrap_or(""));
-    // `phoneNumber` of an inbound event is the sender again (a legacy field), so only
-    // `recipient` names the phone's own number.
-    let own_number = payload
-        .recipient
-        .as_deref()
-        .or(delivery.config.own_number(payload.sim_number))
-        .unwrap_or("");
-    let destination = receipt::sme_address(own_number);
-    let content = match (&payload.message, &payload.data) {
-        (Some(text), _) if event.event == EventKind::SmsReceived => {
-            types::Content::Text(text.clone())
-        }
-        (_, Some(data)) => types::Content::Binary(types::BinaryContent {
-            data: data.clone(),
-            port: receipt::SMSGATE_DATA_PORT,
-        }),
-        _ => return Err("the event has no message"),
-    };
+    let destination = receipt::sme_address(own_number(delivery, event).unwrap_or(""));
     let (source, destination, content) = if delivery.plugins.handles(Hook::TransformDeliver) {
         let deliver = types::Deliver {
             kind: types::DeliverKind::Incoming,

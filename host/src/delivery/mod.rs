@@ -13,6 +13,7 @@ pub mod receivers;
 pub mod registration;
 mod tokens;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -351,6 +352,25 @@ pub enum Refused {
     Queue(#[from] QueueError),
 }
 
+/// An SMPP user an incoming SMS of its SMSGate account may go to.
+struct IncomingUser {
+    name: String,
+    /// Its last bound account, when it bound to this instance since the start.
+    account: Option<Arc<Account>>,
+    /// The SIM and device its account is limited to.
+    sim_number: Option<u8>,
+    device_id: Option<String>,
+}
+
+impl IncomingUser {
+    /// Whether an SMS on `sim` of `device` is this user's when no route-incoming plugin
+    /// decides: its account names that SIM and device, or neither.
+    fn takes(&self, sim: Option<u8>, device: &str) -> bool {
+        self.sim_number.is_none_or(|own| Some(own) == sim)
+            && self.device_id.as_deref().is_none_or(|own| own == device)
+    }
+}
+
 /// What became of an accepted webhook call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Taken {
@@ -358,8 +378,8 @@ pub enum Taken {
     Queued(usize),
     /// The same event arrived before.
     Duplicate,
-    /// Nothing to send, and why.
-    Ignored(&'static str),
+    /// Nothing to send, and why (a plugin's reason is its own text).
+    Ignored(Cow<'static, str>),
 }
 
 pub struct Delivery {
@@ -563,7 +583,8 @@ impl Delivery {
         let event = event::parse(body).map_err(Refused::Malformed)?;
         let composed = match compose::compose(self, &owner.account, &event).await {
             Ok(composed) => composed,
-            Err(compose::Skip::Ignored(why)) => return Ok(Taken::Ignored(why)),
+            Err(compose::Skip::Ignored(why)) => return Ok(Taken::Ignored(why.into())),
+            Err(compose::Skip::Dropped(why)) => return Ok(Taken::Ignored(why.into())),
             Err(compose::Skip::NoUserYet) => return Err(Refused::NoUserYet),
             Err(compose::Skip::Store(e)) => return Err(Refused::Queue(e)),
         };
@@ -585,17 +606,23 @@ impl Delivery {
         })
     }
 
-    /// The SMPP users an incoming SMS of `smsgate` on `sim` of `device` goes to: those whose
-    /// account names that SIM or device, or neither; on a shared store also those bound to
-    /// other instances. `None` when no user is known yet.
-    async fn users_for_incoming(
+    /// Every SMPP user of `smsgate` the server knows, on a shared store also those bound to
+    /// other instances, before any SIM or device matching ([`IncomingUser::takes`]): whom an
+    /// incoming SMS may go to, and what route-incoming plugins choose from. `None` when no user
+    /// is known yet.
+    async fn incoming_candidates(
         &self,
         smsgate: &str,
-        sim: Option<u8>,
-        device: &str,
-    ) -> Result<Option<Vec<(String, Option<Arc<Account>>)>>, QueueError> {
+    ) -> Result<Option<Vec<IncomingUser>>, QueueError> {
         if owner_is_a_user(smsgate) {
-            return Ok(Some(vec![(smsgate.to_owned(), self.account_view(smsgate))]));
+            // A token naming the user itself predates SIM and device matching: all it
+            // receives is that user's.
+            return Ok(Some(vec![IncomingUser {
+                account: self.account_view(smsgate),
+                name: smsgate.to_owned(),
+                sim_number: None,
+                device_id: None,
+            }]));
         }
         let local = self
             .users
@@ -624,17 +651,14 @@ impl Delivery {
         if limits.is_empty() {
             return Ok(None);
         }
-        let takes = |(own_sim, own_device): &(Option<u8>, Option<String>)| {
-            own_sim.is_none_or(|own| Some(own) == sim)
-                && own_device.as_deref().is_none_or(|own| own == device)
-        };
         Ok(Some(
             limits
                 .into_iter()
-                .filter(|(_, limit)| takes(limit))
-                .map(|(name, _)| {
-                    let account = self.account_view(&name);
-                    (name, account)
+                .map(|(name, (sim_number, device_id))| IncomingUser {
+                    account: self.account_view(&name),
+                    name,
+                    sim_number,
+                    device_id,
                 })
                 .collect(),
         ))

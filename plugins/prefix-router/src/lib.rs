@@ -1,15 +1,17 @@
 //! prefix-router: chooses device, SIM slot and priority by the destination number's prefix,
-//! and refuses destinations on a deny-list.
+//! and refuses destinations on a deny-list; for incoming SMS, chooses the SMPP users that get
+//! them (or drops them) by the prefixes of the number they were sent to and of their sender.
 //!
 //! The longest configured prefix that the destination starts with wins, so a general rule
-//! (`+49` → device A) and an exception (`+4917` → SIM 2) can stand side by side. See
-//! README.md for the configuration.
+//! (`+49` → device A) and an exception (`+4917` → SIM 2) can stand side by side. Incoming
+//! rules match on two numbers at once, so they are tried in the order of the file, like
+//! firewall rules. See README.md for the configuration.
 
 use std::cmp::Reverse;
 
 use smsgate_plugin_sdk::{
-    Account, Message, Plugin, Route, RouteDecision, RouteResult, config, log, register_plugin,
-    status,
+    Account, IncomingSms, Message, Plugin, Route, RouteDecision, RouteIncoming,
+    RouteIncomingResult, RouteResult, config, log, register_plugin, status,
 };
 
 /// One `[[config.routes]]` entry.
@@ -22,11 +24,31 @@ struct PrefixRoute {
     decision: RouteDecision,
 }
 
-/// The plugin: deny-list and routes, each sorted longest prefix first.
+/// One `[[config.incoming]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IncomingRule {
+    /// `incoming.N`, for log lines.
+    key: String,
+    /// Digit prefixes (see [`digits`]) of the phone's own number and of the sender; `None`
+    /// matches any.
+    recipient: Option<String>,
+    sender: Option<String>,
+    action: IncomingAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum IncomingAction {
+    Deliver(Vec<String>),
+    Drop(String),
+}
+
+/// The plugin: deny-list and routes, each sorted longest prefix first; incoming rules in the
+/// order of the file.
 pub struct PrefixRouter {
     deny: Vec<(String, String)>,
     deny_status: u32,
     routes: Vec<PrefixRoute>,
+    incoming: Vec<IncomingRule>,
 }
 
 impl Plugin for PrefixRouter {
@@ -73,10 +95,16 @@ impl Plugin for PrefixRouter {
         }
         routes.sort_by_key(|route| Reverse(route.prefix.len()));
 
+        let incoming = config::children("incoming")
+            .iter()
+            .filter_map(|index| incoming_rule(&format!("incoming.{index}")))
+            .collect();
+
         PrefixRouter {
             deny,
             deny_status,
             routes,
+            incoming,
         }
     }
 }
@@ -108,6 +136,38 @@ impl Route for PrefixRouter {
                 RouteResult::Route(route.decision.clone())
             }
             None => RouteResult::Continue,
+        }
+    }
+}
+
+impl RouteIncoming for PrefixRouter {
+    fn route_incoming(
+        &mut self,
+        incoming: &IncomingSms,
+        _candidates: &[Account],
+    ) -> RouteIncomingResult {
+        let recipient = incoming.recipient.as_deref().and_then(digits);
+        let sender = digits(&incoming.sender);
+        // A rule's prefix matches only a number; a sender name or an unknown recipient never
+        // matches a rule that names a prefix for it.
+        let matches = |prefix: &Option<String>, number: &Option<String>| match prefix {
+            None => true,
+            Some(prefix) => number.as_ref().is_some_and(|n| n.starts_with(prefix)),
+        };
+        let Some(rule) = self
+            .incoming
+            .iter()
+            .find(|rule| matches(&rule.recipient, &recipient) && matches(&rule.sender, &sender))
+        else {
+            return RouteIncomingResult::Continue;
+        };
+        log::debug(&format!(
+            "incoming SMS from {:?} to {:?} matched {}",
+            incoming.sender, incoming.recipient, rule.key
+        ));
+        match &rule.action {
+            IncomingAction::Deliver(users) => RouteIncomingResult::Deliver(users.clone()),
+            IncomingAction::Drop(reason) => RouteIncomingResult::Drop(reason.clone()),
         }
     }
 }
@@ -168,6 +228,49 @@ fn route(key: &str) -> Option<PrefixRoute> {
             priority,
             credentials: None,
         },
+    })
+}
+
+/// The incoming rule at `key` (`incoming.0`), or `None` after a warning when it is unusable.
+fn incoming_rule(key: &str) -> Option<IncomingRule> {
+    let prefix = |field: &str| -> Option<Option<String>> {
+        match config::get(&format!("{key}.{field}")) {
+            None => Some(None),
+            Some(text) => match digits(&text) {
+                Some(prefix) => Some(Some(prefix)),
+                None => {
+                    log::warn(&format!(
+                        "{key}.{field}: {text:?} is not a number prefix; rule ignored"
+                    ));
+                    None
+                }
+            },
+        }
+    };
+    let recipient = prefix("recipient")?;
+    let sender = prefix("sender")?;
+    let users = config::list(&format!("{key}.users"));
+    let action = match (users.is_empty(), config::get(&format!("{key}.drop"))) {
+        (false, None) => IncomingAction::Deliver(users),
+        (true, Some(reason)) => IncomingAction::Drop(reason),
+        (false, Some(_)) => {
+            log::warn(&format!(
+                "{key}: both users and drop; say one of them. Rule ignored"
+            ));
+            return None;
+        }
+        (true, None) => {
+            log::warn(&format!(
+                "{key}: neither users (a non-empty list) nor drop; rule ignored"
+            ));
+            return None;
+        }
+    };
+    Some(IncomingRule {
+        key: key.to_owned(),
+        recipient,
+        sender,
+        action,
     })
 }
 
@@ -235,8 +338,114 @@ mod tests {
     }
 
     #[test]
-    fn announces_only_route() {
-        assert_eq!(plugin_hooks!(PrefixRouter), [Hook::Route]);
+    fn announces_route_and_route_incoming() {
+        assert_eq!(
+            plugin_hooks!(PrefixRouter),
+            [Hook::Route, Hook::RouteIncoming]
+        );
+    }
+
+    const INCOMING: &[(&str, &str)] = &[
+        ("incoming.0.sender", "+4990"),
+        ("incoming.0.drop", "premium-rate sender"),
+        ("incoming.1.recipient", "+4930222"),
+        ("incoming.1.users.0", "shop2"),
+        ("incoming.2.recipient", "+4930"),
+        ("incoming.2.sender", "+44"),
+        ("incoming.2.users.0", "shop1"),
+        ("incoming.2.users.1", "uk-desk"),
+    ];
+
+    fn route_incoming(
+        plugin: &mut PrefixRouter,
+        sender: &str,
+        recipient: &str,
+    ) -> RouteIncomingResult {
+        let mut sms = testing::received(sender, recipient, "hi");
+        if recipient.is_empty() {
+            sms.recipient = None;
+        }
+        plugin.route_incoming(
+            &sms,
+            &[testing::account("shop1"), testing::account("shop2")],
+        )
+    }
+
+    fn deliver(users: &[&str]) -> RouteIncomingResult {
+        RouteIncomingResult::Deliver(users.iter().map(|u| u.to_string()).collect())
+    }
+
+    #[test]
+    fn incoming_rules_apply_in_the_order_of_the_file() {
+        testing::set_config(INCOMING);
+        let mut plugin = PrefixRouter::new();
+        assert_eq!(
+            route_incoming(&mut plugin, "+4915112345678", "+4930222222"),
+            deliver(&["shop2"])
+        );
+        assert_eq!(
+            route_incoming(&mut plugin, "+447911123456", "+4930111111"),
+            deliver(&["shop1", "uk-desk"])
+        );
+        // The drop rule comes first, whatever number the SMS was sent to.
+        assert_eq!(
+            route_incoming(&mut plugin, "+49900123456", "+4930222222"),
+            RouteIncomingResult::Drop("premium-rate sender".into())
+        );
+        // No rule: the server's own matching decides.
+        assert_eq!(
+            route_incoming(&mut plugin, "+4915112345678", "+4930111111"),
+            RouteIncomingResult::Continue
+        );
+        assert!(
+            testing::logs()
+                .iter()
+                .all(|(level, _)| *level != Level::Warn)
+        );
+    }
+
+    #[test]
+    fn incoming_prefixes_never_match_names_or_unknown_numbers() {
+        testing::set_config(INCOMING);
+        let mut plugin = PrefixRouter::new();
+        // The recipient is unknown: rule 1 cannot match, and rule 2 needs it too.
+        assert_eq!(
+            route_incoming(&mut plugin, "+447911123456", ""),
+            RouteIncomingResult::Continue
+        );
+        // A sender name is not a number: rules with a sender prefix do not match it, rules
+        // without one still do.
+        assert_eq!(
+            route_incoming(&mut plugin, "Amazon", "+4930222222"),
+            deliver(&["shop2"])
+        );
+        assert_eq!(
+            route_incoming(&mut plugin, "Amazon", "+4930111111"),
+            RouteIncomingResult::Continue
+        );
+    }
+
+    #[test]
+    fn unusable_incoming_rules_are_skipped_with_a_warning() {
+        testing::set_config(&[
+            ("incoming.0.recipient", "+4930"),
+            ("incoming.1.recipient", "+4930"),
+            ("incoming.1.users.0", "shop1"),
+            ("incoming.1.drop", "both"),
+            ("incoming.2.sender", "premium"),
+            ("incoming.2.drop", "never"),
+            ("incoming.3.users.0", "everyone-else"),
+        ]);
+        let mut plugin = PrefixRouter::new();
+        assert_eq!(
+            route_incoming(&mut plugin, "+4915112345678", "+4930222222"),
+            deliver(&["everyone-else"])
+        );
+        let warnings = testing::logs()
+            .iter()
+            .filter(|(level, _)| *level == Level::Warn)
+            .count();
+        assert_eq!(warnings, 3, "{:?}", testing::logs());
     }
 
     #[test]
