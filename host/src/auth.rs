@@ -91,6 +91,8 @@ impl Account {
 /// A bound session's hold on its account; dropping it frees the bind slot.
 pub struct BoundAccount {
     pub account: Arc<Account>,
+    /// The session bound with it; its messages' receipts prefer it.
+    pub session: u64,
     registry: Arc<Registry>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// The store of a deployment of several instances, where the limits hold across them.
@@ -296,15 +298,17 @@ impl Authenticator {
 
     /// The bind check, behind the guard: a refusal for the credentials is answered only after
     /// the guard's delay, and one the guard makes itself never reaches plugins or gateway.
+    /// The bind check of `session`'s bind, behind the guard.
     pub async fn authenticate(
         &self,
         bind: &Bind,
         peer: SocketAddr,
         tls: bool,
+        session: u64,
     ) -> Result<BoundAccount, SmppError> {
         let key = self.guard.key(&bind.system_id, &bind.password);
         let refusal = match self.guard.admit(peer.ip(), &bind.system_id, key) {
-            Ok(()) => match self.check_bind(bind, peer, tls).await {
+            Ok(()) => match self.check_bind(bind, peer, tls, session).await {
                 Ok(bound) => {
                     self.guard.succeeded(peer.ip(), &bind.system_id, key);
                     return Ok(bound);
@@ -342,6 +346,7 @@ impl Authenticator {
         bind: &Bind,
         peer: SocketAddr,
         tls: bool,
+        session: u64,
     ) -> Result<BoundAccount, SmppError> {
         let request = bind_request(bind, peer, tls);
         let account = match self.plugins.authenticate(&request) {
@@ -362,6 +367,7 @@ impl Authenticator {
         };
         Ok(BoundAccount {
             account: Arc::new(account),
+            session,
             registry: Arc::clone(&self.registry),
             limiter,
             shared,
@@ -512,6 +518,7 @@ mod tests {
         let hold = |registry: &Arc<Registry>| BoundAccount {
             limiter: registry.admit(&acct).unwrap(),
             account: Arc::new(account(Some(2), None)),
+            session: 1,
             registry: Arc::clone(registry),
             shared: None,
         };

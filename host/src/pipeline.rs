@@ -59,15 +59,19 @@ impl Submitter {
         self.default_alphabet
     }
 
+    /// Sends what `session` submitted (a whole message, or the part that completes one).
     pub async fn submit(
         &self,
         account: &Arc<Account>,
         decoded: Decoded,
+        session: Option<u64>,
     ) -> Result<Accepted, SmppError> {
         match decoded {
             Decoded::Whole(submission) => {
                 let message_id = ids::new_message_id();
-                let state = self.send(account, submission, &message_id, &[]).await?;
+                let state = self
+                    .send(account, submission, &message_id, &[], session)
+                    .await?;
                 Ok(Accepted { message_id, state })
             }
             Decoded::Part { template, part } => match self.concat.add(account, template, part) {
@@ -86,7 +90,7 @@ impl Submitter {
                     let submission = self.reassembled(&assembled)?;
                     let parts = part_ids(&assembled);
                     let state = self
-                        .send(account, submission, &assembled.message_id, &parts)
+                        .send(account, submission, &assembled.message_id, &parts, session)
                         .await?;
                     Ok(Accepted {
                         message_id: assembled.part_id,
@@ -112,11 +116,13 @@ impl Submitter {
             let result = match self.reassembled(&assembled) {
                 Ok(submission) => {
                     let parts = part_ids(&assembled);
+                    // The parts came over time, maybe from several sessions: no preference.
                     self.send(
                         &assembled.account,
                         submission,
                         &assembled.message_id,
                         &parts,
+                        None,
                     )
                     .await
                 }
@@ -174,6 +180,7 @@ impl Submitter {
         submission: &Submission,
         message_id: &str,
         part_ids: &[String],
+        session: Option<u64>,
     ) -> Option<impl Future<Output = Result<(), SentLogError>> + use<>> {
         if !receipt::wants_any(submission.registered_delivery) {
             return None;
@@ -200,6 +207,7 @@ impl Submitter {
                 Content::Binary { .. } => None,
             },
             part_ids: part_ids.to_vec(),
+            session,
         };
         Some(self.delivery.record_submit(message_id, record))
     }
@@ -210,8 +218,10 @@ impl Submitter {
         submission: Submission,
         message_id: &str,
         part_ids: &[String],
+        session: Option<u64>,
     ) -> Result<Option<MessageState>, SmppError> {
-        let recording = self.record_for_receipts(account, &submission, message_id, part_ids);
+        let recording =
+            self.record_for_receipts(account, &submission, message_id, part_ids, session);
         let (submission, decision) = self.apply_plugins(account, submission)?;
         let mut body = submission.to_gateway(message_id, Utc::now());
         let routed_credentials = policy::route(&mut body, account, decision.as_ref());

@@ -1145,3 +1145,31 @@ async fn a_full_queue_answers_503_and_the_phone_retry_is_delivered_later() {
     assert!(!refused.is_empty(), "{attempts:?}");
     assert!(refused.iter().all(|a| a.1 == Some(503)), "{attempts:?}");
 }
+
+#[tokio::test]
+async fn receipts_go_to_the_session_that_submitted_the_message_while_it_is_bound() {
+    let h = Setup::new().webhooks().step_delay("100ms").start().await;
+    let mut submitter = h.bound(BindKind::Transceiver).await;
+    let mut other = h.bound(BindKind::Transceiver).await;
+    h.wait_for_registrations(WAIT).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(submit_with_receipt(&mut submitter, PHONE).await);
+    }
+    // Round robin would hand the other session every second one.
+    let mut receipted = Vec::new();
+    for _ in 0..4 {
+        receipted.push(receipted_id(&submitter.receive().await));
+    }
+    other.expect_no_deliver_sm(QUIET).await;
+    receipted.sort();
+    ids.sort();
+    assert_eq!(receipted, ids);
+
+    // Once the submitting session is gone, its receipts go to any receiver of the account.
+    let id = submit_with_receipt(&mut submitter, PHONE).await;
+    submitter.unbind().await;
+    drop(submitter);
+    let receipt = other.receive().await;
+    assert_eq!(receipted_id(&receipt), id, "{receipt:?}");
+}

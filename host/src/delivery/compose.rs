@@ -19,6 +19,9 @@ use smsgate_plugin_host::{Hook, IncomingRoute, types};
 pub struct Composed {
     pub dedupe_id: String,
     pub bodies: Vec<Bytes>,
+    /// The receiver session these should go to while it is bound (the one that submitted
+    /// the message a receipt is about).
+    pub prefer: Option<u64>,
 }
 
 /// Why an event is not queued.
@@ -172,6 +175,7 @@ async fn receipts(
             state.stat()
         ),
         bodies,
+        prefer: record.session,
     };
     Ok(vec![(name.to_owned(), composed)])
 }
@@ -419,6 +423,7 @@ fn incoming(
     Ok(Composed {
         dedupe_id: event.id.clone(),
         bodies,
+        prefer: None,
     })
 }
 
@@ -488,6 +493,7 @@ mod tests {
             submitted_at: utc("2026-11-26T10:00:00Z"),
             text_prefix: None,
             part_ids: Vec::new(),
+            session: None,
         };
         assert_eq!(
             recipient_address(&record, Some("+15550002")).addr,

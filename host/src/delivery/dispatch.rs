@@ -1,5 +1,6 @@
 //! One task per account with queued deliver_sm: sends them in arrival order to the account's
-//! receiver sessions, as many at once as their windows allow, and removes each from the queue
+//! receiver sessions, as many at once as their windows allow (a receipt to the session that
+//! submitted its message while that one is bound, anything else round robin), and removes each from the queue
 //! only when its deliver_sm_resp says ESME_ROK. A refused or unanswered deliver_sm stays in
 //! place and is retried with back-off, until the ESMEs have refused it `dead_letter_after`
 //! times with a status no retry can change (`dispatch/refusal.rs`): then it moves to the dead
@@ -21,6 +22,7 @@ use tracing::{Instrument, debug, info_span, warn};
 mod refusal;
 
 use super::Delivery;
+use super::receivers::Preferred;
 use crate::metrics;
 use delivery_store::{Item, Refusals};
 use refusal::Refusal;
@@ -149,8 +151,18 @@ impl Dispatcher {
             if self.in_flight.contains(&item.seq) || self.not_before.contains_key(&item.seq) {
                 continue;
             }
-            let Some(slot) = self.delivery.receivers.next_free(&self.account, paused) else {
-                return;
+            let receivers = &self.delivery.receivers;
+            let preferred = self
+                .delivery
+                .preferred_session(&self.account, &item.event_id);
+            let slot = match preferred.map(|s| receivers.slot_of(&self.account, s, paused)) {
+                Some(Preferred::Free(slot)) => slot,
+                // Waits for room in its own session's window.
+                Some(Preferred::Busy) => continue,
+                Some(Preferred::Gone) | None => match receivers.next_free(&self.account, paused) {
+                    Some(slot) => slot,
+                    None => return,
+                },
             };
             let (seq, session, body) = (item.seq, slot.session, Bytes::from(item.payload));
             let Some(answer) = slot.send(body.clone()) else {

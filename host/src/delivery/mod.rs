@@ -398,6 +398,9 @@ pub struct Delivery {
     users: Mutex<HashMap<String, BTreeSet<String>>>,
     /// The wake-up of each account's dispatcher task.
     dispatchers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The session each queued receipt prefers, by (account, event id); kept in memory only,
+    /// as sessions end with the process, and forgotten once the session is gone.
+    preferred: Mutex<HashMap<(String, String), u64>>,
     mo_reference: AtomicU8,
     shutdown: Shutdown,
     tasks: TaskTracker,
@@ -449,6 +452,7 @@ impl Delivery {
             accounts: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             dispatchers: Mutex::new(HashMap::new()),
+            preferred: Mutex::new(HashMap::new()),
             mo_reference: AtomicU8::new(rand::random()),
             shutdown,
             tasks,
@@ -532,6 +536,17 @@ impl Delivery {
         }
     }
 
+    /// The session an item of `account` with `event_id` should go to, if one was preferred.
+    fn preferred_session(&self, account: &str, event_id: &str) -> Option<u64> {
+        let preferred = self.preferred.lock().expect("preferred lock");
+        if preferred.is_empty() {
+            return None;
+        }
+        preferred
+            .get(&(account.to_owned(), event_id.to_owned()))
+            .copied()
+    }
+
     /// SMPP users with a receiver session on this instance.
     fn local_users(&self) -> Vec<String> {
         self.receivers.accounts()
@@ -591,6 +606,12 @@ impl Delivery {
         let mut queued = 0;
         for (user, composed) in composed {
             let count = composed.bodies.len();
+            if let Some(session) = composed.prefer {
+                self.preferred
+                    .lock()
+                    .expect("preferred lock")
+                    .insert((user.clone(), composed.dedupe_id.clone()), session);
+            }
             let pushed = self
                 .store
                 .push(&user, &composed.dedupe_id, composed.bodies)
@@ -809,6 +830,10 @@ impl Delivery {
                 _ = self.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            self.preferred
+                .lock()
+                .expect("preferred lock")
+                .retain(|(account, _), session| self.receivers.contains(account, *session));
             let now = SystemTime::now();
             let (expired, pruned) = (
                 self.store.expire(now).await,

@@ -53,6 +53,15 @@ impl Slot {
     }
 }
 
+/// Where a deliver_sm that prefers a session may go.
+pub enum Preferred {
+    Free(Slot),
+    /// The session is bound but has no room now (or asked to be left alone): wait for it.
+    Busy,
+    /// The session is not a receiver of the account: any session will do.
+    Gone,
+}
+
 #[derive(Default)]
 pub struct Receivers {
     accounts: Mutex<HashMap<String, AccountReceivers>>,
@@ -132,6 +141,29 @@ impl Receivers {
                 .map(|r| r.window.available_permits())
                 .sum()
         })
+    }
+
+    /// A slot of one particular session, for a deliver_sm that prefers it.
+    pub fn slot_of(&self, account: &str, session: u64, except: &[u64]) -> Preferred {
+        let accounts = self.accounts.lock().expect("receivers lock");
+        let Some(receiver) = accounts
+            .get(account)
+            .and_then(|a| a.sessions.iter().find(|r| r.session == session))
+            .filter(|r| !r.tx.is_closed())
+        else {
+            return Preferred::Gone;
+        };
+        if except.contains(&session) {
+            return Preferred::Busy;
+        }
+        match Arc::clone(&receiver.window).try_acquire_owned() {
+            Ok(permit) => Preferred::Free(Slot {
+                session,
+                tx: receiver.tx.clone(),
+                permit,
+            }),
+            Err(_) => Preferred::Busy,
+        }
     }
 
     /// The next session in round-robin order with room in its window, skipping `except`

@@ -26,10 +26,10 @@ impl Session {
         let shared = Arc::clone(&self.shared);
         let events = self.events.clone();
         let kind = bind.kind;
-        let (peer, tls) = (self.peer, self.tls);
+        let (peer, tls, session) = (self.peer, self.tls, self.id);
         tokio::spawn(
             async move {
-                let result = shared.auth.authenticate(&bind, peer, tls).await;
+                let result = shared.auth.authenticate(&bind, peer, tls, session).await;
                 let _ = events.send(Event::BindChecked {
                     sequence_number,
                     kind,

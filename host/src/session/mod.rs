@@ -14,8 +14,8 @@ mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -38,7 +38,10 @@ use smpp_codec::command::*;
 use smpp_codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use smpp_codec::status::*;
 
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+/// Session ids start at a random point, so the id a sent-message record keeps names no other
+/// session after a restart or on another instance.
+static NEXT_SESSION: LazyLock<AtomicU64> =
+    LazyLock::new(|| AtomicU64::new(rand::random::<u64>() >> 2));
 
 /// What every session is given: the `[smpp]` settings and the three services a session calls
 /// (who may bind, where submits go, where receivers take their deliver_sm).

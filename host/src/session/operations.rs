@@ -2,7 +2,6 @@
 //! (sharing the submit pipeline), query_sm, cancel_sm and replace_sm. Each returns the status and
 //! body of its response; the session puts them on the wire.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -48,7 +47,7 @@ pub async fn handle(
     match request {
         Request::SubmitSm(pdu) => {
             let decoded = message::from_submit_sm(&pdu, alphabet, now);
-            let (status, message_id) = submit(submitter, account, decoded).await;
+            let (status, message_id) = submit(submitter, bound, decoded).await;
             let metrics = metrics::get();
             metrics
                 .submit_sm_duration
@@ -58,10 +57,10 @@ pub async fn handle(
         }
         Request::DataSm(pdu) => {
             let decoded = message::from_data_sm(&pdu, alphabet, now);
-            let (status, message_id) = submit(submitter, account, decoded).await;
+            let (status, message_id) = submit(submitter, bound, decoded).await;
             (status, ResponseBody::DataSm { message_id })
         }
-        Request::SubmitMulti(pdu) => submit_multi(submitter, account, &pdu).await,
+        Request::SubmitMulti(pdu) => submit_multi(submitter, bound, &pdu).await,
         Request::QuerySm(pdu) => {
             let (status, body) = query(account, &pdu).await;
             let metrics = metrics::get();
@@ -86,10 +85,10 @@ pub async fn handle(
 
 async fn submit(
     submitter: &Submitter,
-    account: &Arc<Account>,
+    bound: &BoundAccount,
     decoded: Result<Decoded, SmppError>,
 ) -> (CommandStatus, String) {
-    match accept(submitter, account, decoded).await {
+    match accept(submitter, bound, decoded).await {
         Ok(accepted) => (ESME_ROK, accepted.message_id),
         Err(status) => (status, String::new()),
     }
@@ -97,11 +96,15 @@ async fn submit(
 
 async fn accept(
     submitter: &Submitter,
-    account: &Arc<Account>,
+    bound: &BoundAccount,
     decoded: Result<Decoded, SmppError>,
 ) -> Result<Accepted, CommandStatus> {
     let result = match decoded {
-        Ok(decoded) => submitter.submit(account, decoded).await,
+        Ok(decoded) => {
+            submitter
+                .submit(&bound.account, decoded, Some(bound.session))
+                .await
+        }
         Err(rejection) => Err(rejection),
     };
     result.map_err(|rejection| {
@@ -118,7 +121,7 @@ async fn accept(
 /// are reported per entry in unsuccess_sme.
 async fn submit_multi(
     submitter: &Submitter,
-    account: &Arc<Account>,
+    bound: &BoundAccount,
     pdu: &SubmitMulti,
 ) -> (CommandStatus, ResponseBody) {
     let mut destinations: Vec<Address> = Vec::new();
@@ -172,7 +175,7 @@ async fn submit_multi(
         submitter.default_alphabet(),
         Utc::now(),
     );
-    match accept(submitter, account, decoded).await {
+    match accept(submitter, bound, decoded).await {
         Ok(accepted) => {
             if let Some(state) = &accepted.state {
                 unsuccess.extend(failed_recipients(state, &destinations));

@@ -57,6 +57,10 @@ pub struct SentRecord {
     /// The ids the ESME got in submit_sm_resp for the parts of a concatenated message, in part
     /// order; empty for a message sent whole (its receipt carries the message id itself).
     pub part_ids: Vec<String>,
+    /// The session that submitted it, which its receipts go to while it is bound as a
+    /// receiver. Session ids are drawn from a random start, so they do not repeat across
+    /// restarts and instances.
+    pub session: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -392,6 +396,8 @@ struct Stored {
     text_prefix: Option<String>,
     #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
     part_ids: Vec<String>,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    session: Option<u64>,
 }
 
 /// (ton, npi, addr), serialised as an array. `Address` itself stays free of serde.
@@ -420,6 +426,7 @@ impl From<SentRecord> for Stored {
             submitted_at: record.submitted_at,
             text_prefix: record.text_prefix,
             part_ids: record.part_ids,
+            session: record.session,
         }
     }
 }
@@ -434,6 +441,7 @@ impl From<Stored> for SentRecord {
             submitted_at: stored.submitted_at,
             text_prefix: stored.text_prefix,
             part_ids: stored.part_ids,
+            session: stored.session,
         }
     }
 }
@@ -495,6 +503,7 @@ mod tests {
             submitted_at: Utc.with_ymd_and_hms(2025, 3, 4, 5, 6, 7).unwrap(),
             text_prefix: Some(format!("message {n}")),
             part_ids: Vec::new(),
+            session: None,
         }
     }
 
@@ -516,6 +525,7 @@ mod tests {
             submitted_at: Utc.timestamp_opt(1_741_000_000, 123_456_789).unwrap(),
             text_prefix: Some("Привет, \"мир\" 😀\n".to_owned()),
             part_ids: vec!["a1".to_owned(), "a2".to_owned(), "a3".to_owned()],
+            session: Some(u64::MAX - 7),
         };
         let bare = SentRecord {
             account: String::new(),
@@ -525,6 +535,7 @@ mod tests {
             submitted_at: DateTime::UNIX_EPOCH,
             text_prefix: None,
             part_ids: Vec::new(),
+            session: None,
         };
         log.record("gw-full", full.clone()).await.unwrap();
         log.record("gw-bare", bare.clone()).await.unwrap();

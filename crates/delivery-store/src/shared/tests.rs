@@ -240,6 +240,7 @@ async fn instances_share_the_secret_tokens_sent_records_and_users() {
         submitted_at: Utc::now(),
         text_prefix: Some("hello".into()),
         part_ids: Vec::new(),
+        session: Some(7),
     };
     let writing = a.record_sent("m1", record.clone());
     assert_eq!(a.sent("m1").await.unwrap(), Some(record.clone()));
