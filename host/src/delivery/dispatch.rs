@@ -42,6 +42,8 @@ enum Answer {
 
 struct Sent {
     seq: u64,
+    /// The item's event id, which its preferred session is kept under.
+    event_id: String,
     session: u64,
     answer: Answer,
     /// The deliver_sm body, for the reason of a refusal.
@@ -165,6 +167,7 @@ impl Dispatcher {
                 },
             };
             let (seq, session, body) = (item.seq, slot.session, Bytes::from(item.payload));
+            let event_id = item.event_id;
             let Some(answer) = slot.send(body.clone()) else {
                 // The session closed since it was picked; the next round picks another.
                 continue;
@@ -177,6 +180,7 @@ impl Dispatcher {
                 };
                 Sent {
                     seq,
+                    event_id,
                     session,
                     answer,
                     body,
@@ -193,7 +197,10 @@ impl Dispatcher {
         let mut failed = Vec::new();
         for sent in done {
             match sent.answer {
-                Answer::Status(ESME_ROK) => delivered.push(sent.seq),
+                Answer::Status(ESME_ROK) => {
+                    self.delivery.item_done(&self.account, &sent.event_id);
+                    delivered.push(sent.seq);
+                }
                 Answer::Status(ESME_RTHROTTLED) => {
                     debug!(
                         session = sent.session,
@@ -308,7 +315,10 @@ async fn dead_letter(
         .dead_letter(account, sent.seq, status.0, &reason)
         .await
     {
-        Ok(Some(moved)) => moved,
+        Ok(Some(moved)) => {
+            delivery.item_done(account, &sent.event_id);
+            moved
+        }
         // Delivered by another session, or expired, meanwhile.
         Ok(None) => return true,
         Err(e) => {

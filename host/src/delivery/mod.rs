@@ -14,6 +14,7 @@ pub mod registration;
 mod tokens;
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -398,9 +399,10 @@ pub struct Delivery {
     users: Mutex<HashMap<String, BTreeSet<String>>>,
     /// The wake-up of each account's dispatcher task.
     dispatchers: Mutex<HashMap<String, Arc<Notify>>>,
-    /// The session each queued receipt prefers, by (account, event id); kept in memory only,
-    /// as sessions end with the process, and forgotten once the session is gone.
-    preferred: Mutex<HashMap<(String, String), u64>>,
+    /// The session each queued receipt prefers and how many of its items are left, by
+    /// (account, event id); kept in memory only, as sessions end with the process, and
+    /// forgotten once the items are delivered or the session is gone.
+    preferred: Mutex<HashMap<(String, String), (u64, usize)>>,
     mo_reference: AtomicU8,
     shutdown: Shutdown,
     tasks: TaskTracker,
@@ -544,7 +546,22 @@ impl Delivery {
         }
         preferred
             .get(&(account.to_owned(), event_id.to_owned()))
-            .copied()
+            .map(|(session, _)| *session)
+    }
+
+    /// An item left the queue (delivered, or set aside for good).
+    fn item_done(&self, account: &str, event_id: &str) {
+        let mut preferred = self.preferred.lock().expect("preferred lock");
+        if preferred.is_empty() {
+            return;
+        }
+        let key = (account.to_owned(), event_id.to_owned());
+        if let Some((_, left)) = preferred.get_mut(&key) {
+            *left -= 1;
+            if *left == 0 {
+                preferred.remove(&key);
+            }
+        }
     }
 
     /// SMPP users with a receiver session on this instance.
@@ -606,17 +623,27 @@ impl Delivery {
         let mut queued = 0;
         for (user, composed) in composed {
             let count = composed.bodies.len();
-            if let Some(session) = composed.prefer {
-                self.preferred
-                    .lock()
-                    .expect("preferred lock")
-                    .insert((user.clone(), composed.dedupe_id.clone()), session);
-            }
+            // Before the push: the dispatcher may send the items before it returns. A repeat
+            // of an event still queued keeps the entry its first arrival made.
+            let key = (user.clone(), composed.dedupe_id.clone());
+            let entered = composed.prefer.is_some_and(|session| {
+                let mut preferred = self.preferred.lock().expect("preferred lock");
+                match preferred.entry(key.clone()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert((session, count));
+                        true
+                    }
+                    Entry::Occupied(_) => false,
+                }
+            });
             let pushed = self
                 .store
                 .push(&user, &composed.dedupe_id, composed.bodies)
-                .await?;
-            if let Push::Stored(_) = pushed {
+                .await;
+            if entered && !matches!(pushed, Ok(Push::Stored(_))) {
+                self.preferred.lock().expect("preferred lock").remove(&key);
+            }
+            if let Push::Stored(_) = pushed? {
                 self.wake(&user);
                 queued += count;
             }
@@ -833,7 +860,7 @@ impl Delivery {
             self.preferred
                 .lock()
                 .expect("preferred lock")
-                .retain(|(account, _), session| self.receivers.contains(account, *session));
+                .retain(|(account, _), (session, _)| self.receivers.contains(account, *session));
             let now = SystemTime::now();
             let (expired, pruned) = (
                 self.store.expire(now).await,
