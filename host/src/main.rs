@@ -76,6 +76,9 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Ask the running server (on http.address) whether it is ready; exit status 0 when it
+    /// is, 1 otherwise. For container health checks, which need no shell or curl for it.
+    Health(ConfigArg),
     /// Inspect the delivery queue (receipts and incoming SMS waiting for a receiver).
     Queue {
         #[command(subcommand)]
@@ -193,6 +196,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Some(Command::Health(config)) => {
+            let config = Config::load(config.config.as_deref())?;
+            health(&config).await
+        }
         Some(Command::Queue {
             command: QueueCommand::Stats,
             config,
@@ -266,6 +273,44 @@ fn print_stats(stats: &[AccountStats]) {
 }
 
 /// Asks the running server (`GET /api/smpp/v1/queue` on `admin.address`, with `admin.token`).
+/// `health`: the server's readiness endpoint, over HTTPS when it serves HTTPS (its certificate
+/// is not checked: this only asks our own process on this host).
+async fn health(config: &Config) -> anyhow::Result<()> {
+    let scheme = match config.http.tls_cert {
+        Some(_) => "https",
+        None => "http",
+    };
+    let url = format!("{scheme}://{}/health/ready", reachable(config.http.address));
+    let client = tls::http_client()
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("http.address: no answer from {url}: {e}"))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}: not ready");
+    println!("ready: {url}");
+    Ok(())
+}
+
+/// Where this host reaches a listener bound to `address`: an unspecified address is every
+/// interface, loopback among them.
+fn reachable(mut address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            address.set_ip(std::net::Ipv6Addr::LOCALHOST.into());
+        }
+        _ => {}
+    }
+    address
+}
+
 async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountStats>> {
     #[derive(Deserialize)]
     struct Answer {
@@ -281,10 +326,7 @@ async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountSta
         #[serde(default)]
         dead_letters: usize,
     }
-    let mut address = admin.address;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let address = reachable(admin.address);
     let mut request = tls::http_client()
         .build()?
         .get(format!("http://{address}/api/smpp/v1/queue"));

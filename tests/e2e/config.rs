@@ -1,4 +1,4 @@
-//! The `config` command and start-up validation.
+//! The `config` and `health` commands and start-up validation.
 
 use std::fs;
 use std::time::Duration;
@@ -57,4 +57,35 @@ fn a_busy_port_names_its_key() {
     let (status, _, stderr) = run_to_exit(cmd, Duration::from_secs(20));
     assert!(!status.success(), "server started on a busy port");
     assert!(stderr.contains("smpp.bind_address"), "stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn health_says_whether_the_server_on_http_address_is_ready() {
+    let h = Setup::new().start().await;
+    let mut cmd = command();
+    cmd.arg("health").env("HTTP__ADDRESS", h.web.to_string());
+    let (status, stdout, stderr) = run_to_exit(cmd, Duration::from_secs(20));
+    assert!(status.success(), "{status}: {stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("ready: http://{}/health/ready", h.web)),
+        "{stdout}"
+    );
+
+    // A server bound to every interface is asked on loopback.
+    let mut cmd = command();
+    cmd.arg("health")
+        .env("HTTP__ADDRESS", format!("0.0.0.0:{}", h.web.port()));
+    let (status, stdout, stderr) = run_to_exit(cmd, Duration::from_secs(20));
+    assert!(status.success(), "{status}: {stdout}{stderr}");
+
+    let port = free_port();
+    let mut cmd = command();
+    cmd.arg("health")
+        .env("HTTP__ADDRESS", format!("127.0.0.1:{port}"));
+    let (status, _, stderr) = run_to_exit(cmd, Duration::from_secs(20));
+    assert!(!status.success(), "nothing listens on {port}");
+    assert!(
+        stderr.contains("http.address") && stderr.contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }
