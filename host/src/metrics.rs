@@ -41,6 +41,8 @@ pub struct Metrics {
     dead_lettered_total: IntCounterVec,
     /// Dead letters kept now.
     dead_letters: IntGauge,
+    /// deliver_sm waiting for an ESME now, every account together.
+    queued: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -92,6 +94,22 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(dead_letters.clone()))
+            .expect("unique metric");
+        let queued = IntGauge::new(
+            "smpp_delivery_queue_items",
+            "deliver_sm (receipts, incoming SMS) waiting for an ESME, every account together",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(queued.clone()))
+            .expect("unique metric");
+        // process_resident_memory_bytes, process_cpu_seconds_total, open fds… as every
+        // Prometheus client exports them, for the memory alerts.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("unique metric");
         Metrics {
             sessions,
@@ -147,6 +165,7 @@ impl Metrics {
                 &["status"],
             ),
             dead_letters,
+            queued,
             registry,
         }
     }
@@ -171,6 +190,10 @@ impl Metrics {
             .known_name()
             .map_or_else(|| format!("0x{:08X}", status.0), str::to_owned);
         self.dead_lettered_total.with_label_values(&[&label]).inc();
+    }
+
+    pub fn set_queued(&self, count: u64) {
+        self.queued.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn set_dead_letters(&self, count: u64) {
@@ -211,6 +234,7 @@ mod tests {
         m.dead_lettered(smpp_codec::status::ESME_RINVDSTADR);
         m.dead_lettered(CommandStatus(0x104));
         m.set_dead_letters(2);
+        m.set_queued(7);
         let text = m.render();
         for name in [
             "smpp_sessions_active{state=\"open\"} 1",
@@ -223,6 +247,9 @@ mod tests {
             "smpp_deliveries_dead_lettered_total{status=\"ESME_RINVDSTADR\"} 1",
             "smpp_deliveries_dead_lettered_total{status=\"0x00000104\"} 1",
             "smpp_delivery_dead_letters 2",
+            "smpp_delivery_queue_items 7",
+            #[cfg(target_os = "linux")]
+            "process_resident_memory_bytes ",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

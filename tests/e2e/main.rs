@@ -15,6 +15,7 @@ mod delivery;
 mod gateway_status;
 mod http_limits;
 mod malformed;
+mod monitoring;
 mod multi;
 mod plugins;
 mod query;

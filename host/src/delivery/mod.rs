@@ -890,8 +890,10 @@ impl Delivery {
             if let Err(e) = pruned {
                 warn!(error = %e, "pruning the sent-message record failed");
             }
-            if let Ok(count) = self.store.dead_letter_count().await {
-                crate::metrics::get().set_dead_letters(count);
+            if let Ok(stats) = self.store.stats().await {
+                let metrics = crate::metrics::get();
+                metrics.set_queued(stats.iter().map(|s| s.items as u64).sum());
+                metrics.set_dead_letters(stats.iter().map(|s| s.dead_letters as u64).sum());
             }
         }
     }
