@@ -1,5 +1,6 @@
-//! The monitoring that ships with the server (deploy/prometheus): every metric its rules name
-//! is one a running server exports. promtool checks the rules themselves (tests/run).
+//! The monitoring that ships with the server (deploy/): every metric its alert rules and its
+//! Grafana dashboard name is one a running server exports, and every recording rule the
+//! dashboard uses is defined. promtool checks the rules themselves (tests/run).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -21,12 +22,48 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The queries of the dashboard's panels.
+fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<String> {
+    dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().expect("targets"))
+        .map(|target| target["expr"].as_str().expect("expr").to_owned())
+        .collect()
+}
+
+fn deploy_file(path: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path);
+    fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
 #[tokio::test]
-async fn every_metric_the_alert_rules_use_is_exported() {
-    let rules_file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/smsgate-smpp.rules.yml");
-    let rules = fs::read_to_string(&rules_file).expect("read the rules");
-    let names = metric_names(&rules);
+async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
+    let rules = deploy_file("prometheus/smsgate-smpp.rules.yml");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&deploy_file("grafana/smsgate-smpp.json")).expect("dashboard JSON");
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() >= 10, "{queries:?}");
+    let recorded: BTreeSet<&str> = Regex::new(r"record: (\S+)")
+        .expect("regex")
+        .captures_iter(&rules)
+        .map(|c| c.get(1).expect("name").as_str())
+        .collect();
+    let recording_use = Regex::new(r"smpp_server:[a-z0-9_:]+").expect("regex");
+    for query in &queries {
+        for used in recording_use.find_iter(query) {
+            assert!(
+                recorded.contains(used.as_str()),
+                "the dashboard uses {} which no rule records",
+                used.as_str()
+            );
+        }
+    }
+    let mut names = metric_names(&rules);
+    names.extend(queries.iter().flat_map(|q| metric_names(q)));
     assert!(names.len() >= 10, "{names:?}");
 
     // Traffic that makes every labelled series appear: a bind and a refused one, a submit with
