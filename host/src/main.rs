@@ -1,7 +1,6 @@
 //! `smsgate-smpp`: an SMPP 3.4 server in front of the SMSGate REST API. This file is the
 //! command line only: parse it, load the configuration, start, wait for the signal.
 
-#[cfg(feature = "simulator")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
