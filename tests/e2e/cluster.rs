@@ -249,20 +249,17 @@ async fn without_redis_submits_go_on_and_webhooks_are_refused_until_it_returns()
 }
 
 /// shop1 sends through the demo account, at most 2 binds and 5 messages a second.
-fn limited_shop() -> TempDir {
-    let dir = TempDir::new("limited-shop");
-    let manifest = format!(
-        "order = 10\nfailure_policy = \"fail-closed\"\ntimeout = \"5s\"\n\n\
-         [config.users.shop1]\npassword = \"shop1pw\"\nsmsgate_username = \"{DEMO_USER}\"\n\
-         smsgate_password = \"{DEMO_PASSWORD}\"\nmax_binds = \"2\"\nmessages_per_second = \"5\"\n"
+fn limited_shop() -> PluginDir {
+    let plugins = PluginDir::new();
+    plugins.install(
+        "credential-map",
+        &format!(
+            "order = 10\nfailure_policy = \"fail-closed\"\ntimeout = \"5s\"\n\n\
+             [config.users.shop1]\npassword = \"shop1pw\"\nsmsgate_username = \"{DEMO_USER}\"\n\
+             smsgate_password = \"{DEMO_PASSWORD}\"\nmax_binds = \"2\"\nmessages_per_second = \"5\"\n"
+        ),
     );
-    std::fs::write(dir.path().join("credential-map.toml"), manifest).expect("write the manifest");
-    std::fs::copy(
-        plugin_wasm("credential-map"),
-        dir.path().join("credential-map.wasm"),
-    )
-    .expect("copy the plugin");
-    dir
+    plugins
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! incoming SMS is what the ESME receives, and a dropped one is answered to the phone but never
 //! sent. The misbehave fixture plays the plugin, declaring transform-deliver alone.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,16 +31,15 @@ const SUFFIX: &str = " (filtered)";
 
 /// A scratch plugin directory holding the misbehave fixture with `transform_deliver` as its
 /// action list. Kept alive for the test: the server would reload an empty set without it.
-fn misbehave_dir(transform_deliver: &str) -> TempDir {
-    let dir = TempDir::new("deliver-plugins");
-    let manifest = format!(
-        "[config]\nhooks = \"transform-deliver\"\ntransform-deliver = {transform_deliver:?}\n"
+fn misbehave_dir(transform_deliver: &str) -> PluginDir {
+    let plugins = PluginDir::new();
+    plugins.install(
+        "misbehave",
+        &format!(
+            "[config]\nhooks = \"transform-deliver\"\ntransform-deliver = {transform_deliver:?}\n"
+        ),
     );
-    // The manifest first, so that a directory watch never sees the component without it.
-    fs::write(dir.path().join("misbehave.toml"), manifest).expect("write misbehave.toml");
-    fs::copy(plugin_wasm("misbehave"), dir.path().join("misbehave.wasm"))
-        .expect("copy misbehave.wasm");
-    dir
+    plugins
 }
 
 async fn start(plugins: &Path) -> Harness {

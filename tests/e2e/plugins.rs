@@ -3,8 +3,6 @@
 //! matters, in the ESME's answers and in the requests the gateway receives.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusmpp::pdus::SubmitSm;
@@ -23,38 +21,6 @@ use crate::support::*;
 /// characters SMPP carries.
 const TENANT: &str = "tenant-7";
 const TENANT_PASSWORD: &str = "Tn7-SMSGate-pass-24chars";
-
-/// A scratch plugin directory, laid out as `plugins.dir` is in production.
-struct PluginDir(TempDir);
-
-impl PluginDir {
-    fn new() -> Self {
-        PluginDir(TempDir::new("plugins"))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    /// Installs a plugin crate's component as `<package>.wasm` with `manifest` beside it.
-    /// The manifest goes first so that the directory watch never sees the component with
-    /// default settings.
-    fn install(&self, package: &str, manifest: &str) {
-        fs::write(self.path().join(format!("{package}.toml")), manifest).expect("write NAME.toml");
-        fs::copy(
-            plugin_wasm(package),
-            self.path().join(format!("{package}.wasm")),
-        )
-        .expect("copy NAME.wasm");
-    }
-
-    fn remove(&self, package: &str) {
-        for ext in ["wasm", "toml"] {
-            fs::remove_file(self.path().join(format!("{package}.{ext}")))
-                .expect("remove a plugin file");
-        }
-    }
-}
 
 /// submit_sm of a short text from an alphanumeric sender to `destination` of TON `ton`.
 fn text(source: &str, ton: u8, destination: &str) -> SubmitSm {

@@ -2,13 +2,10 @@
 //! SMS: prefix-router's incoming rules send an SMS to a user that SIM matching alone would not
 //! pick, drop another, and leave the rest to the SIM matching.
 
-use std::fs;
 use std::time::Duration;
 
 use serde_json::json;
-use smpp_codec::status::ESME_ROK;
 
-use crate::client::*;
 use crate::support::*;
 
 /// Generous: webhook calls, plugin calls and fsyncs on a loaded two-core machine.
@@ -22,27 +19,13 @@ const SHOP2_NUMBER: &str = "+4930222222";
 /// shop1 and shop2 on the demo SMSGate account (credential-map; shop2 limited to SIM 2), and
 /// prefix-router with incoming rules: premium-rate senders are dropped, SMS to shop2's number
 /// go to shop2.
-fn shops_with_incoming_rules() -> TempDir {
-    let dir = TempDir::new("route-incoming");
-    let credential_map = format!(
-        r#"order = 10
-failure_policy = "fail-closed"
-timeout = "5s"
-
-[config.users.shop1]
-password = "shop1pw"
-smsgate_username = "{DEMO_USER}"
-smsgate_password = "{DEMO_PASSWORD}"
-
-[config.users.shop2]
-password = "shop2pw"
-smsgate_username = "{DEMO_USER}"
-smsgate_password = "{DEMO_PASSWORD}"
-sim_number = "2"
-"#
-    );
-    let prefix_router = format!(
-        r#"order = 20
+fn shops_with_incoming_rules() -> PluginDir {
+    let plugins = PluginDir::new();
+    plugins.install("credential-map", &shops_on_demo_manifest());
+    plugins.install(
+        "prefix-router",
+        &format!(
+            r#"order = 20
 timeout = "5s"
 
 [[config.incoming]]
@@ -53,23 +36,9 @@ drop = "premium-rate sender"
 recipient = "{SHOP2_NUMBER}"
 users = ["shop2"]
 "#
+        ),
     );
-    for (name, settings) in [
-        ("credential-map", credential_map),
-        ("prefix-router", prefix_router),
-    ] {
-        fs::write(dir.path().join(format!("{name}.toml")), settings).expect("write a manifest");
-        fs::copy(plugin_wasm(name), dir.path().join(format!("{name}.wasm")))
-            .expect("copy a plugin");
-    }
-    dir
-}
-
-async fn shop(h: &Harness, system_id: &str, password: &str) -> Client {
-    let mut esme = h.connect().await;
-    let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
-    assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
-    esme
+    plugins
 }
 
 #[tokio::test]
@@ -80,9 +49,9 @@ async fn a_route_incoming_plugin_picks_the_users_of_an_incoming_sms_or_drops_it(
         .plugins(plugins.path())
         .start()
         .await;
-    let mut shop1 = shop(&h, "shop1", "shop1pw").await;
+    let mut shop1 = h.bound_as("shop1", "shop1pw").await;
     h.wait_for_registrations(WAIT).await;
-    let mut shop2 = shop(&h, "shop2", "shop2pw").await;
+    let mut shop2 = h.bound_as("shop2", "shop2pw").await;
 
     // On SIM 1 only shop1 would take it; sent to shop2's number, it is shop2's alone.
     let answer = h

@@ -2,11 +2,9 @@
 //! set of webhook registrations for the account, each user's receipts to that user only, and
 //! incoming SMS to every user of the account.
 
-use std::fs;
 use std::time::Duration;
 
 use serde_json::json;
-use smpp_codec::status::ESME_ROK;
 
 use crate::client::*;
 use crate::support::*;
@@ -16,55 +14,19 @@ const WAIT: Duration = Duration::from_secs(30);
 /// How long "nothing more comes" is watched for.
 const QUIET: Duration = Duration::from_secs(2);
 
-/// shop1 and shop2 bind with their own passwords and send through the demo SMSGate account;
-/// shop2 is given the phone's SIM 2.
-fn shops_on_demo() -> TempDir {
-    let dir = TempDir::new("shared-account");
-    let manifest = format!(
-        r#"order = 10
-failure_policy = "fail-closed"
-timeout = "5s"
-
-[config.users.shop1]
-password = "shop1pw"
-smsgate_username = "{DEMO_USER}"
-smsgate_password = "{DEMO_PASSWORD}"
-
-[config.users.shop2]
-password = "shop2pw"
-smsgate_username = "{DEMO_USER}"
-smsgate_password = "{DEMO_PASSWORD}"
-sim_number = "2"
-"#
-    );
-    fs::write(dir.path().join("credential-map.toml"), manifest).expect("write the manifest");
-    fs::copy(
-        plugin_wasm("credential-map"),
-        dir.path().join("credential-map.wasm"),
-    )
-    .expect("copy the plugin");
-    dir
-}
-
-async fn shop(h: &Harness, system_id: &str, password: &str) -> Client {
-    let mut esme = h.connect().await;
-    let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
-    assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
-    esme
-}
-
 #[tokio::test]
 async fn users_of_one_smsgate_account_share_its_webhooks_and_get_their_own_receipts() {
-    let plugins = shops_on_demo();
+    let plugins = PluginDir::new();
+    plugins.install("credential-map", &shops_on_demo_manifest());
     let h = Setup::new()
         .webhooks()
         .step_delay("200ms")
         .plugins(plugins.path())
         .start()
         .await;
-    let mut shop1 = shop(&h, "shop1", "shop1pw").await;
+    let mut shop1 = h.bound_as("shop1", "shop1pw").await;
     let url = h.wait_for_registrations(WAIT).await;
-    let mut shop2 = shop(&h, "shop2", "shop2pw").await;
+    let mut shop2 = h.bound_as("shop2", "shop2pw").await;
     // shop2's bind keeps shop1's registrations: they are the account's, and the same.
     shop2.assert_alive().await;
     assert_eq!(h.wait_for_registrations(WAIT).await, url);

@@ -508,6 +508,14 @@ impl Harness {
         connect_smpp(self.smpp).await
     }
 
+    /// A connection bound as a transceiver with these credentials, which must be accepted.
+    pub async fn bound_as(&self, system_id: &str, password: &str) -> Client {
+        let mut esme = self.connect().await;
+        let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
+        assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
+        esme
+    }
+
     /// A connection bound with the demo account.
     pub async fn bound(&self, kind: BindKind) -> Client {
         let mut client = self.connect().await;
@@ -993,6 +1001,60 @@ const PLUGIN_PACKAGES: [&str; 6] = [
     "misbehave",
     "wrong-world",
 ];
+
+/// A scratch plugin directory, laid out as `plugins.dir` is in production.
+pub struct PluginDir(TempDir);
+
+impl PluginDir {
+    pub fn new() -> Self {
+        PluginDir(TempDir::new("plugins"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Installs a plugin crate's component as `<package>.wasm` with `manifest` beside it.
+    /// The manifest goes first so that the directory watch never sees the component with
+    /// default settings.
+    pub fn install(&self, package: &str, manifest: &str) {
+        fs::write(self.path().join(format!("{package}.toml")), manifest).expect("write NAME.toml");
+        fs::copy(
+            plugin_wasm(package),
+            self.path().join(format!("{package}.wasm")),
+        )
+        .expect("copy NAME.wasm");
+    }
+
+    pub fn remove(&self, package: &str) {
+        for ext in ["wasm", "toml"] {
+            fs::remove_file(self.path().join(format!("{package}.{ext}")))
+                .expect("remove a plugin file");
+        }
+    }
+}
+
+/// credential-map's NAME.toml for two SMPP users, shop1 and shop2, on the demo SMSGate
+/// account, shop2 limited to the phone's SIM 2.
+pub fn shops_on_demo_manifest() -> String {
+    format!(
+        r#"order = 10
+failure_policy = "fail-closed"
+timeout = "5s"
+
+[config.users.shop1]
+password = "shop1pw"
+smsgate_username = "{DEMO_USER}"
+smsgate_password = "{DEMO_PASSWORD}"
+
+[config.users.shop2]
+password = "shop2pw"
+smsgate_username = "{DEMO_USER}"
+smsgate_password = "{DEMO_PASSWORD}"
+sim_number = "2"
+"#
+    )
+}
 
 /// The component of a plugin crate (`e164`, `credential-map`) in the workspace's target
 /// directory, where tests/run builds it. When one is missing, for instance under a bare
