@@ -105,6 +105,9 @@ pub trait DeliveryStore: Send + Sync {
     /// How many dead letters are kept.
     fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>>;
 
+    /// How many items wait in every account's queue together.
+    fn item_count(&self) -> BoxFuture<'static, Result<u64, QueueError>>;
+
     /// Accounts with items waiting, e.g. from an earlier run.
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>>;
 

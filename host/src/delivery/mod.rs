@@ -890,10 +890,13 @@ impl Delivery {
             if let Err(e) = pruned {
                 warn!(error = %e, "pruning the sent-message record failed");
             }
-            if let Ok(stats) = self.store.stats().await {
-                let metrics = crate::metrics::get();
-                metrics.set_queued(stats.iter().map(|s| s.items as u64).sum());
-                metrics.set_dead_letters(stats.iter().map(|s| s.dead_letters as u64).sum());
+            // The stores keep both counts, so this reads two numbers, not the queue.
+            let metrics = crate::metrics::get();
+            if let Ok(count) = self.store.item_count().await {
+                metrics.set_queued(count);
+            }
+            if let Ok(count) = self.store.dead_letter_count().await {
+                metrics.set_dead_letters(count);
             }
         }
     }

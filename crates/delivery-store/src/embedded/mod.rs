@@ -162,6 +162,11 @@ impl DeliveryStore for Embedded {
         async move { result }.boxed()
     }
 
+    fn item_count(&self) -> BoxFuture<'static, Result<u64, QueueError>> {
+        let result = self.queue.item_count();
+        async move { result }.boxed()
+    }
+
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>> {
         let result = self.queue.accounts_with_items();
         async move { result }.boxed()

@@ -517,6 +517,11 @@ impl Queue {
         Ok(counter(&txn.open_table(META)?, DEAD_COUNT)?)
     }
 
+    pub fn item_count(&self) -> Result<u64, QueueError> {
+        let txn = self.db.begin_read()?;
+        Ok(counter(&txn.open_table(META)?, ITEM_COUNT)?)
+    }
+
     /// Accounts with at least one queued item, in name order.
     pub fn accounts_with_items(&self) -> Result<Vec<String>, QueueError> {
         let txn = self.db.begin_read()?;
@@ -1269,6 +1274,7 @@ mod tests {
 
         let queue = open(&dir);
         assert_eq!(queue.dead_letter_count().unwrap(), 1);
+        assert_eq!(queue.item_count().unwrap(), 1);
         let stats = queue.stats().unwrap();
         assert_eq!(
             (stats[0].items, stats[0].bytes, stats[0].dead_letters),

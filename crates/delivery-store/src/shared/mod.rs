@@ -427,6 +427,18 @@ impl DeliveryStore for Shared {
         async move { Ok(stats.await?.iter().map(|s| s.dead_letters as u64).sum()) }.boxed()
     }
 
+    fn item_count(&self) -> BoxFuture<'static, Result<u64, QueueError>> {
+        let mut conn = self.conn();
+        async move {
+            let items: Option<u64> = conn
+                .hget(format!("{PREFIX}size"), "items")
+                .await
+                .map_err(shared_error)?;
+            Ok(items.unwrap_or(0))
+        }
+        .boxed()
+    }
+
     fn accounts_with_items(&self) -> BoxFuture<'static, Result<Vec<String>, QueueError>> {
         let stats = self.stats();
         async move {

@@ -124,6 +124,7 @@ async fn events_are_stored_once_read_in_order_and_gone_when_acknowledged() {
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.len(), 1);
     assert_eq!((stats[0].items, stats[0].bytes), (2, 2));
+    assert_eq!(store.item_count().await.unwrap(), 2);
     // Five items at most, across accounts.
     store
         .push("shop2", "e3", bodies(&["d", "e", "f"]))
