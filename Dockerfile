@@ -13,12 +13,14 @@ COPY --chown=10001:10001 data /plugins
 COPY smsgate-smpp /smsgate-smpp
 
 # Inside a container every listener binds all interfaces; the admin listener stays on loopback
-# (set ADMIN__ADDRESS and ADMIN__TOKEN to reach it from outside).
+# (set ADMIN__ADDRESS and ADMIN__TOKEN to reach it from outside). Compiled plugins are kept on
+# the data volume, so a restart skips compiling them again (the image has no /tmp).
 ENV SMPP__BIND_ADDRESS=0.0.0.0:2775 \
     SMPP__TLS_BIND_ADDRESS=0.0.0.0:2776 \
     HTTP__ADDRESS=0.0.0.0:3000 \
     PLUGINS__DIR=/plugins \
     DELIVERY__DATA_DIR=/data \
+    PLUGINS__CACHE_DIR=/data/plugin-cache \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
 USER 10001:10001

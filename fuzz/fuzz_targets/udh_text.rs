@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use smpp_codec::udh;
-use sms_text::{Alphabet, DefaultAlphabet};
+use sms_text::{Alphabet, AlphabetChoices, DefaultAlphabet, Ia5Alphabet};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&data_coding, short_message)) = data.split_first() else {
@@ -28,18 +28,26 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_decoding(data_coding: u8, octets: &[u8]) {
-    // The configured default alphabet matters only for data_coding 0.
-    let defaults: &[DefaultAlphabet] = if data_coding == 0 {
-        &[
+    // The configured alphabets matter only for data_coding 0 and 1.
+    let usual = AlphabetChoices {
+        default: DefaultAlphabet::Gsm7,
+        ia5: Ia5Alphabet::Ascii,
+    };
+    let choices: Vec<AlphabetChoices> = match data_coding {
+        0 => [
             DefaultAlphabet::Gsm7,
             DefaultAlphabet::Latin1,
             DefaultAlphabet::Ascii,
         ]
-    } else {
-        &[DefaultAlphabet::Gsm7]
+        .map(|default| AlphabetChoices { default, ..usual })
+        .to_vec(),
+        1 => [Ia5Alphabet::Ascii, Ia5Alphabet::Gsm7]
+            .map(|ia5| AlphabetChoices { ia5, ..usual })
+            .to_vec(),
+        _ => vec![usual],
     };
-    for &default in defaults {
-        let Ok(alphabet) = sms_text::alphabet(data_coding, default) else {
+    for chosen in choices {
+        let Ok(alphabet) = sms_text::alphabet(data_coding, chosen) else {
             continue;
         };
         let Ok(text) = sms_text::decode(alphabet, octets) else {

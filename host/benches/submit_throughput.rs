@@ -6,7 +6,10 @@
 //! `cargo bench --bench submit_throughput` (env: BENCH_SECONDS, default 10; BENCH_WINDOWS,
 //! default "1,64"; BENCH_BINDS, default 1; BENCH_GATEWAY_LATENCY, e.g. "50ms", makes the
 //! simulator take that long to answer each submit, as a phone gateway in the cloud does;
-//! BENCH_RECEIPTS, default "0,1": the registered_delivery values to run each window with).
+//! BENCH_RECEIPTS, default "0,1": the registered_delivery values to run each window with;
+//! BENCH_SERVER_BIN: another build of the server to measure, e.g. the static musl one).
+//! The "cpu µs/msg" column is the server process's CPU time (user + system, its embedded
+//! simulator included) over the run and its drain, per accepted message.
 //! With receipts the run ends by waiting for every receipt (at most 30 s of silence) and
 //! prints how many came and how long after the last submit_sm the last one arrived.
 //!
@@ -59,7 +62,9 @@ async fn main() {
     let data_dir = std::env::temp_dir().join(format!("submit-bench-data-{}", std::process::id()));
     let smpp = free_port();
     let http = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_smsgate-smpp"))
+    let binary = std::env::var("BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_smsgate-smpp").to_owned());
+    let mut server = Command::new(&binary)
         .args(["serve", "--simulate", "--config"])
         .arg(&config)
         .env("SMPP__BIND_ADDRESS", smpp.to_string())
@@ -71,8 +76,10 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("start the server");
+    let pid = server.id().expect("the server's pid");
     wait_ready(http).await;
 
+    println!("server: {binary}");
     println!(
         "submit_sm against the embedded simulator: {binds} bind(s), {seconds}s per run, \
          gateway latency {}, {} logical CPUs",
@@ -80,7 +87,7 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>7} {:>4} {:>12} {:>10} {:>10} {:>10} {:>8} {:>18} {:>9}",
+        "{:>7} {:>4} {:>12} {:>10} {:>10} {:>10} {:>8} {:>18} {:>9} {:>12}",
         "window",
         "rd",
         "submit_sm/s",
@@ -89,10 +96,12 @@ async fn main() {
         "max ms",
         "errors",
         "receipts/accepted",
-        "drain s"
+        "drain s",
+        "cpu µs/msg"
     );
     for window in windows {
         for &registered_delivery in &receipts {
+            let cpu_before = cpu_time(pid);
             let mut runs = Vec::new();
             for _ in 0..binds {
                 runs.push(tokio::spawn(load(
@@ -106,8 +115,9 @@ async fn main() {
             for run in runs {
                 total.merge(run.await.expect("load task"));
             }
+            let cpu = cpu_time(pid) - cpu_before;
             println!(
-                "{:>7} {:>4} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>18} {:>9.1}",
+                "{:>7} {:>4} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>18} {:>9.1} {:>12.1}",
                 window,
                 registered_delivery,
                 total.ok as f64 / seconds as f64,
@@ -117,6 +127,7 @@ async fn main() {
                 total.errors,
                 format!("{}/{}", total.receipts, total.accepted),
                 total.drain.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / total.accepted.max(1) as f64,
             );
         }
     }
@@ -124,6 +135,32 @@ async fn main() {
     let _ = server.wait().await;
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// User plus system CPU time of process `pid`, all its threads, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat format") + 2..]
+        .split(' ')
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf CLK_TCK");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("CLK_TCK")
+    })
 }
 
 struct Outcome {

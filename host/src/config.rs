@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::delivery::{DeliveryConfig, StoreKind};
 use crate::ids::MessageIdFormat;
-use sms_text::DefaultAlphabet;
+use sms_text::{AlphabetChoices, DefaultAlphabet, Ia5Alphabet};
 pub use smsgate_plugin_host::PluginsConfig;
 #[cfg(feature = "simulator")]
 use smsgate_simulator::SimulatorConfig;
@@ -86,6 +86,10 @@ pub struct SmppConfig {
     /// What data_coding 0 (SMSC default alphabet) means: gsm7, latin1 or ascii.
     #[serde(with = "from_str")]
     pub default_alphabet: DefaultAlphabet,
+    /// What data_coding 1 (IA5) means: ascii as SMPP says, or gsm7 for ESMEs that send GSM
+    /// 7-bit text under it.
+    #[serde(with = "from_str")]
+    pub ia5_alphabet: Ia5Alphabet,
     /// How long a bind check is reused for the same credentials, a success or a refusal
     /// (0 disables).
     #[serde(with = "humantime_serde")]
@@ -131,6 +135,7 @@ impl Default for SmppConfig {
             enquire_link_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(10),
             default_alphabet: DefaultAlphabet::Gsm7,
+            ia5_alphabet: Ia5Alphabet::Ascii,
             bind_cache_ttl: Duration::from_secs(60),
             bind_failure_delay: Duration::from_secs(1),
             bind_lockout_after: 10,
@@ -139,6 +144,16 @@ impl Default for SmppConfig {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
             message_id_format: MessageIdFormat::Alphanumeric,
+        }
+    }
+}
+
+impl SmppConfig {
+    /// How submitted text in data_coding 0 and 1 is read.
+    pub fn alphabets(&self) -> AlphabetChoices {
+        AlphabetChoices {
+            default: self.default_alphabet,
+            ia5: self.ia5_alphabet,
         }
     }
 }
@@ -600,6 +615,7 @@ mod tests {
                 ("GATEWAY__TIMEOUT", "1m30s"),
                 ("GATEWAY__API_BASE_URL", "http://127.0.0.1:9/3rdparty/v1"),
                 ("SMPP__DEFAULT_ALPHABET", "latin1"),
+                ("SMPP__IA5_ALPHABET", "GSM7"),
             ],
         )
         .unwrap();
@@ -609,6 +625,7 @@ mod tests {
         assert_eq!(c.smpp.system_id, "12345");
         assert_eq!(c.gateway.timeout, Duration::from_secs(90));
         assert_eq!(c.smpp.default_alphabet, DefaultAlphabet::Latin1);
+        assert_eq!(c.smpp.ia5_alphabet, Ia5Alphabet::Gsm7);
     }
 
     #[test]
@@ -628,6 +645,7 @@ mod tests {
                 &[("SMPP__DEFAULT_ALPHABET", "ebcdic")],
                 "smpp.default_alphabet",
             ),
+            (&[("SMPP__IA5_ALPHABET", "latin1")], "smpp.ia5_alphabet"),
             (
                 &[("SMPP__SYSTEM_ID", "A_SYSTEM_ID_TOO_LONG")],
                 "smpp.system_id",
@@ -665,6 +683,27 @@ mod tests {
         {
             let err = load_in_jail(Some("[simulator]\nstep_delay = 2\n"), &[]).unwrap_err();
             assert!(err.contains("simulator.step_delay"), "{err}");
+        }
+    }
+
+    #[cfg(feature = "simulator")]
+    #[test]
+    fn simulator_listen_from_file_and_env_with_check() {
+        let listen = |c: Config| c.simulator.listen.to_string();
+        assert_eq!(listen(load_in_jail(None, &[]).unwrap()), "127.0.0.1:3100");
+        let file = "[simulator]\nlisten = \"127.0.0.1:3200\"\n";
+        assert_eq!(
+            listen(load_in_jail(Some(file), &[]).unwrap()),
+            "127.0.0.1:3200"
+        );
+        let env = [("SIMULATOR__LISTEN", "0.0.0.0:3300")];
+        assert_eq!(
+            listen(load_in_jail(Some(file), &env).unwrap()),
+            "0.0.0.0:3300"
+        );
+        for bad in ["3300", "localhost"] {
+            let err = load_in_jail(None, &[("SIMULATOR__LISTEN", bad)]).unwrap_err();
+            assert!(err.contains("simulator.listen"), "{bad}: {err}");
         }
     }
 

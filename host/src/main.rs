@@ -1,7 +1,6 @@
 //! `smsgate-smpp`: an SMPP 3.4 server in front of the SMSGate REST API. This file is the
 //! command line only: parse it, load the configuration, start, wait for the signal.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,8 +17,16 @@ use smsgate_plugin_host::runner::{self, RunHook};
 use smsgate_simulator::{self as simulator, Simulator};
 use smsgate_smpp::config::StoreKind;
 use smsgate_smpp::config::{AdminConfig, Config};
+use smsgate_smpp::gateway::Credentials;
 use smsgate_smpp::shutdown::{self, Shutdown};
-use smsgate_smpp::{server, tls};
+use smsgate_smpp::{doctor, probe, server, tls};
+
+// Every connection's PDUs, JSON bodies and futures are allocated on whichever worker thread runs
+// them; musl's malloc serialises such threads on one lock, and glibc's gains from it too
+// (README, "Running in a container", has the figures).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +85,10 @@ enum Command {
     /// Ask the running server (on http.address) whether it is ready; exit status 0 when it
     /// is, 1 otherwise. For container health checks, which need no shell or curl for it.
     Health(ConfigArg),
+    /// Check the configuration, the gateway, the account, the webhook URL, TLS, storage, the
+    /// plugins and the running server, one line per check with what to fix; exit status 1
+    /// when a check fails.
+    Doctor(DoctorArgs),
     /// Inspect the delivery queue (receipts and incoming SMS waiting for a receiver).
     Queue {
         #[command(subcommand)]
@@ -98,10 +109,10 @@ enum Command {
 #[cfg(feature = "simulator")]
 #[derive(clap::Args, Clone)]
 struct SimulatorServeArgs {
-    /// Address to listen on; the API is under /3rdparty/v1 and the inspection API under
-    /// /simulator/v1.
-    #[arg(long, default_value = "127.0.0.1:3100")]
-    listen: SocketAddr,
+    /// Address to listen on (default: simulator.listen, 127.0.0.1:3100); the API is under
+    /// /3rdparty/v1 and the inspection API under /simulator/v1.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[cfg(feature = "simulator")]
@@ -143,6 +154,20 @@ enum PluginCommand {
         #[command(flatten)]
         plugin: PluginConfigArg,
     },
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// An SMSGate account to try as an ESME's bind would (`GET /devices`). Without
+    /// `:PASSWORD` the password is read from SMSGATE_PASSWORD, else from the first line of
+    /// standard input, so that it stays out of the shell history.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    account: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -197,8 +222,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         },
         Some(Command::Health(config)) => {
             let config = Config::load(config.config.as_deref())?;
-            health(&config).await
+            println!("ready: {}", probe::ready(&config).await?);
+            Ok(())
         }
+        Some(Command::Doctor(args)) => doctor(args).await,
         Some(Command::Queue {
             command: QueueCommand::Stats,
             config,
@@ -271,45 +298,54 @@ fn print_stats(stats: &[AccountStats]) {
     }
 }
 
-/// Asks the running server (`GET /api/smpp/v1/queue` on `admin.address`, with `admin.token`).
-/// `health`: the server's readiness endpoint, over HTTPS when it serves HTTPS (its certificate
-/// is not checked: this only asks our own process on this host).
-async fn health(config: &Config) -> anyhow::Result<()> {
-    let scheme = match config.http.tls_cert {
-        Some(_) => "https",
-        None => "http",
+async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
+    let checks = match Config::load(args.config.config.as_deref()) {
+        Ok(config) => {
+            let account = args.account.as_deref().map(account).transpose()?;
+            doctor::examine(&config, account.as_ref()).await
+        }
+        Err(e) => vec![doctor::Check {
+            check: "configuration".into(),
+            status: doctor::Status::Failed,
+            saw: format!("{e:#}"),
+            fix: Some("fix the key it names; `smsgate-smpp config` prints what is read".into()),
+        }],
     };
-    let url = format!("{scheme}://{}/health/ready", reachable(config.http.address));
-    let client = tls::http_client()
-        .tls_danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("http.address: no answer from {url}: {e}"))?;
-    let status = response.status();
-    anyhow::ensure!(status.is_success(), "{url} answered {status}: not ready");
-    println!("ready: {url}");
+    if args.json {
+        println!("{:#}", doctor::to_json(&checks));
+    } else {
+        for check in &checks {
+            println!("{check}");
+        }
+    }
+    let failed = checks
+        .iter()
+        .filter(|c| c.status == doctor::Status::Failed)
+        .count();
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
     Ok(())
 }
 
-/// Where this host reaches a listener bound to `address`: an unspecified address is every
-/// interface, loopback among them.
-fn reachable(mut address: SocketAddr) -> SocketAddr {
-    match address.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
-            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
-            address.set_ip(std::net::Ipv6Addr::LOCALHOST.into());
-        }
-        _ => {}
-    }
-    address
+/// `USER[:PASSWORD]`; the password from SMSGATE_PASSWORD or standard input when left out.
+fn account(given: &str) -> anyhow::Result<Credentials> {
+    let (username, password) = match given.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => match std::env::var("SMSGATE_PASSWORD") {
+            Ok(password) => (given.to_owned(), password),
+            Err(_) => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (
+                    given.to_owned(),
+                    line.trim_end_matches(['\r', '\n']).to_owned(),
+                )
+            }
+        },
+    };
+    Ok(Credentials::Basic { username, password })
 }
 
+/// Asks the running server (`GET /api/smpp/v1/queue` on `admin.address`, with `admin.token`).
 async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountStats>> {
     #[derive(Deserialize)]
     struct Answer {
@@ -325,7 +361,7 @@ async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountSta
         #[serde(default)]
         dead_letters: usize,
     }
-    let address = reachable(admin.address);
+    let address = probe::reachable(admin.address);
     let mut request = tls::http_client()
         .build()?
         .get(format!("http://{address}/api/smpp/v1/queue"));
@@ -356,10 +392,13 @@ async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountSta
 #[cfg(feature = "simulator")]
 async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {
     let config = Config::load(config.config.as_deref())?;
-    let listen = args.listen;
+    let (listen, source) = match args.listen {
+        Some(listen) => (listen, "--listen"),
+        None => (config.simulator.listen, "simulator.listen"),
+    };
     let socket = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {listen}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{source}: cannot listen on {listen}: {e}"))?;
     let shutdown = signal_shutdown();
     tracing::info!(address = %listen, "SMSGate simulator listening");
     Simulator::new(config.simulator)

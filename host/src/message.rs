@@ -11,7 +11,7 @@ use smpp_codec::pdu::{Address, DataSm, SubmitMulti, SubmitSm, Tlv, find_tlv, tag
 use smpp_codec::status::*;
 use smpp_codec::time::{self as smpp_time, SmppTime};
 use smpp_codec::udh::{self, Concat};
-use sms_text::{Alphabet, DefaultAlphabet};
+use sms_text::{Alphabet, AlphabetChoices};
 
 const ESM_UDHI: u8 = 0x40;
 /// The gateway refuses a time-to-live under five seconds.
@@ -98,7 +98,7 @@ struct Fields<'a> {
 
 pub fn from_submit_sm(
     pdu: &SubmitSm,
-    alphabet: DefaultAlphabet,
+    alphabets: AlphabetChoices,
     now: DateTime<Utc>,
 ) -> Result<Decoded, SmppError> {
     decode(
@@ -117,14 +117,14 @@ pub fn from_submit_sm(
             short_message: &pdu.short_message,
             tlvs: &pdu.tlvs,
         },
-        alphabet,
+        alphabets,
         now,
     )
 }
 
 pub fn from_data_sm(
     pdu: &DataSm,
-    alphabet: DefaultAlphabet,
+    alphabets: AlphabetChoices,
     now: DateTime<Utc>,
 ) -> Result<Decoded, SmppError> {
     let empty = Bytes::new();
@@ -144,7 +144,7 @@ pub fn from_data_sm(
             short_message: &empty,
             tlvs: &pdu.tlvs,
         },
-        alphabet,
+        alphabets,
         now,
     )
 }
@@ -153,7 +153,7 @@ pub fn from_data_sm(
 pub fn from_submit_multi(
     pdu: &SubmitMulti,
     destinations: Vec<Address>,
-    alphabet: DefaultAlphabet,
+    alphabets: AlphabetChoices,
     now: DateTime<Utc>,
 ) -> Result<Decoded, SmppError> {
     decode(
@@ -172,14 +172,14 @@ pub fn from_submit_multi(
             short_message: &pdu.short_message,
             tlvs: &pdu.tlvs,
         },
-        alphabet,
+        alphabets,
         now,
     )
 }
 
 fn decode(
     fields: Fields<'_>,
-    default_alphabet: DefaultAlphabet,
+    alphabets: AlphabetChoices,
     now: DateTime<Utc>,
 ) -> Result<Decoded, SmppError> {
     if fields.priority_flag > 3 {
@@ -189,7 +189,7 @@ fn decode(
         ));
     }
     let raw = payload(fields.short_message, fields.tlvs)?;
-    let alphabet = sms_text::alphabet(fields.data_coding, default_alphabet)
+    let alphabet = sms_text::alphabet(fields.data_coding, alphabets)
         .map_err(|e| SmppError::new(ESME_RSUBMITFAIL, e.to_string()))?;
 
     let (header, body) = if fields.esm_class & ESM_UDHI != 0 {
@@ -267,8 +267,8 @@ pub fn content(alphabet: Alphabet, bytes: &[u8], port: Option<u16>) -> Result<Co
 }
 
 /// The alphabet of a submission, for decoding reassembled parts.
-pub fn alphabet_of(sub: &Submission, default: DefaultAlphabet) -> Result<Alphabet, SmppError> {
-    sms_text::alphabet(sub.data_coding, default)
+pub fn alphabet_of(sub: &Submission, alphabets: AlphabetChoices) -> Result<Alphabet, SmppError> {
+    sms_text::alphabet(sub.data_coding, alphabets)
         .map_err(|e| SmppError::new(ESME_RSUBMITFAIL, e.to_string()))
 }
 
@@ -444,6 +444,13 @@ impl Submission {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use sms_text::{DefaultAlphabet, Ia5Alphabet};
+
+    /// `smpp.default_alphabet` and `smpp.ia5_alphabet` as the server ships them.
+    const SERVER_DEFAULTS: AlphabetChoices = AlphabetChoices {
+        default: DefaultAlphabet::Gsm7,
+        ia5: Ia5Alphabet::Ascii,
+    };
 
     fn addr(ton: u8, addr: &str) -> Address {
         Address {
@@ -477,14 +484,14 @@ mod tests {
     }
 
     fn whole(pdu: &SubmitSm) -> Submission {
-        match from_submit_sm(pdu, DefaultAlphabet::Gsm7, now()).unwrap() {
+        match from_submit_sm(pdu, SERVER_DEFAULTS, now()).unwrap() {
             Decoded::Whole(s) => s,
             other => panic!("expected a whole message, got {other:?}"),
         }
     }
 
     fn rejected(pdu: &SubmitSm) -> SmppError {
-        from_submit_sm(pdu, DefaultAlphabet::Gsm7, now()).unwrap_err()
+        from_submit_sm(pdu, SERVER_DEFAULTS, now()).unwrap_err()
     }
 
     #[test]
@@ -545,7 +552,7 @@ mod tests {
     fn udh_concat_becomes_a_part_with_the_header_stripped() {
         let mut pdu = submit(0, &[0x05, 0x00, 0x03, 0x2A, 0x03, 0x02, 0x41, 0x42]);
         pdu.esm_class = ESM_UDHI;
-        match from_submit_sm(&pdu, DefaultAlphabet::Gsm7, now()).unwrap() {
+        match from_submit_sm(&pdu, SERVER_DEFAULTS, now()).unwrap() {
             Decoded::Part { part, .. } => {
                 assert_eq!(part.concat.reference, 0x2A);
                 assert_eq!(part.concat.total, 3);
@@ -573,7 +580,7 @@ mod tests {
             value: Bytes::from_static(&[1]),
         });
         assert!(matches!(
-            from_submit_sm(&pdu, DefaultAlphabet::Gsm7, now()).unwrap(),
+            from_submit_sm(&pdu, SERVER_DEFAULTS, now()).unwrap(),
             Decoded::Part { .. }
         ));
     }
@@ -598,7 +605,11 @@ mod tests {
             Content::Text("café".into())
         );
         let pdu = submit(0, &[0x63, 0x61, 0x66, 0xE9]);
-        match from_submit_sm(&pdu, DefaultAlphabet::Latin1, now()).unwrap() {
+        let latin1 = AlphabetChoices {
+            default: DefaultAlphabet::Latin1,
+            ..SERVER_DEFAULTS
+        };
+        match from_submit_sm(&pdu, latin1, now()).unwrap() {
             Decoded::Whole(s) => assert_eq!(s.content, Content::Text("café".into())),
             other => panic!("{other:?}"),
         }

@@ -2,13 +2,14 @@
 //! working. Label values are SMPP's own names (`submit_sm`, `ESME_RTHROTTLED`) where the Go
 //! server used its library's type names.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use smsgate_plugin_host::Plugins;
 
 use smpp_codec::command;
 use smpp_codec::status::CommandStatus;
@@ -43,6 +44,16 @@ pub struct Metrics {
     dead_letters: IntGauge,
     /// deliver_sm waiting for an ESME now, every account together.
     queued: IntGauge,
+    plugin_usage: PluginUsage,
+}
+
+/// Plugin hook calls by `plugin` and `hook`. The plugin host counts them on every call; each
+/// scrape copies its counters here, under the lock so that two scrapes do not interleave.
+struct PluginUsage {
+    plugins: Mutex<Option<Arc<Plugins>>>,
+    calls: IntCounterVec,
+    failures: IntCounterVec,
+    seconds: CounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -103,6 +114,32 @@ impl Metrics {
         registry
             .register(Box::new(queued.clone()))
             .expect("unique metric");
+        let labels = ["plugin", "hook"];
+        let seconds = CounterVec::new(
+            Opts::new(
+                "smpp_plugin_call_seconds_total",
+                "Time spent in plugin hook calls that returned",
+            ),
+            &labels,
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(seconds.clone()))
+            .expect("unique metric");
+        let plugin_usage = PluginUsage {
+            plugins: Mutex::new(None),
+            calls: counter(
+                "smpp_plugin_calls_total",
+                "Plugin hook calls, failed ones included",
+                &labels,
+            ),
+            failures: counter(
+                "smpp_plugin_failures_total",
+                "Plugin hook calls that failed (trap, deadline, fuel, memory); the failure policy decided",
+                &labels,
+            ),
+            seconds,
+        };
         // process_resident_memory_bytes, process_cpu_seconds_total, open fds… as every
         // Prometheus client exports them, for the memory alerts.
         #[cfg(target_os = "linux")]
@@ -166,8 +203,14 @@ impl Metrics {
             ),
             dead_letters,
             queued,
+            plugin_usage,
             registry,
         }
+    }
+
+    /// The plugin set whose hook calls `/metrics` reports from now on.
+    pub fn watch_plugins(&self, plugins: Arc<Plugins>) {
+        *self.plugin_usage.lock() = Some(plugins);
     }
 
     /// Counts a PDU the server wrote.
@@ -212,10 +255,41 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let families = {
+            let plugins = self.plugin_usage.lock();
+            if let Some(plugins) = plugins.as_ref() {
+                self.plugin_usage.copy_from(plugins);
+            }
+            self.registry.gather()
+        };
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl PluginUsage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Plugins>>> {
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reload replaces the set and starts its counters from zero, which Prometheus reads as
+    /// a counter reset; plugins no longer loaded drop out.
+    fn copy_from(&self, plugins: &Plugins) {
+        self.calls.reset();
+        self.failures.reset();
+        self.seconds.reset();
+        for hook in plugins.usage() {
+            let labels = [hook.plugin.as_str(), hook.hook];
+            self.calls.with_label_values(&labels).inc_by(hook.calls);
+            self.failures
+                .with_label_values(&labels)
+                .inc_by(hook.failures);
+            self.seconds
+                .with_label_values(&labels)
+                .inc_by(hook.time.as_secs_f64());
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The path of an accepted message from its decoded form to the gateway: reassembly of parts,
 //! then the `POST /messages` call. Policy plugins hook in here, between decoding and the call.
 //! The `Submitter` owns what this path needs and nothing else: the reassembly buffer, the
-//! plugins, the record of sent messages and the default alphabet.
+//! plugins, the record of sent messages and the configured alphabets.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +20,7 @@ use crate::receipt;
 use delivery_store::{SentLogError, SentRecord};
 use smpp_codec::pdu::Address;
 use smpp_codec::status::*;
-use sms_text::DefaultAlphabet;
+use sms_text::AlphabetChoices;
 use smsgate_plugin_host::{Hook, Plugins, types};
 
 /// What the ESME is told about an accepted message.
@@ -36,7 +36,7 @@ pub struct Submitter {
     plugins: Arc<Plugins>,
     /// Where messages that want receipts are recorded.
     delivery: Arc<Delivery>,
-    default_alphabet: DefaultAlphabet,
+    alphabets: AlphabetChoices,
 }
 
 impl Submitter {
@@ -44,19 +44,19 @@ impl Submitter {
         concat: Reassembler,
         plugins: Arc<Plugins>,
         delivery: Arc<Delivery>,
-        default_alphabet: DefaultAlphabet,
+        alphabets: AlphabetChoices,
     ) -> Self {
         Submitter {
             concat,
             plugins,
             delivery,
-            default_alphabet,
+            alphabets,
         }
     }
 
-    /// What data_coding 0 means for this server's ESMEs.
-    pub fn default_alphabet(&self) -> DefaultAlphabet {
-        self.default_alphabet
+    /// What data_coding 0 and 1 mean for this server's ESMEs.
+    pub fn alphabets(&self) -> AlphabetChoices {
+        self.alphabets
     }
 
     /// Sends what `session` submitted (a whole message, or the part that completes one).
@@ -141,7 +141,7 @@ impl Submitter {
 
     fn reassembled(&self, assembled: &Assembled) -> Result<Submission, SmppError> {
         let template = &assembled.template;
-        let alphabet = message::alphabet_of(template, self.default_alphabet)?;
+        let alphabet = message::alphabet_of(template, self.alphabets)?;
         let content = message::content(alphabet, &assembled.payload, assembled.port)?;
         Ok(Submission {
             content,

@@ -36,6 +36,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     info!(api = %config.gateway.api_base_url, "gateway");
     let plugins = Arc::new(Plugins::load(&config.plugins)?);
     plugins.spawn_reloader(shutdown.clone());
+    crate::metrics::get().watch_plugins(Arc::clone(&plugins));
     let tls = match (&config.smpp.tls_cert, &config.smpp.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, "smpp")?),
         _ => None,
@@ -73,7 +74,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Reassembler::new(config.smpp.concat_timeout, MAX_PENDING_CONCAT),
         Arc::clone(&plugins),
         Arc::clone(&delivery),
-        config.smpp.default_alphabet,
+        config.smpp.alphabets(),
     ));
     let shared = Arc::new(session::Shared {
         auth: Authenticator::new(gateway, plugins, &config.smpp, delivery.shared_store()),
@@ -141,21 +142,12 @@ pub async fn run_simulated(mut config: Config, shutdown: Shutdown) -> anyhow::Re
     result
 }
 
-/// Where `serve --simulate` runs its simulator when the port is free.
-#[cfg(feature = "simulator")]
-const SIMULATOR_ADDRESS: &str = "127.0.0.1:3100";
-
 #[cfg(feature = "simulator")]
 async fn start_simulator(
     config: &Config,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    // The simulator's usual port, where `simulator inject-mo` looks by default; any free one
-    // when it is taken (another server, a test running beside).
-    let socket = match tokio::net::TcpListener::bind(SIMULATOR_ADDRESS).await {
-        Ok(socket) => socket,
-        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
-    };
+    let socket = bind_simulator(config.simulator.listen).await?;
     let address = socket.local_addr()?;
     // Printed, not logged: these are demo credentials for the newcomer at the terminal, and
     // logs never carry passwords.
@@ -177,6 +169,21 @@ async fn start_simulator(
     });
     info!(%address, "embedded SMSGate simulator running");
     Ok((address, task))
+}
+
+/// `simulator.listen` (by default where `simulator inject-mo` looks), or any free port of its
+/// address when that one is taken (another server, a test running beside): `serve --simulate`
+/// is for trying the server out, and the address it got is logged.
+#[cfg(feature = "simulator")]
+async fn bind_simulator(wanted: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let error = match tokio::net::TcpListener::bind(wanted).await {
+        Ok(socket) => return Ok(socket),
+        Err(error) => error,
+    };
+    info!(%wanted, %error, "simulator.listen is unavailable; the simulator takes a free port");
+    tokio::net::TcpListener::bind((wanted.ip(), 0))
+        .await
+        .map_err(|e| anyhow::anyhow!("simulator.listen: cannot listen on {wanted}: {e}"))
 }
 
 async fn sweep_concatenations(submitter: Arc<Submitter>, shutdown: Shutdown) {

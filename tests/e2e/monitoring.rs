@@ -67,8 +67,18 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
     assert!(names.len() >= 10, "{names:?}");
 
     // Traffic that makes every labelled series appear: a bind and a refused one, a submit with
-    // a receipt and a refused one, a query and the webhook of the receipt.
-    let h = Setup::new().webhooks().step_delay("100ms").start().await;
+    // a receipt and a refused one, a query and the webhook of the receipt, through a plugin.
+    let plugins = PluginDir::new();
+    plugins.install(
+        "misbehave",
+        "[config]\nhooks = \"transform-submit,route\"\n",
+    );
+    let h = Setup::new()
+        .webhooks()
+        .step_delay("100ms")
+        .plugins(plugins.path())
+        .start()
+        .await;
     let mut esme = h.bound(BindKind::Transceiver).await;
     let mut guesser = h.connect().await;
     let guess = guesser
@@ -95,4 +105,11 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
         })
         .collect();
     assert!(missing.is_empty(), "not exported: {missing:?}\n{exported}");
+    // The submit the server refused itself (no text) never reached the plugin.
+    for line in [
+        "smpp_plugin_calls_total{hook=\"transform-submit\",plugin=\"misbehave\"} 1",
+        "smpp_plugin_failures_total{hook=\"transform-submit\",plugin=\"misbehave\"} 0",
+    ] {
+        assert!(exported.contains(line), "missing {line} in\n{exported}");
+    }
 }

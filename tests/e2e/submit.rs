@@ -26,7 +26,12 @@ pub async fn accepted(h: &Harness, esme: &mut Client, pdu: impl Into<Pdu>) -> Va
 }
 
 async fn text_of(dc: u8, short_message: &[u8]) -> String {
-    let h = Setup::new().start().await;
+    text_through(Setup::new(), dc, short_message).await
+}
+
+/// The text the gateway gets for `short_message` in data_coding `dc`, on a server set up so.
+async fn text_through(setup: Setup, dc: u8, short_message: &[u8]) -> String {
+    let h = setup.start().await;
     let mut esme = h.bound(BindKind::Transmitter).await;
     let request = accepted(
         &h,
@@ -71,6 +76,20 @@ async fn ia5_text_reaches_the_gateway_exactly() {
         text_of(1, b"Plain ASCII, IA5 text.").await,
         "Plain ASCII, IA5 text."
     );
+}
+
+/// node-smpp sends GSM 7-bit text as data_coding 1: '@' is septet 0x00, 'ä' 0x7B and '€' the
+/// escape 0x1B 0x65, where ASCII has a NUL, '{' and ESC 'e'.
+#[tokio::test]
+async fn ia5_is_read_as_gsm7_when_configured_and_as_ascii_by_default() {
+    let septets = b"\x00Anna: K\x7Bse 5\x1B\x65";
+    let gsm7 = Setup::new().env("SMPP__IA5_ALPHABET", "gsm7");
+    let (as_gsm7, as_ascii) = tokio::join!(
+        text_through(gsm7, 1, septets),
+        text_through(Setup::new(), 1, septets)
+    );
+    assert_eq!(as_gsm7, "@Anna: Käse 5€");
+    assert_eq!(as_ascii, "\0Anna: K{se 5\u{1B}e");
 }
 
 #[tokio::test]

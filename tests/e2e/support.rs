@@ -411,6 +411,49 @@ impl SimulatorOnly {
     }
 }
 
+/// A `serve --simulate` server: the SMPP server on its embedded simulator, as the quick start
+/// runs it. Killed when dropped; a failing test prints its log.
+pub struct Simulated {
+    pub smpp: SocketAddr,
+    server: Proc,
+    _dir: TempDir,
+}
+
+impl Drop for Simulated {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== simulated server log =====\n{}", self.server.log());
+        }
+    }
+}
+
+/// Starts `serve --simulate` on ports of its own with `SIMULATOR__LISTEN=simulator_listen`.
+pub async fn start_simulated(simulator_listen: SocketAddr) -> Simulated {
+    install_crypto_provider();
+    let dir = TempDir::new("simulated");
+    let http = reqwest::Client::new();
+    let (server, smpp) = start_with_retry("server", &dir, &http, START_TIMEOUT, |log| {
+        let (smpp, web) = (local(free_port()), local(free_port()));
+        let mut cmd = command();
+        cmd.args(["serve", "--simulate"])
+            .env("SMPP__BIND_ADDRESS", smpp.to_string())
+            .env("HTTP__ADDRESS", web.to_string())
+            .env("DELIVERY__DATA_DIR", dir.path().join("data"))
+            .env("SIMULATOR__LISTEN", simulator_listen.to_string());
+        (
+            Proc::spawn(cmd, log),
+            format!("http://{web}/health/ready"),
+            smpp,
+        )
+    })
+    .await;
+    Simulated {
+        smpp,
+        server,
+        _dir: dir,
+    }
+}
+
 /// Starts a process and waits for its readiness URL, with fresh ports when it died at start.
 async fn start_with_retry<T>(
     name: &str,

@@ -20,6 +20,7 @@ mod runtime;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use failure_log::FailureLog;
 use std::sync::Arc;
@@ -29,9 +30,11 @@ use smpp_codec::status::{CommandStatus, ESME_RBINDFAIL, ESME_RSYSERR};
 use tracing::{debug, info, warn};
 
 pub use self::settings::PluginsConfig;
+pub use self::usage::HookUsage;
 
 use self::manifest::{FailurePolicy, Policies};
 use self::runtime::{Called, Failure, HostState, Instances, Runtime};
+use self::usage::Usage;
 use bindings::latest::smsgate::smpp_plugin::types::{Hooks, PluginInfo};
 
 mod bindings;
@@ -60,6 +63,14 @@ pub enum Hook {
 }
 
 impl Hook {
+    const ALL: [Hook; 5] = [
+        Hook::Authenticate,
+        Hook::TransformSubmit,
+        Hook::Route,
+        Hook::TransformDeliver,
+        Hook::RouteIncoming,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Hook::Authenticate => "authenticate",
@@ -115,6 +126,21 @@ pub enum IncomingRoute {
     Drop { plugin: String, reason: String },
 }
 
+/// A loaded plugin as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedPlugin {
+    /// `NAME` of NAME.wasm, the name logs and metrics use.
+    pub file: String,
+    /// The name and version the plugin reports.
+    pub name: String,
+    pub version: String,
+    /// The contract version it targets, such as "0.2.0".
+    pub contract: &'static str,
+    pub order: i64,
+    /// The WIT names of the hooks it implements.
+    pub hooks: Vec<&'static str>,
+}
+
 /// One loaded plugin: its file name (`NAME` of NAME.wasm, used in logs), what it declared, its
 /// place in the chain, and its instances.
 struct Plugin {
@@ -128,6 +154,7 @@ struct Plugin {
     cached: bool,
     instances: Instances,
     failures: FailureLog,
+    usage: Usage,
 }
 
 impl Plugin {
@@ -141,7 +168,12 @@ impl Plugin {
         hook: Hook,
         f: impl AsyncFnOnce(&bindings::Plugin, &mut wasmtime::Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, FailurePolicy> {
-        self.instances.call(f).map_err(|failure: Failure| {
+        let called = self.instances.call(f);
+        if let Ok(called) = &called {
+            self.usage.succeeded(hook, called.elapsed);
+        }
+        called.map_err(|failure: Failure| {
+            self.usage.failed(hook);
             let policy = self.policies.get(hook);
             if let Some(left_out) = self.failures.admit() {
                 warn!(
@@ -235,6 +267,46 @@ impl Plugins {
             .iter()
             .map(|p| p.name.clone())
             .collect()
+    }
+
+    /// What each loaded plugin declared, in chain order.
+    pub fn loaded(&self) -> Vec<LoadedPlugin> {
+        self.chain
+            .load()
+            .plugins
+            .iter()
+            .map(|plugin| LoadedPlugin {
+                file: plugin.name.clone(),
+                name: plugin.info.name.clone(),
+                version: plugin.info.version.clone(),
+                contract: plugin.contract,
+                order: plugin.order,
+                hooks: Hook::ALL
+                    .into_iter()
+                    .filter(|&h| plugin.implements(h))
+                    .map(Hook::name)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Calls, failures and time of every hook each loaded plugin implements, in chain order.
+    pub fn usage(&self) -> Vec<HookUsage> {
+        let chain = self.chain.load();
+        let mut usage = Vec::new();
+        for plugin in &chain.plugins {
+            for hook in Hook::ALL.into_iter().filter(|&h| plugin.implements(h)) {
+                let (calls, failures, time) = plugin.usage.of(hook);
+                usage.push(HookUsage {
+                    plugin: plugin.name.clone(),
+                    hook: hook.name(),
+                    calls,
+                    failures,
+                    time,
+                });
+            }
+        }
+        usage
     }
 
     pub fn authenticate(&self, request: &types::BindRequest) -> AuthOutcome {

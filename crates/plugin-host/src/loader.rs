@@ -21,6 +21,7 @@ use super::failure_log::FailureLog;
 use super::manifest::Manifest;
 use super::runtime::{CallLimits, Instances, Runtime, RuntimeOptions, Shared};
 use super::settings::PluginsConfig;
+use super::usage::Usage;
 use super::{Chain, Plugin};
 
 /// A plugin found in the directory, with its settings read but nothing compiled yet.
@@ -181,6 +182,7 @@ pub fn load(
         cached,
         instances,
         failures: FailureLog::new(),
+        usage: Usage::default(),
     })
 }
 

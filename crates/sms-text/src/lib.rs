@@ -43,31 +43,85 @@ impl fmt::Display for DefaultAlphabet {
     }
 }
 
-/// A default alphabet name that is none of the supported ones.
+/// An alphabet name that is none of the ones a setting accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownDefaultAlphabet(pub String);
+pub struct UnknownAlphabet {
+    pub name: String,
+    /// The accepted names, for the message.
+    pub expected: &'static str,
+}
 
-impl fmt::Display for UnknownDefaultAlphabet {
+impl fmt::Display for UnknownAlphabet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown default alphabet {:?}: expected one of gsm7, latin1, ascii",
-            self.0
+            "unknown alphabet {:?}: expected one of {}",
+            self.name, self.expected
         )
     }
 }
 
-impl std::error::Error for UnknownDefaultAlphabet {}
+impl std::error::Error for UnknownAlphabet {}
 
 impl FromStr for DefaultAlphabet {
-    type Err = UnknownDefaultAlphabet;
+    type Err = UnknownAlphabet;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [Self::Gsm7, Self::Latin1, Self::Ascii]
             .into_iter()
             .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownDefaultAlphabet(s.to_owned()))
+            .ok_or_else(|| UnknownAlphabet {
+                name: s.to_owned(),
+                expected: "gsm7, latin1, ascii",
+            })
     }
+}
+
+/// What `data_coding` 1 (IA5) means. SMPP says ASCII, but some ESMEs (node-smpp among them)
+/// label GSM 7-bit text with it, so the operator picks, as Kannel's `alt-charset` lets one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ia5Alphabet {
+    Ascii,
+    Gsm7,
+}
+
+impl Ia5Alphabet {
+    /// The spelling accepted by [`FromStr`] and produced by [`fmt::Display`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ascii => "ascii",
+            Self::Gsm7 => "gsm7",
+        }
+    }
+}
+
+impl fmt::Display for Ia5Alphabet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Ia5Alphabet {
+    type Err = UnknownAlphabet;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Ascii, Self::Gsm7]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownAlphabet {
+                name: s.to_owned(),
+                expected: "ascii, gsm7",
+            })
+    }
+}
+
+/// The operator's reading of the `data_coding` values whose alphabet ESMEs disagree on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlphabetChoices {
+    /// `data_coding` 0.
+    pub default: DefaultAlphabet,
+    /// `data_coding` 1.
+    pub ia5: Ia5Alphabet,
 }
 
 /// The character set a `short_message` is written in, resolved from its `data_coding`.
@@ -114,6 +168,15 @@ impl From<DefaultAlphabet> for Alphabet {
     }
 }
 
+impl From<Ia5Alphabet> for Alphabet {
+    fn from(ia5: Ia5Alphabet) -> Self {
+        match ia5 {
+            Ia5Alphabet::Ascii => Self::Ascii,
+            Ia5Alphabet::Gsm7 => Self::Gsm7,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TextError {
     Unsupported {
@@ -146,12 +209,12 @@ impl fmt::Display for TextError {
 impl std::error::Error for TextError {}
 
 /// Resolves a `data_coding` octet following SMPP 3.4 §5.2.19 for 0x00–0x0F and the GSM 03.38
-/// coding groups above that.
-pub fn alphabet(data_coding: u8, default: DefaultAlphabet) -> Result<Alphabet, TextError> {
+/// coding groups above that; 0 and 1 as the operator has `chosen`.
+pub fn alphabet(data_coding: u8, chosen: AlphabetChoices) -> Result<Alphabet, TextError> {
     let unsupported = Err(TextError::Unsupported { data_coding });
     match data_coding {
-        0x00 => Ok(default.into()),
-        0x01 => Ok(Alphabet::Ascii),
+        0x00 => Ok(chosen.default.into()),
+        0x01 => Ok(chosen.ia5.into()),
         0x02 | 0x04 => Ok(Alphabet::Binary),
         0x03 => Ok(Alphabet::Latin1),
         0x06 => Ok(Alphabet::Cyrillic),
@@ -413,6 +476,13 @@ mod tests {
             .chain(GSM7_EXTENSION.iter().map(|&(_, c)| c))
     }
 
+    /// What data_coding 0 and 1 mean unless a test says otherwise: not the server's default
+    /// for 0, so that a test cannot pass by accident on it.
+    const LATIN1_DEFAULT: AlphabetChoices = AlphabetChoices {
+        default: DefaultAlphabet::Latin1,
+        ia5: Ia5Alphabet::Ascii,
+    };
+
     #[test]
     fn default_alphabet_parses_case_insensitively() {
         assert_eq!("GSM7".parse(), Ok(DefaultAlphabet::Gsm7));
@@ -430,6 +500,36 @@ mod tests {
         ] {
             assert_eq!(a.to_string().parse(), Ok(a));
         }
+    }
+
+    #[test]
+    fn ia5_alphabet_parses_case_insensitively() {
+        assert_eq!("ASCII".parse(), Ok(Ia5Alphabet::Ascii));
+        assert_eq!("Gsm7".parse(), Ok(Ia5Alphabet::Gsm7));
+        let err = "latin1".parse::<Ia5Alphabet>().unwrap_err().to_string();
+        assert!(
+            err.contains("latin1") && err.contains("ascii, gsm7"),
+            "{err}"
+        );
+        for a in [Ia5Alphabet::Ascii, Ia5Alphabet::Gsm7] {
+            assert_eq!(a.to_string().parse(), Ok(a));
+        }
+    }
+
+    /// node-smpp labels GSM 7-bit text as IA5: '@' is septet 0x00 and 'ä' 0x7B there, a NUL
+    /// and '{' in ASCII.
+    #[test]
+    fn ia5_is_read_as_gsm7_when_chosen() {
+        let septets = b"\x00Anna: K\x7Bse 5\x1B\x65";
+        let gsm7 = AlphabetChoices {
+            ia5: Ia5Alphabet::Gsm7,
+            ..LATIN1_DEFAULT
+        };
+        let read = |chosen| decode(alphabet(1, chosen).unwrap(), septets).unwrap();
+        assert_eq!(read(gsm7), "@Anna: Käse 5€");
+        assert_eq!(read(LATIN1_DEFAULT), "\0Anna: K{se 5\u{1B}e");
+        // data_coding 0 keeps its own setting.
+        assert_eq!(alphabet(0, gsm7), Ok(Alphabet::Latin1));
     }
 
     #[test]
@@ -481,7 +581,7 @@ mod tests {
             (0xFF, Some(Binary)),
         ];
         for &(dc, expected) in cases {
-            let got = alphabet(dc, DefaultAlphabet::Latin1);
+            let got = alphabet(dc, LATIN1_DEFAULT);
             match expected {
                 Some(a) => assert_eq!(got, Ok(a), "data_coding 0x{dc:02X}"),
                 None => assert_eq!(
@@ -491,13 +591,21 @@ mod tests {
                 ),
             }
         }
-        assert_eq!(alphabet(0, DefaultAlphabet::Gsm7), Ok(Gsm7));
-        assert_eq!(alphabet(0, DefaultAlphabet::Ascii), Ok(Ascii));
+        for (default, expected) in [
+            (DefaultAlphabet::Gsm7, Gsm7),
+            (DefaultAlphabet::Ascii, Ascii),
+        ] {
+            let chosen = AlphabetChoices {
+                default,
+                ..LATIN1_DEFAULT
+            };
+            assert_eq!(alphabet(0, chosen), Ok(expected));
+        }
     }
 
     #[test]
     fn unsupported_data_coding_names_the_value() {
-        let err = alphabet(0x05, DefaultAlphabet::Gsm7).unwrap_err();
+        let err = alphabet(0x05, LATIN1_DEFAULT).unwrap_err();
         assert_eq!(err.to_string(), "data_coding 0x05 is not supported");
     }
 

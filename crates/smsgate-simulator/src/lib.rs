@@ -32,6 +32,7 @@ pub use inject::{InjectMo, inject_mo};
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ use state::Store;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
+    /// Where `serve --simulate` serves the simulator (on a free port of the same address when
+    /// this one is taken), and `simulator` without `--listen`.
+    pub listen: SocketAddr,
     /// Credentials accepted as HTTP Basic auth; each account has one device and sees only its
     /// own messages and webhooks.
     pub accounts: Vec<SimAccount>,
@@ -69,6 +73,7 @@ pub struct SimulatorConfig {
 impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
+            listen: ([127, 0, 0, 1], 3100).into(),
             accounts: vec![SimAccount {
                 username: "demo".into(),
                 password: "demo1234".into(),

@@ -41,12 +41,12 @@ pub async fn handle(
             ResponseBody::error_for(request.command_id()),
         );
     }
-    let alphabet = submitter.default_alphabet();
+    let alphabets = submitter.alphabets();
     let now = Utc::now();
     let started = Instant::now();
     match request {
         Request::SubmitSm(pdu) => {
-            let decoded = message::from_submit_sm(&pdu, alphabet, now);
+            let decoded = message::from_submit_sm(&pdu, alphabets, now);
             let (status, message_id) = submit(submitter, bound, decoded).await;
             let metrics = metrics::get();
             metrics
@@ -56,7 +56,7 @@ pub async fn handle(
             (status, ResponseBody::SubmitSm { message_id })
         }
         Request::DataSm(pdu) => {
-            let decoded = message::from_data_sm(&pdu, alphabet, now);
+            let decoded = message::from_data_sm(&pdu, alphabets, now);
             let (status, message_id) = submit(submitter, bound, decoded).await;
             (status, ResponseBody::DataSm { message_id })
         }
@@ -169,12 +169,8 @@ async fn submit_multi(
     if destinations.len() > MAX_RECIPIENTS {
         return failed(ESME_RINVNUMDESTS);
     }
-    let decoded = message::from_submit_multi(
-        pdu,
-        destinations.clone(),
-        submitter.default_alphabet(),
-        Utc::now(),
-    );
+    let decoded =
+        message::from_submit_multi(pdu, destinations.clone(), submitter.alphabets(), Utc::now());
     match accept(submitter, bound, decoded).await {
         Ok(accepted) => {
             if let Some(state) = &accepted.state {
