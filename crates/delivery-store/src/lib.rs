@@ -18,7 +18,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-pub use embedded::queue::{AccountStats, DeadLettered, Expired, Item, Push, QueueError, Refusals};
+pub use embedded::queue::{
+    AccountStats, DeadLetter, DeadLettered, Expired, Item, Push, QueueError, Refusals,
+};
 pub use embedded::sent::{SentLogError, SentRecord};
 
 /// Bytes of the secret webhook tokens are derived from.
@@ -101,6 +103,25 @@ pub trait DeliveryStore: Send + Sync {
         status: u32,
         reason: &str,
     ) -> BoxFuture<'static, Result<Option<DeadLettered>, QueueError>>;
+
+    /// The account's dead letters, oldest (set aside first) first, at most `limit`; for an
+    /// operator deciding whether to retry or drop them.
+    fn dead_letters(
+        &self,
+        account: &str,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<DeadLetter>, QueueError>>;
+
+    /// Moves the account's dead letters back to the end of its live queue, oldest first, as
+    /// fresh items: their attempts and refusals start again from zero, so the ESMEs get
+    /// `dead_letter_after` tries again, and so does their TTL, which runs from this call. A dead
+    /// letter that would take the queue past the bounds a push is held to (items, bytes) stays
+    /// one. Returns how many moved. As after a push, the caller wakes its own dispatcher of the
+    /// account; a shared store also wakes the other instances, as a push does.
+    fn retry_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>>;
+
+    /// Deletes the account's dead letters; returns how many.
+    fn drop_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>>;
 
     /// How many dead letters are kept.
     fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>>;

@@ -21,7 +21,9 @@ pub use file::OpenError;
 pub use queue::QueueOptions;
 
 use crate::{DeliveryStore, TOKEN_SECRET_LEN, TokenOwner};
-use queue::{AccountStats, DeadLettered, Expired, Item, Push, Queue, QueueError, Refusals};
+use queue::{
+    AccountStats, DeadLetter, DeadLettered, Expired, Item, Push, Queue, QueueError, Refusals,
+};
 use sent::{SentLog, SentLogError, SentRecord};
 use writer::QueueWriter;
 
@@ -157,6 +159,37 @@ impl DeliveryStore for Embedded {
         )
     }
 
+    fn dead_letters(
+        &self,
+        account: &str,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<DeadLetter>, QueueError>> {
+        let queue = Arc::clone(&self.queue);
+        let account = account.to_owned();
+        blocking(
+            move || queue.dead_letters(&account, limit),
+            queue_task_panicked,
+        )
+    }
+
+    fn retry_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>> {
+        let queue = Arc::clone(&self.queue);
+        let account = account.to_owned();
+        blocking(
+            move || queue.retry_dead_letters(&account),
+            queue_task_panicked,
+        )
+    }
+
+    fn drop_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>> {
+        let queue = Arc::clone(&self.queue);
+        let account = account.to_owned();
+        blocking(
+            move || queue.drop_dead_letters(&account),
+            queue_task_panicked,
+        )
+    }
+
     fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>> {
         let result = self.queue.dead_letter_count();
         async move { result }.boxed()
@@ -278,6 +311,40 @@ mod tests {
         let again = Embedded::open(dir.path(), QueueOptions::default(), ttl).unwrap();
         assert_eq!(again.token_secret(), secret);
         assert_eq!(again.tokens().await.unwrap(), [owner]);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_listed_retried_and_dropped_through_the_store() {
+        let dir = TempDir::new().unwrap();
+        let store =
+            Embedded::open(dir.path(), QueueOptions::default(), Duration::from_secs(60)).unwrap();
+        let payloads = vec![Bytes::from_static(b"one"), Bytes::from_static(b"two")];
+        store.push("alpha", "e1", payloads).await.unwrap();
+        for item in store.peek("alpha", 10).await.unwrap() {
+            store
+                .dead_letter("alpha", item.seq, 0x0B, "refused")
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let letters = store.dead_letters("alpha", 10).await.unwrap();
+        assert_eq!(letters.len(), 2);
+        assert_eq!(
+            (letters[0].status, letters[0].reason.as_str()),
+            (0x0B, "refused")
+        );
+
+        assert_eq!(store.retry_dead_letters("alpha").await.unwrap(), 2);
+        let items = store.peek("alpha", 10).await.unwrap();
+        assert_eq!(items.len(), 2);
+        store
+            .dead_letter("alpha", items[0].seq, 0x0B, "refused again")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.drop_dead_letters("alpha").await.unwrap(), 1);
+        assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+        assert_eq!(store.item_count().await.unwrap(), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! An item the ESMEs keep refusing for a reason no retry can change leaves the live queue for
 //! the dead letters: kept with the ESME's status and the reason, out of the dispatcher's way,
 //! within bounds of their own (the TTL, and as many items and bytes as the queue may hold).
+//! Once the cause is fixed, an operator moves them back into the live queue, or drops them.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -139,6 +140,26 @@ pub struct DeadLettered {
     pub item: Item,
     /// The oldest dead letters dropped to keep them within their bounds.
     pub evicted: usize,
+}
+
+/// A dead letter as an operator's console lists it: what the item was, why the ESMEs refused
+/// it and when it was set aside. The payload itself is left out; only its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The key the backend keeps it under: the item's seq in the embedded store, the dead
+    /// letter's own entry id in the shared one.
+    pub seq: u64,
+    pub event_id: String,
+    /// The ESME's last command_status.
+    pub status: u32,
+    /// Why it was set aside, as the dispatcher put it.
+    pub reason: String,
+    /// When it was set aside; it expires a TTL after this.
+    pub dead_lettered_at: SystemTime,
+    /// Delivery attempts that did not end in ESME_ROK, up to the one that set it aside.
+    pub attempts: u32,
+    /// Size of the deliver_sm body in bytes.
+    pub payload_len: usize,
 }
 
 /// What `expire` dropped.
@@ -328,11 +349,7 @@ impl Queue {
         // the queue has drained, and an ack that arrives late cannot hit a newer item.
         let first = counter(&tables.meta, NEXT_SEQ)?.max(1);
         for (seq, payload) in (first..).zip(payloads) {
-            tables
-                .items
-                .insert((account, seq), (event_id, *payload, now_ms, 0))?;
-            tables.seqs.insert(seq, (account, now_ms))?;
-            tables.expiry.insert((now_ms, seq), ())?;
+            tables.insert(account, seq, event_id, payload, now_ms)?;
         }
         tables.seen.insert((account, event_id), now_ms)?;
         tables.seen_expiry.insert((now_ms, account, event_id), ())?;
@@ -511,6 +528,90 @@ impl Queue {
         Ok(Some(moved))
     }
 
+    /// Up to `limit` of the account's dead letters, in the order they were set aside. Reads all
+    /// of the account's dead letters to order them, so it is meant for the operator's console.
+    pub fn dead_letters(&self, account: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let letters = letters_of(&txn.open_table(DEAD_LETTERS)?, account)?;
+        Ok(letters
+            .into_iter()
+            .take(limit)
+            .map(|(_, letter)| letter)
+            .collect())
+    }
+
+    /// Moves the account's dead letters, in the order they were set aside, to the end of its
+    /// live queue as fresh items: new seqs, no attempts or refusals, enqueued now, so the TTL
+    /// starts again. One that would take the queue past its bounds stays a dead letter, as a
+    /// push would be refused. Returns how many moved.
+    pub fn retry_dead_letters(&self, account: &str) -> Result<usize, QueueError> {
+        self.retry_dead_letters_at(account, SystemTime::now())
+    }
+
+    fn retry_dead_letters_at(&self, account: &str, now: SystemTime) -> Result<usize, QueueError> {
+        let now_ms = unix_ms(now);
+        let txn = self.db.begin_write()?;
+        let moved = {
+            let mut tables = Tables::open(&txn)?;
+            let mut dead = DeadLetters::open(&txn)?;
+            let mut items = counter(&tables.meta, ITEM_COUNT)?;
+            let mut bytes = counter(&tables.meta, BYTE_COUNT)?;
+            let mut next = counter(&tables.meta, NEXT_SEQ)?.max(1);
+            let mut moved = 0;
+            for (set_aside_ms, letter) in letters_of(&dead.letters, account)? {
+                let size = letter.payload_len as u64;
+                // Each is weighed on its own, like a push: a smaller one after may still fit.
+                if items + 1 > self.options.max_items as u64
+                    || bytes + size > self.options.max_bytes
+                {
+                    continue;
+                }
+                let Some(payload) =
+                    dead.remove(&mut tables.meta, account, letter.seq, set_aside_ms)?
+                else {
+                    continue;
+                };
+                tables.insert(account, next, &letter.event_id, &payload, now_ms)?;
+                next += 1;
+                items += 1;
+                bytes += size;
+                moved += 1;
+            }
+            if moved > 0 {
+                tables.meta.insert(NEXT_SEQ, next)?;
+                tables.meta.insert(ITEM_COUNT, items)?;
+                tables.meta.insert(BYTE_COUNT, bytes)?;
+            }
+            moved
+        };
+        if moved > 0 {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(moved)
+    }
+
+    /// Deletes the account's dead letters; returns how many.
+    pub fn drop_dead_letters(&self, account: &str) -> Result<usize, QueueError> {
+        let txn = self.db.begin_write()?;
+        let dropped = {
+            let mut meta = txn.open_table(META)?;
+            let mut dead = DeadLetters::open(&txn)?;
+            let letters = letters_of(&dead.letters, account)?;
+            for (set_aside_ms, letter) in &letters {
+                dead.remove(&mut meta, account, letter.seq, *set_aside_ms)?;
+            }
+            letters.len()
+        };
+        if dropped > 0 {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(dropped)
+    }
+
     /// How many dead letters are kept; one lookup.
     pub fn dead_letter_count(&self) -> Result<u64, QueueError> {
         let txn = self.db.begin_read()?;
@@ -675,6 +776,22 @@ impl<'txn> Tables<'txn> {
         })
     }
 
+    /// Adds an item with its index entries; the caller keeps the counters, once per batch.
+    fn insert(
+        &mut self,
+        account: &str,
+        seq: u64,
+        event_id: &str,
+        payload: &[u8],
+        enqueued_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.items
+            .insert((account, seq), (event_id, payload, enqueued_ms, 0))?;
+        self.seqs.insert(seq, (account, enqueued_ms))?;
+        self.expiry.insert((enqueued_ms, seq), ())?;
+        Ok(())
+    }
+
     /// Removes an item and its index entries, leaving its event id remembered.
     fn remove(&mut self, seq: u64) -> Result<Option<Item>, StorageError> {
         let Some((account, enqueued_ms)) = self.seqs.remove(seq)?.map(|entry| {
@@ -747,6 +864,30 @@ impl<'txn> DeadLetters<'txn> {
         Ok(())
     }
 
+    /// Takes one dead letter out, counters and all; returns its payload, `None` when there is
+    /// no such dead letter.
+    fn remove(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        account: &str,
+        seq: u64,
+        set_aside_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.order.remove((set_aside_ms, seq))?;
+        let Some(payload) = self
+            .letters
+            .remove((account, seq))?
+            .map(|letter| letter.value().1.to_vec())
+        else {
+            return Ok(None);
+        };
+        let count = counter(meta, DEAD_COUNT)?;
+        let bytes = counter(meta, DEAD_BYTES)?;
+        meta.insert(DEAD_COUNT, count.saturating_sub(1))?;
+        meta.insert(DEAD_BYTES, bytes.saturating_sub(payload.len() as u64))?;
+        Ok(Some(payload))
+    }
+
     /// Drops dead letters in the order they were set aside, while `more(count, bytes)` holds
     /// of those kept and the next was set aside before `before` (unix ms); returns how many.
     fn drop_oldest_while(
@@ -790,6 +931,34 @@ fn counter(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u6
     Ok(meta.get(key)?.map_or(0, |value| value.value()))
 }
 
+/// The account's dead letters with when each was set aside (unix ms), in that order: the order
+/// `DEAD_LETTER_ORDER` expires and evicts them in, rather than the seq order they are keyed by.
+fn letters_of(
+    letters: &impl ReadableTable<ItemKey<'static>, DeadValue<'static>>,
+    account: &str,
+) -> Result<Vec<(u64, DeadLetter)>, StorageError> {
+    let mut found = letters
+        .range((account, 0)..=(account, u64::MAX))?
+        .map(|entry| {
+            let (key, value) = entry?;
+            let (_, seq) = key.value();
+            let (event_id, payload, _, attempts, set_aside_ms, status, reason) = value.value();
+            let letter = DeadLetter {
+                seq,
+                event_id: event_id.to_owned(),
+                status,
+                reason: reason.to_owned(),
+                dead_lettered_at: UNIX_EPOCH + Duration::from_millis(set_aside_ms),
+                attempts,
+                payload_len: payload.len(),
+            };
+            Ok((set_aside_ms, letter))
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    found.sort_by_key(|(set_aside_ms, letter)| (*set_aside_ms, letter.seq));
+    Ok(found)
+}
+
 fn item(seq: u64, account: &str, (event_id, payload, enqueued_ms, attempts): ItemValue) -> Item {
     Item {
         seq,
@@ -829,6 +998,12 @@ mod tests {
 
     fn event_ids(items: &[Item]) -> Vec<&str> {
         items.iter().map(|item| item.event_id.as_str()).collect()
+    }
+
+    /// The dead letters' byte counter, which bounds them.
+    fn dead_bytes(queue: &Queue) -> u64 {
+        let txn = queue.db.begin_read().unwrap();
+        counter(&txn.open_table(META).unwrap(), DEAD_BYTES).unwrap()
     }
 
     /// Runs `test` again in a child copy of this binary, with the role it plays there.
@@ -1387,6 +1562,196 @@ mod tests {
         let moved = queue.dead_letter(1, 0x0B, "refused").unwrap().unwrap();
         assert_eq!(moved.item.payload, b"kept");
         assert_eq!(queue.stats().unwrap()[0].dead_letters, 1);
+    }
+
+    #[test]
+    fn dead_letters_are_listed_in_the_order_they_were_set_aside_across_reopening() {
+        let dir = TempDir::new().unwrap();
+        let t0 = SystemTime::now();
+        let (first, second) = {
+            let queue = open(&dir);
+            let first = stored(queue.push("alpha", "e1", b"one").unwrap());
+            let second = stored(queue.push("alpha", "e2", b"second").unwrap());
+            stored(queue.push("alpha", "live", b"x").unwrap());
+            let other = stored(queue.push("beta", "b1", b"x").unwrap());
+            queue.refused(second).unwrap();
+            // Set aside in the reverse of their arrival: the list follows when, not the seq.
+            queue
+                .dead_letter_at(second, 0x0B, "invalid destination", t0)
+                .unwrap()
+                .unwrap();
+            queue
+                .dead_letter_at(first, 0x45, "submit failed", t0 + Duration::from_secs(1))
+                .unwrap()
+                .unwrap();
+            queue.dead_letter(other, 0x0B, "refused").unwrap().unwrap();
+            (first, second)
+        };
+
+        let queue = open(&dir);
+        let at = |time: SystemTime| UNIX_EPOCH + Duration::from_millis(unix_ms(time));
+        let letters = queue.dead_letters("alpha", 10).unwrap();
+        assert_eq!(
+            letters,
+            [
+                DeadLetter {
+                    seq: second,
+                    event_id: "e2".into(),
+                    status: 0x0B,
+                    reason: "invalid destination".into(),
+                    dead_lettered_at: at(t0),
+                    attempts: 1,
+                    payload_len: 6,
+                },
+                DeadLetter {
+                    seq: first,
+                    event_id: "e1".into(),
+                    status: 0x45,
+                    reason: "submit failed".into(),
+                    dead_lettered_at: at(t0 + Duration::from_secs(1)),
+                    attempts: 0,
+                    payload_len: 3,
+                },
+            ]
+        );
+        assert_eq!(queue.dead_letters("alpha", 1).unwrap(), letters[..1]);
+        assert!(queue.dead_letters("alpha", 0).unwrap().is_empty());
+        assert_eq!(event_ids(&queue.peek("alpha", 10).unwrap()), ["live"]);
+    }
+
+    #[test]
+    fn retried_dead_letters_rejoin_the_queue_after_the_live_items_as_fresh_items() {
+        let dir = TempDir::new().unwrap();
+        let queue = open(&dir);
+        let ttl = QueueOptions::default().ttl;
+        let t0 = SystemTime::now();
+        let first = stored(queue.push_at("alpha", "e1", &[b"one"], t0).unwrap());
+        let second = stored(queue.push_at("alpha", "e2", &[b"two"], t0).unwrap());
+        stored(queue.push_at("alpha", "live", &[b"live"], t0).unwrap());
+        queue.refused(first).unwrap();
+        queue.dead_letter_at(first, 0x0B, "refused", t0).unwrap();
+        queue
+            .dead_letter_at(second, 0x0B, "refused", t0 + Duration::from_secs(1))
+            .unwrap();
+
+        let retried_at = t0 + Duration::from_secs(3600);
+        assert_eq!(queue.retry_dead_letters_at("alpha", retried_at).unwrap(), 2);
+        let items = queue.peek("alpha", 10).unwrap();
+        assert_eq!(event_ids(&items), ["live", "e1", "e2"]);
+        assert!(items[1].seq > items[0].seq && items[1].seq != first);
+        assert_eq!(
+            (items[1].payload.as_slice(), items[1].attempts),
+            (&b"one"[..], 0)
+        );
+        assert_eq!(unix_ms(items[1].enqueued_at), unix_ms(retried_at));
+        // The refusal before it was set aside no longer counts towards setting it aside again.
+        assert_eq!(
+            queue.refused(items[1].seq).unwrap(),
+            Some(Refusals {
+                attempts: 1,
+                permanent: 1
+            })
+        );
+        assert!(queue.dead_letters("alpha", 10).unwrap().is_empty());
+        assert_eq!(
+            (queue.dead_letter_count().unwrap(), dead_bytes(&queue)),
+            (0, 0)
+        );
+        assert_eq!(queue.item_count().unwrap(), 3);
+        let stats = queue.stats().unwrap();
+        assert_eq!(
+            (stats[0].items, stats[0].bytes, stats[0].dead_letters),
+            (3, 10, 0)
+        );
+
+        // Their TTL runs from the retry, not from their first arrival.
+        let expired = queue.expire(t0 + ttl + Duration::from_millis(1)).unwrap();
+        assert_eq!(event_ids(&expired.items), ["live"]);
+        assert_eq!(queue.ack_many(&[items[1].seq, items[2].seq]).unwrap(), 2);
+        assert_eq!(queue.item_count().unwrap(), 0);
+        assert!(queue.stats().unwrap().is_empty());
+    }
+
+    #[test]
+    fn retrying_dead_letters_keeps_those_the_queue_has_no_room_for() {
+        let dir = TempDir::new().unwrap();
+        let options = QueueOptions {
+            max_bytes: 10,
+            ..QueueOptions::default()
+        };
+        let queue = Queue::open(&dir.path().join("store.redb"), options).unwrap();
+        for (event_id, payload) in [("big", &[0; 6][..]), ("small", &[0; 3])] {
+            let seq = stored(queue.push("alpha", event_id, payload).unwrap());
+            queue.dead_letter(seq, 0x0B, "refused").unwrap().unwrap();
+        }
+        let live = stored(queue.push("alpha", "live", &[0; 5]).unwrap());
+
+        // 5 + 6 bytes would not fit; 5 + 3 does.
+        assert_eq!(queue.retry_dead_letters("alpha").unwrap(), 1);
+        assert_eq!(
+            event_ids(&queue.peek("alpha", 10).unwrap()),
+            ["live", "small"]
+        );
+        let left = queue.dead_letters("alpha", 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].event_id, "big");
+        assert_eq!(dead_bytes(&queue), 6);
+        let stats = queue.stats().unwrap();
+        assert_eq!(
+            (stats[0].items, stats[0].bytes, stats[0].dead_letters),
+            (2, 8, 1)
+        );
+
+        assert!(queue.ack(live).unwrap());
+        assert_eq!(queue.retry_dead_letters("alpha").unwrap(), 1);
+        assert_eq!(
+            event_ids(&queue.peek("alpha", 10).unwrap()),
+            ["small", "big"]
+        );
+        assert_eq!(queue.dead_letter_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn dropped_dead_letters_are_gone_from_the_counts() {
+        let dir = TempDir::new().unwrap();
+        let queue = open(&dir);
+        for (account, event_id) in [("alpha", "a1"), ("alpha", "a2"), ("beta", "b1")] {
+            let seq = stored(queue.push(account, event_id, b"xy").unwrap());
+            queue.dead_letter(seq, 0x0B, "refused").unwrap().unwrap();
+        }
+        stored(queue.push("alpha", "live", b"x").unwrap());
+
+        assert_eq!(queue.drop_dead_letters("alpha").unwrap(), 2);
+        assert_eq!(queue.drop_dead_letters("alpha").unwrap(), 0);
+        assert!(queue.dead_letters("alpha", 10).unwrap().is_empty());
+        assert_eq!(
+            (queue.dead_letter_count().unwrap(), dead_bytes(&queue)),
+            (1, 2)
+        );
+        let stats = queue.stats().unwrap();
+        let rows: Vec<(&str, usize, u64, usize)> = stats
+            .iter()
+            .map(|s| (s.account.as_str(), s.items, s.bytes, s.dead_letters))
+            .collect();
+        assert_eq!(rows, [("alpha", 1, 1, 0), ("beta", 0, 0, 1)]);
+        // Dropped for good: the phone retrying the event does not bring it back either.
+        assert_eq!(queue.push("alpha", "a1", b"xy").unwrap(), Push::Duplicate);
+    }
+
+    #[test]
+    fn dead_letter_operations_on_an_unknown_account_find_nothing() {
+        let dir = TempDir::new().unwrap();
+        let queue = open(&dir);
+        assert!(queue.dead_letters("nobody", 10).unwrap().is_empty());
+        assert_eq!(queue.retry_dead_letters("nobody").unwrap(), 0);
+        assert_eq!(queue.drop_dead_letters("nobody").unwrap(), 0);
+
+        let seq = stored(queue.push("alpha", "e1", b"x").unwrap());
+        queue.dead_letter(seq, 0x0B, "refused").unwrap().unwrap();
+        assert!(queue.dead_letters("nobody", 10).unwrap().is_empty());
+        assert_eq!(queue.retry_dead_letters("nobody").unwrap(), 0);
+        assert_eq!(queue.drop_dead_letters("nobody").unwrap(), 0);
+        assert_eq!(queue.dead_letter_count().unwrap(), 1);
     }
 
     #[test]

@@ -27,8 +27,8 @@ use tracing::warn;
 use crate::embedded::queue::{QueueOptions, Refusals};
 use crate::embedded::sent;
 use crate::{
-    AccountStats, DeadLettered, DeliveryStore, Expired, Item, KnownUser, Presence, Push,
-    QueueError, SentLogError, SentRecord, TOKEN_SECRET_LEN, TokenOwner,
+    AccountStats, DeadLetter, DeadLettered, DeliveryStore, Expired, Item, KnownUser, Presence,
+    Push, QueueError, SentLogError, SentRecord, TOKEN_SECRET_LEN, TokenOwner,
 };
 
 /// Every key of the server starts with it, so one Redis database can hold other data too.
@@ -50,6 +50,9 @@ static PEEK: LazyLock<Script> = LazyLock::new(|| script(include_str!("peek.lua")
 static ACK: LazyLock<Script> = LazyLock::new(|| script(include_str!("ack.lua")));
 static FAILED: LazyLock<Script> = LazyLock::new(|| script(include_str!("failed.lua")));
 static DEAD: LazyLock<Script> = LazyLock::new(|| script(include_str!("dead.lua")));
+static DEAD_LIST: LazyLock<Script> = LazyLock::new(|| script(include_str!("dead_list.lua")));
+static DEAD_RETRY: LazyLock<Script> = LazyLock::new(|| script(include_str!("dead_retry.lua")));
+static DEAD_DROP: LazyLock<Script> = LazyLock::new(|| script(include_str!("dead_drop.lua")));
 static EXPIRE: LazyLock<Script> = LazyLock::new(|| script(include_str!("expire.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| script(include_str!("stats.lua")));
 static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| script(include_str!("announce.lua")));
@@ -420,6 +423,52 @@ impl DeliveryStore for Shared {
             }))
         }
         .boxed()
+    }
+
+    fn dead_letters(
+        &self,
+        account: &str,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<DeadLetter>, QueueError>> {
+        // XRANGE refuses a COUNT beyond a signed 64-bit number.
+        let args = Args::new().with(account).with(limit.min(i64::MAX as usize));
+        let conn = self.conn();
+        async move {
+            let flat: Vec<Vec<u8>> = eval(conn, &DEAD_LIST, args).await.map_err(shared_error)?;
+            Ok(flat
+                .chunks_exact(6)
+                .filter_map(|letter| {
+                    let seq = seq_of(&text(&letter[0]))?;
+                    Some(DeadLetter {
+                        seq,
+                        event_id: text(&letter[1]),
+                        status: number(&letter[2]),
+                        reason: text(&letter[3]),
+                        // The entry id is the time Redis set it aside.
+                        dead_lettered_at: time_of(seq),
+                        attempts: number(&letter[4]),
+                        payload_len: number(&letter[5]),
+                    })
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn retry_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>> {
+        let args = Args::new()
+            .with(account)
+            .with(self.options.queue.max_items)
+            .with(self.options.queue.max_bytes);
+        eval(self.conn(), &DEAD_RETRY, args)
+            .map(|r| r.map_err(shared_error))
+            .boxed()
+    }
+
+    fn drop_dead_letters(&self, account: &str) -> BoxFuture<'static, Result<usize, QueueError>> {
+        eval(self.conn(), &DEAD_DROP, Args::new().with(account))
+            .map(|r| r.map_err(shared_error))
+            .boxed()
     }
 
     fn dead_letter_count(&self) -> BoxFuture<'static, Result<u64, QueueError>> {

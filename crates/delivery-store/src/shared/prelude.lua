@@ -20,6 +20,23 @@ local function field(fields, name)
     end
 end
 
+-- The user's queue, created with its consumer group on first use.
+local function open_queue(account)
+    local queue = P .. 'queue:' .. account
+    if redis.call('EXISTS', queue) == 0 then
+        redis.call('XGROUP', 'CREATE', queue, 'deliver', '0', 'MKSTREAM')
+    end
+    return queue
+end
+
+-- Adds to the item and byte counts of every queue together and of the user's (negative when
+-- entries leave), which push weighs against the bounds.
+local function count_size(account, items, bytes)
+    redis.call('HINCRBY', P .. 'size', 'items', items)
+    redis.call('HINCRBY', P .. 'size', 'bytes', bytes)
+    redis.call('HINCRBY', P .. 'bytes', account, bytes)
+end
+
 -- Removes a queued entry and its bookkeeping; returns {event, body, attempts}, or nil when it
 -- is gone already.
 local function remove(account, id)
@@ -34,8 +51,6 @@ local function remove(account, id)
     local attempts = tonumber(redis.call('HGET', tries, id .. ':a') or 0)
     redis.call('HDEL', tries, id .. ':a', id .. ':p')
     local event, body = field(entry[2], 'event'), field(entry[2], 'body')
-    redis.call('HINCRBY', P .. 'size', 'items', -1)
-    redis.call('HINCRBY', P .. 'size', 'bytes', -#body)
-    redis.call('HINCRBY', P .. 'bytes', account, -#body)
+    count_size(account, -1, -#body)
     return {event, body, attempts}
 end

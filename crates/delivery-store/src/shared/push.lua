@@ -17,18 +17,13 @@ local used = tonumber(redis.call('HGET', size, 'bytes') or 0)
 if items + count > max_items or used + bytes > max_bytes then
     return 'full'
 end
-local queue = P .. 'queue:' .. account
-if redis.call('EXISTS', queue) == 0 then
-    redis.call('XGROUP', 'CREATE', queue, 'deliver', '0', 'MKSTREAM')
-end
+local queue = open_queue(account)
 local first
 for i = 7, #ARGV do
     local id = redis.call('XADD', queue, '*', 'event', event, 'body', ARGV[i])
     first = first or id
 end
-redis.call('HINCRBY', size, 'items', count)
-redis.call('HINCRBY', size, 'bytes', bytes)
-redis.call('HINCRBY', P .. 'bytes', account, bytes)
+count_size(account, count, bytes)
 redis.call('SET', seen, '1', 'PX', ttl)
 redis.call('SADD', P .. 'accounts', account)
 redis.call('PUBLISH', P .. 'wake', account)

@@ -75,6 +75,33 @@ fn payloads(items: &[Item]) -> Vec<&[u8]> {
     items.iter().map(|i| i.payload.as_slice()).collect()
 }
 
+/// Waits up to a second for a wake-up of `account`, passing over others.
+async fn woken(wakes: &mut BoxStream<'static, String>, account: &str) -> bool {
+    let heard = async {
+        while let Some(woken) = wakes.next().await {
+            if woken == account {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .unwrap_or(false)
+}
+
+/// Reads the account's items and sets aside those at `positions`, in that order.
+async fn dead_letter_at(store: &Shared, account: &str, positions: &[usize]) {
+    let items = store.peek(account, 10).await.unwrap();
+    for &at in positions {
+        store
+            .dead_letter(account, items[at].seq, 0x0b, "refused")
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 fn presence(user: &str) -> Presence {
     Presence {
         smsgate: "https://gw|demo".into(),
@@ -344,4 +371,193 @@ async fn bind_and_rate_limits_hold_across_instances_and_forget_a_dead_one() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     panic!("no four counts within one second in five tries");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_oldest_first_with_status_and_reason() {
+    let server = RedisServer::start().await;
+    let store = open(&server).await;
+    store
+        .push("shop1", "e1", bodies(&["a", "bb", "ccc"]))
+        .await
+        .unwrap();
+    let items = store.peek("shop1", 10).await.unwrap();
+    let before = SystemTime::now();
+    store.refused("shop1", items[2].seq).await.unwrap();
+    // Set aside in the reverse of their arrival: the list follows when, not the queue's order.
+    store
+        .dead_letter("shop1", items[2].seq, 0x0b, "invalid destination")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .dead_letter("shop1", items[0].seq, 0x45, "submit failed")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let letters = store.dead_letters("shop1", 10).await.unwrap();
+    let rows: Vec<(&str, u32, &str, u32, usize)> = letters
+        .iter()
+        .map(|l| {
+            let (event, reason) = (l.event_id.as_str(), l.reason.as_str());
+            (event, l.status, reason, l.attempts, l.payload_len)
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("e1", 0x0b, "invalid destination", 1, 3),
+            ("e1", 0x45, "submit failed", 0, 1)
+        ]
+    );
+    assert!(letters[0].seq < letters[1].seq);
+    for letter in &letters {
+        // Redis' clock set the time; it runs on this machine.
+        let off = letter
+            .dead_lettered_at
+            .duration_since(before)
+            .unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_secs(5), "{letter:?}");
+    }
+    assert_eq!(store.dead_letters("shop1", 1).await.unwrap(), letters[..1]);
+    assert!(store.dead_letters("shop1", 0).await.unwrap().is_empty());
+    assert_eq!(
+        store.dead_letters("shop1", usize::MAX).await.unwrap(),
+        letters
+    );
+}
+
+#[tokio::test]
+async fn retried_dead_letters_rejoin_the_queue_after_the_live_items_and_wake_the_instances() {
+    let server = RedisServer::start().await;
+    let (a, b) = (open(&server).await, open(&server).await);
+    let mut wakes = b.wakes().unwrap();
+    // The subscription starts in the background: a withdrawal wakes without storing anything.
+    let mut listening = false;
+    for _ in 0..5 {
+        a.withdraw("nobody", None).await.unwrap();
+        if woken(&mut wakes, "nobody").await {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "no wake-up after five withdrawals");
+    a.push("shop1", "e1", bodies(&["a", "b"])).await.unwrap();
+    a.push("shop1", "e2", bodies(&["live"])).await.unwrap();
+    for _ in 0..2 {
+        assert!(woken(&mut wakes, "shop1").await);
+    }
+    let items = a.peek("shop1", 10).await.unwrap();
+    a.refused("shop1", items[0].seq).await.unwrap();
+    dead_letter_at(&a, "shop1", &[0, 1]).await;
+
+    assert_eq!(a.retry_dead_letters("shop1").await.unwrap(), 2);
+    assert!(woken(&mut wakes, "shop1").await, "a retry wakes as a push");
+    let back = a.peek("shop1", 10).await.unwrap();
+    assert_eq!(payloads(&back), [&b"live"[..], b"a", b"b"]);
+    assert!(back[1].seq > back[0].seq);
+    assert_eq!((back[1].event_id.as_str(), back[1].attempts), ("e1", 0));
+    // The refusal before it was set aside no longer counts towards setting it aside again.
+    let refusals = a.refused("shop1", back[1].seq).await.unwrap().unwrap();
+    assert_eq!((refusals.attempts, refusals.permanent), (1, 1));
+    assert!(a.dead_letters("shop1", 10).await.unwrap().is_empty());
+    assert_eq!(a.dead_letter_count().await.unwrap(), 0);
+    let stats = a.stats().await.unwrap();
+    assert_eq!(
+        (stats[0].items, stats[0].bytes, stats[0].dead_letters),
+        (3, 6, 0)
+    );
+    assert_eq!(a.item_count().await.unwrap(), 3);
+
+    let seqs = back.iter().map(|item| item.seq).collect();
+    assert_eq!(a.ack("shop1", seqs).await.unwrap(), 3);
+    assert_eq!(a.item_count().await.unwrap(), 0);
+    assert!(a.stats().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retrying_dead_letters_keeps_those_the_queues_have_no_room_for() {
+    let server = RedisServer::start().await;
+    let store = open(&server).await;
+    store
+        .push("shop1", "e1", bodies(&["a", "b", "c"]))
+        .await
+        .unwrap();
+    dead_letter_at(&store, "shop1", &[0, 1, 2]).await;
+    store
+        .push("shop2", "e2", bodies(&["d", "e", "f"]))
+        .await
+        .unwrap();
+
+    // Five items at most, across accounts: two of the three fit.
+    assert_eq!(store.retry_dead_letters("shop1").await.unwrap(), 2);
+    assert_eq!(
+        payloads(&store.peek("shop1", 10).await.unwrap()),
+        [&b"a"[..], b"b"]
+    );
+    let left = store.dead_letters("shop1", 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].payload_len, 1);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats[0].items, stats[0].bytes, stats[0].dead_letters),
+        (2, 2, 1)
+    );
+    assert_eq!(store.item_count().await.unwrap(), 5);
+    assert!(matches!(
+        store.push("shop2", "e3", bodies(&["g"])).await,
+        Err(QueueError::Full)
+    ));
+    assert_eq!(store.retry_dead_letters("shop1").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn dropped_dead_letters_are_gone_from_the_counts() {
+    let server = RedisServer::start().await;
+    let store = open(&server).await;
+    store
+        .push("shop1", "e1", bodies(&["a", "b", "live"]))
+        .await
+        .unwrap();
+    store.push("shop2", "e2", bodies(&["c"])).await.unwrap();
+    dead_letter_at(&store, "shop1", &[0, 1]).await;
+    dead_letter_at(&store, "shop2", &[0]).await;
+
+    assert_eq!(store.drop_dead_letters("shop1").await.unwrap(), 2);
+    assert_eq!(store.drop_dead_letters("shop1").await.unwrap(), 0);
+    assert!(store.dead_letters("shop1", 10).await.unwrap().is_empty());
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+    let stats = store.stats().await.unwrap();
+    let rows: Vec<(&str, usize, u64, usize)> = stats
+        .iter()
+        .map(|s| (s.account.as_str(), s.items, s.bytes, s.dead_letters))
+        .collect();
+    assert_eq!(rows, [("shop1", 1, 4, 0), ("shop2", 0, 0, 1)]);
+    assert_eq!(store.item_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn dead_letter_operations_on_an_unknown_account_find_nothing() {
+    let server = RedisServer::start().await;
+    let store = open(&server).await;
+    assert!(store.dead_letters("nobody", 10).await.unwrap().is_empty());
+    assert_eq!(store.retry_dead_letters("nobody").await.unwrap(), 0);
+    assert_eq!(store.drop_dead_letters("nobody").await.unwrap(), 0);
+
+    store.push("shop1", "e1", bodies(&["a"])).await.unwrap();
+    dead_letter_at(&store, "shop1", &[0]).await;
+    assert!(store.dead_letters("nobody", 10).await.unwrap().is_empty());
+    assert_eq!(store.retry_dead_letters("nobody").await.unwrap(), 0);
+    assert_eq!(store.drop_dead_letters("nobody").await.unwrap(), 0);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+    // Nothing was created for it either.
+    assert!(
+        store
+            .stats()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.account == "shop1")
+    );
 }
