@@ -232,9 +232,13 @@ where
     });
     let service = hyper::service::service_fn({
         let activity = Arc::clone(&activity);
-        move |request: Request<Incoming>| {
+        move |mut request: Request<Incoming>| {
             let handling = activity.handling();
             let mut routes = routes.clone();
+            // Who asked, for handlers that log it (admin actions) or serve only some peers.
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             async move {
                 let response = routes.call(request).await;
                 drop(handling);

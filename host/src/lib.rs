@@ -5,6 +5,7 @@
 //! - submit: `listener` → `session` → `pipeline` → `gateway`, answered with submit_sm_resp;
 //! - delivery: `webhooks` → the durable queue in `delivery` → `session`, as deliver_sm.
 
+mod activity;
 mod admin;
 mod auth;
 mod bind_guard;
@@ -22,6 +23,7 @@ mod pipeline;
 mod policy;
 pub mod probe;
 mod receipt;
+pub mod recent_errors;
 pub mod server;
 mod session;
 pub mod shutdown;

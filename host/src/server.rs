@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::admin::{self, Bearer};
+use crate::admin::{self, Admin, Bearer};
 use crate::auth::Authenticator;
 use crate::concat::Reassembler;
 use crate::config::Config;
@@ -18,6 +18,7 @@ use crate::http::{self, Readiness};
 use crate::listener::Listener;
 use crate::pipeline::Submitter;
 use crate::session;
+use crate::session::board::Board;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::webhooks;
 use smsgate_plugin_host::Plugins;
@@ -26,6 +27,7 @@ use smsgate_plugin_host::Plugins;
 const MAX_PENDING_CONCAT: usize = 10_000;
 
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let started = chrono::Utc::now();
     crate::ids::set_format(config.smpp.message_id_format);
     let background = TaskTracker::new();
     let gateway = Gateway::new(
@@ -54,7 +56,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if token.is_none() && !config.admin.address.ip().is_loopback() {
         warn!(
             address = %config.admin.address,
-            "admin.token is unset and admin.address is not a loopback address: anyone who reaches it sees the queue"
+            "admin.token is unset and admin.address is not a loopback address: only clients on this host are served"
         );
     }
     let delivery = Delivery::open(
@@ -76,19 +78,33 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Arc::clone(&delivery),
         config.smpp.alphabets(),
     ));
+    let board = Arc::new(Board::default());
     let shared = Arc::new(session::Shared {
-        auth: Authenticator::new(gateway, plugins, &config.smpp, delivery.shared_store()),
+        auth: Authenticator::new(
+            gateway,
+            Arc::clone(&plugins),
+            &config.smpp,
+            delivery.shared_store(),
+        ),
         submitter: Arc::clone(&submitter),
         delivery: Arc::clone(&delivery),
         settings: config.smpp.clone(),
+        board: Arc::clone(&board),
     });
     let readiness = Readiness::default();
     let metrics_token = token.clone().filter(|_| config.admin.metrics_require_token);
     let routes = http::router(readiness.clone(), metrics_token)
         .merge(webhooks::router(Arc::clone(&delivery)));
     background.spawn(http::serve(http_listener, routes, shutdown.clone()));
-    let admin_routes = admin::router(delivery, token);
+    let admin = Admin {
+        board,
+        delivery,
+        plugins,
+        started,
+    };
+    let admin_routes = admin::router(admin, token);
     background.spawn(http::serve(admin_listener, admin_routes, shutdown.clone()));
+    background.spawn(crate::activity::sample(shutdown.clone()));
     background.spawn(sweep_concatenations(
         Arc::clone(&submitter),
         shutdown.clone(),

@@ -296,13 +296,14 @@ impl Plugins {
         let mut usage = Vec::new();
         for plugin in &chain.plugins {
             for hook in Hook::ALL.into_iter().filter(|&h| plugin.implements(h)) {
-                let (calls, failures, time) = plugin.usage.of(hook);
+                let (calls, failures, time, latencies) = plugin.usage.of(hook);
                 usage.push(HookUsage {
                     plugin: plugin.name.clone(),
                     hook: hook.name(),
                     calls,
                     failures,
                     time,
+                    latencies,
                 });
             }
         }

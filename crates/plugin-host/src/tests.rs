@@ -316,6 +316,12 @@ async fn a_panic_traps_the_policy_applies_and_the_next_call_gets_a_fresh_instanc
         ("fragile", 4, 1)
     );
     assert!(submits.time > Duration::ZERO);
+    assert_eq!(submits.latencies.count(), 3, "the calls that returned");
+    let median = submits.latencies.quantile(0.5).unwrap();
+    assert!(
+        median > Duration::ZERO && median <= submits.time,
+        "{median:?}"
+    );
 
     let failure = route_failure(&plugins, "panic");
     assert!(

@@ -1,10 +1,12 @@
-//! What each plugin's hooks have cost since the plugin was loaded: calls, failures and time,
-//! counted on every call with relaxed atomics (a few nanoseconds beside a call of microseconds)
-//! and read by the server's `/metrics`. A reload starts the new set from zero, as a restarted
+//! What each plugin's hooks have cost since the plugin was loaded: calls, failures, time and the
+//! distribution of call times, counted on every call with relaxed atomics (a few nanoseconds
+//! beside a call of microseconds) and read by the server's `/metrics` and status console. A reload starts the new set from zero, as a restarted
 //! process would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use latency_histogram::{Histogram, Snapshot};
 
 use super::Hook;
 
@@ -17,6 +19,7 @@ struct HookCounters {
     calls: AtomicU64,
     failures: AtomicU64,
     nanos: AtomicU64,
+    latencies: Histogram,
 }
 
 impl Usage {
@@ -25,6 +28,7 @@ impl Usage {
         counters.calls.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         counters.nanos.fetch_add(nanos, Ordering::Relaxed);
+        counters.latencies.record(elapsed);
     }
 
     /// A call that trapped, ran out of time, fuel or memory, or could not be instantiated.
@@ -34,18 +38,19 @@ impl Usage {
         counters.failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn of(&self, hook: Hook) -> (u64, u64, Duration) {
+    pub(crate) fn of(&self, hook: Hook) -> (u64, u64, Duration, Snapshot) {
         let counters = &self.0[hook as usize];
         (
             counters.calls.load(Ordering::Relaxed),
             counters.failures.load(Ordering::Relaxed),
             Duration::from_nanos(counters.nanos.load(Ordering::Relaxed)),
+            counters.latencies.snapshot(),
         )
     }
 }
 
 /// One hook of one loaded plugin, as `Plugins::usage` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct HookUsage {
     /// The plugin's file name (`NAME` of NAME.wasm).
     pub plugin: String,
@@ -57,4 +62,6 @@ pub struct HookUsage {
     pub failures: u64,
     /// Time spent in the calls that returned.
     pub time: Duration,
+    /// How long the calls that returned took, for quantiles such as the median.
+    pub latencies: Snapshot,
 }

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
-mod refusal;
+pub mod refusal;
 
 use super::Delivery;
 use super::receivers::Preferred;

@@ -8,6 +8,7 @@
 
 mod compose;
 mod dispatch;
+pub use dispatch::refusal::is_receipt;
 use webhook_events as event;
 pub mod receivers;
 pub mod registration;
@@ -33,7 +34,7 @@ use crate::shutdown::{Shutdown, TaskTracker};
 use delivery_store::embedded::{Embedded, QueueOptions};
 use delivery_store::shared::{Shared, SharedOptions};
 use delivery_store::{
-    AccountStats, DeliveryStore, Presence, Push, QueueError, SentLogError, SentRecord,
+    AccountStats, DeadLetter, DeliveryStore, Presence, Push, QueueError, SentLogError, SentRecord,
 };
 use event::SignatureError;
 use receivers::{Outgoing, Receivers};
@@ -719,6 +720,38 @@ impl Delivery {
 
     pub async fn stats(&self) -> Result<Vec<AccountStats>, QueueError> {
         self.store.stats().await
+    }
+
+    /// The account's dead letters, oldest first, at most `limit`.
+    pub async fn dead_letters(
+        &self,
+        account: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        self.store.dead_letters(account, limit).await
+    }
+
+    /// Queues the account's dead letters again, each with `dead_letter_after` fresh tries, and
+    /// wakes its dispatcher (on every instance, with a shared store).
+    pub async fn retry_dead_letters(self: &Arc<Self>, account: &str) -> Result<usize, QueueError> {
+        let moved = self.store.retry_dead_letters(account).await?;
+        self.dead_letters_changed().await;
+        if moved > 0 {
+            self.wake(account);
+        }
+        Ok(moved)
+    }
+
+    pub async fn drop_dead_letters(&self, account: &str) -> Result<usize, QueueError> {
+        let dropped = self.store.drop_dead_letters(account).await?;
+        self.dead_letters_changed().await;
+        Ok(dropped)
+    }
+
+    async fn dead_letters_changed(&self) {
+        if let Ok(count) = self.store.dead_letter_count().await {
+            crate::metrics::get().set_dead_letters(count);
+        }
     }
 
     /// The key a plugin gave the account at bind time, else the configured one.

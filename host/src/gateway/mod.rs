@@ -409,7 +409,9 @@ impl Gateway {
             Err(GatewayError::Network(_)) => "network_error",
             Err(GatewayError::Decode(_)) => "decode_error",
         };
-        metrics::get().gateway_call(operation, outcome, started.elapsed());
+        let took = started.elapsed();
+        metrics::get().gateway_call(operation, outcome, took);
+        crate::activity::get().gateway_call(operation, outcome, took);
         result
     }
 

@@ -4,9 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use chrono::Utc;
 
 use tracing::{Instrument, Span, info, warn};
 
+use super::board::Entry;
 use super::{Event, Flow, Receiving, Session, State};
 use crate::auth::BoundAccount;
 use crate::metrics;
@@ -77,6 +81,24 @@ impl Session {
                         pending: HashMap::new(),
                     });
                 }
+                let entry = Arc::new(Entry {
+                    id: self.id,
+                    peer: self.peer,
+                    tls: self.tls,
+                    kind,
+                    account: Arc::clone(&bound.account),
+                    since: Utc::now(),
+                    window: Arc::clone(&self.window),
+                    window_size: self.shared.settings.window,
+                    awaiting: AtomicUsize::new(0),
+                    submitted: AtomicU64::new(0),
+                    refused: AtomicU64::new(0),
+                    receipts: AtomicU64::new(0),
+                    incoming: AtomicU64::new(0),
+                    stop: self.stop.clone(),
+                });
+                self.shared.board.add(Arc::clone(&entry));
+                self.entry = Some(entry);
                 self.set_state(State::Bound {
                     kind,
                     account: Arc::new(bound),

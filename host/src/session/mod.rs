@@ -9,6 +9,7 @@
 //! read — bounded memory — while the timers and shutdown keep firing.
 
 mod bind;
+pub mod board;
 mod operations;
 mod writer;
 
@@ -50,6 +51,7 @@ pub struct Shared {
     pub auth: Authenticator,
     pub submitter: Arc<Submitter>,
     pub delivery: Arc<Delivery>,
+    pub board: Arc<board::Board>,
 }
 
 enum State {
@@ -124,6 +126,10 @@ pub struct Session {
     enquire_sent: Option<Instant>,
     unbind_sent: Option<Instant>,
     receiving: Option<Receiving>,
+    /// This session's stop signal: the server's shutdown, or the operator's disconnect.
+    stop: Shutdown,
+    /// Its place on the board, while bound.
+    entry: Option<Arc<board::Entry>>,
 }
 
 /// Serves one connection until it closes.
@@ -149,6 +155,7 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let smpp = &shared.settings;
+    let shutdown = shutdown.child_token();
     let (read_half, write_half) = tokio::io::split(stream);
     let (out, queue) = mpsc::channel(smpp.window * 2 + 16);
     let writes = Arc::new(writer::Progress::default());
@@ -178,6 +185,8 @@ async fn serve<S>(
         enquire_sent: None,
         unbind_sent: None,
         receiving: None,
+        stop: shutdown.clone(),
+        entry: None,
     };
     metrics::get().sessions.with_label_values(&["open"]).inc();
     debug!("connected");
@@ -230,6 +239,9 @@ async fn serve<S>(
     }
     session.close(unbind_answer).await;
     session.stop_receiving();
+    if let Some(entry) = session.entry.take() {
+        shared.board.remove(entry.id);
+    }
     metrics::get()
         .sessions
         .with_label_values(&[session.state.label()])
@@ -365,9 +377,15 @@ impl Session {
         };
         let submitter = Arc::clone(&self.shared.submitter);
         let out = self.out.clone();
+        let submits = matches!(command_id, SUBMIT_SM | DATA_SM | SUBMIT_MULTI);
+        let entry = self.entry.clone().filter(|_| submits);
         tokio::spawn(
             async move {
                 let (status, body) = operations::handle(&submitter, &account, request).await;
+                if let Some(entry) = entry {
+                    entry.submit_answered(status.is_ok());
+                    crate::activity::get().submit_answered(status.is_ok());
+                }
                 // The window slot is free before the answer can reach the ESME: a client that
                 // sends its next request the moment it reads this answer finds the slot open.
                 let place = out.reserve().await;
@@ -396,8 +414,16 @@ impl Session {
                     .receiving
                     .as_mut()
                     .and_then(|r| r.pending.remove(&sequence_number));
+                self.note_awaiting();
                 match answered {
                     Some((outgoing, _)) => {
+                        if command_status.is_ok() {
+                            let receipt = crate::delivery::is_receipt(&outgoing.body);
+                            if let Some(entry) = &self.entry {
+                                entry.deliver_sm_accepted(receipt);
+                            }
+                            crate::activity::get().deliver_sm_accepted();
+                        }
                         let _ = outgoing.reply.send(command_status);
                     }
                     None => debug!(sequence_number, "deliver_sm_resp for no pending deliver_sm"),
@@ -422,6 +448,7 @@ impl Session {
                 {
                     let _ = outgoing.reply.send(CommandStatus(command_status.0.max(1)));
                 }
+                self.note_awaiting();
                 Flow::Continue
             }
             _ => Flow::Continue,
@@ -452,6 +479,7 @@ impl Session {
                 .pending
                 .insert(sequence_number, (outgoing, Instant::now()));
         }
+        self.note_awaiting();
         self.send(Outbound::DeliverSm {
             sequence_number,
             body,
@@ -471,7 +499,15 @@ impl Session {
             let expired = before - receiving.pending.len();
             if expired > 0 {
                 info!(expired, ?timeout, "deliver_sm not answered in time");
+                self.note_awaiting();
             }
+        }
+    }
+
+    /// Shows the console how many deliver_sm await their answer.
+    fn note_awaiting(&self) {
+        if let (Some(entry), Some(receiving)) = (&self.entry, &self.receiving) {
+            entry.set_awaiting(receiving.pending.len());
         }
     }
 

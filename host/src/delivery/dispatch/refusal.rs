@@ -64,9 +64,7 @@ pub fn reason(status: CommandStatus, objection: &str, deliver_sm: &[u8]) -> Stri
     let Some(fields) = Fields::read(deliver_sm) else {
         return objection.to_owned();
     };
-    // esm_class 0x04 is a delivery receipt; everything else this server sends is an SMS the
-    // phone received.
-    let receipt = fields.esm_class & 0x3C == 0x04;
+    let receipt = fields.is_receipt();
     match status {
         ESME_RINVDSTADR if fields.destination.2.is_empty() && receipt => {
             "destination_addr is empty: the submit_sm this receipt answers had no source_addr"
@@ -101,7 +99,18 @@ struct Fields {
     data_coding: u8,
 }
 
+/// Whether a queued deliver_sm body is a delivery receipt rather than an incoming SMS.
+pub fn is_receipt(deliver_sm: &[u8]) -> bool {
+    Fields::read(deliver_sm).is_some_and(|fields| fields.is_receipt())
+}
+
 impl Fields {
+    /// esm_class 0x04 is a delivery receipt; everything else this server sends is an SMS the
+    /// phone received.
+    fn is_receipt(&self) -> bool {
+        self.esm_class & 0x3C == 0x04
+    }
+
     /// `None` for a body cut short, which this server does not queue.
     fn read(body: &[u8]) -> Option<Fields> {
         let mut rest = body;
