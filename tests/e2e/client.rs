@@ -457,6 +457,13 @@ pub struct Client<S = TcpStream> {
     stashed: VecDeque<Frame>,
 }
 
+impl Client<TcpStream> {
+    /// The client's end of the link, as the server sees its peer.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.io.local_addr().expect("a connected socket")
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn new(io: S) -> Self {
         Client {

@@ -10,6 +10,7 @@ mod bind;
 mod cluster;
 mod concat;
 mod config;
+mod console;
 mod deliver_plugins;
 mod delivery;
 mod doctor;

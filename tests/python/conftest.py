@@ -123,10 +123,10 @@ def tls_ca():
     return trustme.CA()
 
 
-def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
+def _start_stack(work, tls_ca, accounts, plugins_dir, label="", server_env=None):
     """Starts a simulator with `accounts` and the server in front of it, loading its plugins
-    from `plugins_dir`; yields the Stack and stops both with SIGTERM, as an orchestrator would,
-    expecting exit code 0."""
+    from `plugins_dir` (and `server_env` added to its environment); yields the Stack and stops
+    both with SIGTERM, as an orchestrator would, expecting exit code 0."""
     binary = _binary()
 
     cert = tls_ca.issue_cert("127.0.0.1", "localhost")
@@ -181,6 +181,7 @@ def _start_stack(work, tls_ca, accounts, plugins_dir, label=""):
                     # default ./data would be shared by runs and kept after them.
                     "DELIVERY__DATA_DIR": str(work / "data"),
                     "PLUGINS__DIR": str(plugins_dir),
+                    **(server_env or {}),
                 }
             ),
             work / "server.log",

@@ -78,7 +78,8 @@ pub async fn drop_dead_letters(
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.3em;margin:0}h2{font-size:1.05em;margin:1.6em 0 .4em}\
-table{border-collapse:collapse}th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:left}\
+table{border-collapse:collapse}th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}\
+#sessions td,#accounts td,#gateway td,#plugins td{white-space:nowrap}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
 .muted{color:#777}.notice{background:#fff6d5;padding:.5em 1em;border:1px solid #e5d28a}\
 .warn{color:#8a5a00}.error{color:#b00020}form{display:inline}button{font-size:.9em}\
@@ -117,7 +118,7 @@ fn sessions(page: &mut String, status: &Status) {
         return;
     }
     page.push_str(
-        "<table id=sessions><tr><th>id<th>system_id<th>SMSGate account<th>bind<th>peer<th>TLS<th>since\
+        "<table id=sessions><tr><th>id<th>system_id<th>SMSGate account<th>bind<th>peer<th>TLS<th>bound at (UTC)\
          <th>in flight<th>awaiting resp<th>submitted<th>refused<th>receipts<th>incoming<th></tr>",
     );
     for s in &status.sessions {
@@ -133,7 +134,7 @@ fn sessions(page: &mut String, status: &Status) {
             s.bind,
             escape(&s.peer),
             if s.tls { "yes" } else { "no" },
-            time(&s.since),
+            s.since.format("%H:%M:%S"),
             s.in_flight,
             s.awaiting_deliver_sm_resp,
             s.submitted,

@@ -76,7 +76,9 @@ fn admin(config: &Config, running: bool) -> Check {
         Some(_) => check,
         None => Check::warning(
             "admin.address",
-            format!("{address}: not loopback and admin.token is not set"),
+            format!(
+                "{address}: not loopback and admin.token is not set, so other hosts are refused"
+            ),
             "set ADMIN__TOKEN, or keep the admin listener on 127.0.0.1",
         ),
     }
