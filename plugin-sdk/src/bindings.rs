@@ -7,7 +7,7 @@
 #![allow(missing_docs, clippy::too_many_arguments)]
 
 wit_bindgen::generate!({
-    path: "../wit/v0.2.0",
+    path: "wit/v0.2.0",
     world: "plugin",
     // Clone is always generated and Debug is hand-written by wit-bindgen, so only the
     // comparisons are added; deriving Debug again would conflict.

@@ -1,5 +1,5 @@
-//! Conveniences on the contract's types for the things policies do all the time: read the
-//! text, read and set labels.
+//! Conveniences on the contract's types for the things policies do all the time: read and set
+//! the text, read and set labels.
 
 use crate::{Account, AccountLimits, Content, Deliver, IncomingSms, Message, RouteDecision};
 
@@ -33,6 +33,12 @@ impl Message {
         self.content.as_text()
     }
 
+    /// Replaces the content with `text` (binary content too). Return the message in
+    /// [`TransformResult::Replace`](crate::TransformResult::Replace) for it to take effect.
+    pub fn set_text(&mut self, text: impl Into<String>) {
+        self.content = Content::Text(text.into());
+    }
+
     /// The value of label `key`, set by an earlier plugin.
     pub fn label(&self, key: &str) -> Option<&str> {
         label(&self.labels, key)
@@ -49,6 +55,12 @@ impl Deliver {
     /// The text (for receipts, the receipt text), or `None` for binary content.
     pub fn text(&self) -> Option<&str> {
         self.content.as_text()
+    }
+
+    /// Replaces the content with `text`. Return the deliver in
+    /// [`DeliverResult::Replace`](crate::DeliverResult::Replace) for it to take effect.
+    pub fn set_text(&mut self, text: impl Into<String>) {
+        self.content = Content::Text(text.into());
     }
 
     /// The value of label `key`.
@@ -130,5 +142,7 @@ mod tests {
             port: 5000,
         });
         assert_eq!(m.text(), None);
+        m.set_text("now text");
+        assert_eq!(m.text(), Some("now text"));
     }
 }

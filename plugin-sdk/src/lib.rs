@@ -77,11 +77,23 @@
 //! ```
 //!
 //! Build the component with plain cargo (the `wasm32-wasip2` target ships the component
-//! linker, nothing else is needed):
+//! linker, nothing else is needed), with a profile that optimises for size, as the bundled
+//! plugins do (`--profile wasm` in this repository's workspace; a plugin crate of its own can
+//! put the same settings in `[profile.release]` and build with `--release`):
 //!
 //! ```text
 //! rustup target add wasm32-wasip2
-//! cargo build --target wasm32-wasip2 --release
+//! cargo build --target wasm32-wasip2 --profile wasm
+//! ```
+//!
+//! ```toml
+//! [profile.wasm]
+//! inherits = "release"
+//! opt-level = "s"
+//! lto = true
+//! codegen-units = 1
+//! debug = false
+//! strip = true
 //! ```
 //!
 //! # Testing without wasm

@@ -16,6 +16,7 @@ mod delivery;
 mod doctor;
 mod gateway_status;
 mod http_limits;
+mod languages;
 mod malformed;
 mod monitoring;
 mod multi;

@@ -218,6 +218,13 @@ impl Setup {
         self.env("PLUGINS__DIR", dir)
     }
 
+    /// Waits up to `timeout` for the server to get ready, for plugins that take longer to
+    /// compile than the bundled ones.
+    pub fn start_within(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
     /// Also serve SMPP over TLS with a freshly generated self-signed certificate.
     pub fn tls(mut self) -> Self {
         self.tls = true;
@@ -1119,10 +1126,13 @@ pub fn plugin_wasm(package: &str) -> PathBuf {
 }
 
 fn wasm_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("wasm32-wasip2").join("wasm")
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2").join("wasm")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 fn build_plugins() {

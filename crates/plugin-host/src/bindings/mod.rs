@@ -47,9 +47,9 @@ impl PluginPre {
     /// can be told) is checked against the latest; the error names the version checked.
     pub fn new(linker: &Linker<HostState>, component: &Component) -> anyhow::Result<PluginPre> {
         let version = targeted_version(linker.engine(), component);
-        let checked = version.as_deref().unwrap_or(VERSIONS[0]);
+        let checked = version.clone().unwrap_or_else(|| VERSIONS[0].to_owned());
         let pre = linker.instantiate_pre(component);
-        let result = match checked {
+        let result = match checked.as_str() {
             "0.1.0" => pre.and_then(v0_1_0::PluginPre::new).map(PluginPre::V0_1_0),
             "0.2.0" => pre.and_then(v0_2_0::PluginPre::new).map(PluginPre::V0_2_0),
             other => {
@@ -60,9 +60,10 @@ impl PluginPre {
                 ));
             }
         };
-        result.map_err(|e| match version {
-            Some(_) => anyhow!("does not match the {PACKAGE}@{checked} contract: {e:#}"),
-            None => anyhow!(
+        result.map_err(|e| match (version, unprovided_import(&format!("{e:#}"))) {
+            (_, Some(interface)) => anyhow!("{}", refusal_of_import(&interface)),
+            (Some(_), None) => anyhow!("does not match the {PACKAGE}@{checked} contract: {e:#}"),
+            (None, None) => anyhow!(
                 "does not match the {PACKAGE}@{checked} contract (it imports no {PACKAGE} \
                  interface, so no other version applies): {e:#}"
             ),
@@ -93,6 +94,33 @@ impl PluginPre {
             PluginPre::V0_2_0(pre) => Plugin::V0_2_0(pre.instantiate_async(store).await?),
         })
     }
+}
+
+/// The interface a component imports that the linker does not provide, from wasmtime's
+/// "component imports instance `NAME`, but a matching implementation was not found" error.
+fn unprovided_import(error: &str) -> Option<String> {
+    let (_, rest) = error.split_once("imports instance `")?;
+    let (interface, _) = rest.split_once('`')?;
+    Some(interface.to_owned())
+}
+
+/// Why an import is refused and how an author avoids it: language toolchains add WASI imports
+/// by default that a plugin does not need and the server does not offer.
+fn refusal_of_import(interface: &str) -> String {
+    let offered = "plugins get the smsgate:smpp-plugin host interface and WASI 0.2, where \
+                   files, environment and stdio are reachable only as granted in NAME.toml and \
+                   the network never";
+    let avoid = if interface.starts_with("wasi:http/") {
+        "plugins never get network access. componentize-js imports it unless built with \
+         disableFeatures: ['http', 'fetch-event'] (all of ['random', 'stdio', 'clocks', \
+         'http', 'fetch-event'] gives a component that imports no WASI at all); in Rust, do \
+         not depend on an HTTP client"
+    } else if interface.starts_with(PACKAGE) {
+        "build against one of the contracts in wit/ of this server's version"
+    } else {
+        "build the plugin without the feature that imports it"
+    };
+    format!("imports {interface}, which the server does not provide: {avoid} ({offered})")
 }
 
 /// The version of the first `smsgate:smpp-plugin/…@VERSION` import; wit-bindgen guests import
@@ -208,5 +236,30 @@ impl Plugin {
             Plugin::V0_1_0(_) => Ok(RouteIncomingResult::Continue),
             Plugin::V0_2_0(p) => p.call_route_incoming(store, incoming, candidates).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_import_is_named_with_how_to_avoid_it() {
+        let error = "component imports instance `wasi:http/types@0.2.3`, but a matching \
+                     implementation was not found in the linker";
+        let interface = unprovided_import(error).unwrap();
+        assert_eq!(interface, "wasi:http/types@0.2.3");
+        let refusal = refusal_of_import(&interface);
+        for part in [
+            "imports wasi:http/types@0.2.3",
+            "disableFeatures",
+            "'fetch-event'",
+        ] {
+            assert!(refusal.contains(part), "{part:?} missing in {refusal}");
+        }
+        assert_eq!(
+            unprovided_import("export `describe` has the wrong type"),
+            None
+        );
     }
 }

@@ -1,0 +1,16 @@
+// Builds the component with ComponentizeJS, from `build`:
+//   node componentize.mjs PLUGIN.js WIT_DIR OUT.wasm
+// Every WASI feature of the JavaScript engine is disabled: the server offers plugins no
+// network (the default build imports wasi:http), and this plugin needs no clock, randomness
+// or stdio, so the component imports only the plugin contract.
+import { componentize } from "@bytecodealliance/componentize-js";
+import { writeFile } from "node:fs/promises";
+
+const [sourcePath, witPath, out] = process.argv.slice(2);
+const { component } = await componentize({
+  sourcePath,
+  witPath,
+  worldName: "plugin",
+  disableFeatures: ["random", "stdio", "clocks", "http", "fetch-event"],
+});
+await writeFile(out, component);

@@ -1,0 +1,96 @@
+//! Plugins written in three languages in one server: the bundled e164 (Rust), the Python example
+//! (text-rewrite, componentize-py) and the JavaScript example (sim-router, ComponentizeJS),
+//! chained on one message. The gateway must see the change each one makes.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rusmpp::values::{Npi, Ton};
+use smpp_codec::status::ESME_ROK;
+
+use crate::client::*;
+use crate::support::*;
+
+/// Compiling an interpreter-sized component with the debug build's Cranelift takes minutes
+/// when the artifact cache is cold (tests/run warms it with `plugin check`).
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// An example's component and NAME.toml, where its `build` script writes them; built once per
+/// test process when missing (under a bare `cargo test`).
+fn example(name: &str) -> (PathBuf, PathBuf) {
+    let dir = target_dir().join("examples");
+    let files = |name: &str| {
+        (
+            dir.join(format!("{name}.wasm")),
+            dir.join(format!("{name}.toml")),
+        )
+    };
+    static BUILT: OnceLock<()> = OnceLock::new();
+    if !["text-rewrite", "sim-router"]
+        .iter()
+        .all(|n| files(n).0.is_file())
+    {
+        BUILT.get_or_init(|| {
+            let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            for script in ["examples/python-plugin/build", "examples/js-plugin/build"] {
+                let status = Command::new(repo.join(script))
+                    .arg(&dir)
+                    .status()
+                    .unwrap_or_else(|e| panic!("{script}: {e}"));
+                assert!(status.success(), "{script}: {status}");
+            }
+        });
+    }
+    files(name)
+}
+
+#[tokio::test]
+async fn a_rust_a_python_and_a_javascript_plugin_each_change_the_message() {
+    let plugins = PluginDir::new();
+    plugins.install(
+        "e164",
+        "order = 10\nfailure_policy = \"fail-closed\"\ntimeout = \"5s\"\n\
+         [config]\ndefault_country = \"FR\"\n",
+    );
+    for name in ["text-rewrite", "sim-router"] {
+        let (wasm, manifest) = example(name);
+        // Generous deadlines: a loaded machine must not turn a slow call into a skipped hook.
+        let manifest = std::fs::read_to_string(manifest)
+            .unwrap()
+            .replace("timeout = \"50ms\"", "timeout = \"5s\"")
+            .replace(
+                "failure_policy = \"fail-open\"",
+                "failure_policy = \"fail-closed\"",
+            );
+        std::fs::write(plugins.path().join(format!("{name}.toml")), manifest).unwrap();
+        std::fs::copy(wasm, plugins.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    let h = Setup::new()
+        .plugins(plugins.path())
+        .start_within(START_TIMEOUT)
+        .start()
+        .await;
+    let mut esme = h.bound(BindKind::Transmitter).await;
+    let resp = esme
+        .call(
+            submit_sm("06 12 34 56 78")
+                .dest_addr_ton(Ton::from(2u8))
+                .dest_addr_npi(Npi::from(1u8))
+                .short_message(octets(b"u are gr8"))
+                .build(),
+        )
+        .await;
+    assert_eq!(resp.status, ESME_ROK, "{resp:?}\n{}", h.server_log());
+    let request = h.sim_message(&resp.message_id()).await["request"].clone();
+    // e164 (Rust): the national number in E.164.
+    assert_eq!(request["phoneNumbers"][0], "+33612345678", "{request:#}");
+    // text-rewrite (Python): the configured words.
+    assert_eq!(
+        request["textMessage"]["text"], "you are great",
+        "{request:#}"
+    );
+    // sim-router (JavaScript): prefix 33 goes through SIM 2.
+    assert_eq!(request["simNumber"], 2, "{request:#}");
+}
