@@ -13,8 +13,9 @@ use smpp_codec::status::ESME_ROK;
 use crate::client::*;
 use crate::support::*;
 
-/// Compiling an interpreter-sized component with the debug build's Cranelift takes minutes
-/// when the artifact cache is cold (tests/run warms it with `plugin check`).
+/// A component that carries an interpreter (12-18 MB) compiles in seconds on a quiet machine,
+/// but both at once beside the other tests take much longer when the artifact cache is cold
+/// (tests/run warms it with `plugin check`).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// An example's component and NAME.toml, where its `build` script writes them; built once per
