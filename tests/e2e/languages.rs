@@ -47,6 +47,44 @@ fn example(name: &str) -> (PathBuf, PathBuf) {
     files(name)
 }
 
+/// What an author gets who builds the JavaScript example with ComponentizeJS's defaults: the
+/// runner refuses it, naming the import and the build option that avoids it.
+#[test]
+fn a_javascript_plugin_importing_wasi_http_is_refused_with_the_way_out() {
+    let (wasm, _) = example("sim-router");
+    let toolchain = target_dir().join("plugin-toolchains/js/componentize.mjs");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = TempDir::new("js-default-features");
+    let out = dir.path().join("sim-router.wasm");
+    let status = Command::new("node")
+        .arg(&toolchain)
+        .arg(repo.join("examples/js-plugin/plugin.js"))
+        .arg(repo.join("wit/v0.2.0"))
+        .arg(&out)
+        .arg("--default-features")
+        .status()
+        .expect("node");
+    assert!(status.success(), "componentize: {status}");
+    assert_ne!(std::fs::read(&out).unwrap(), std::fs::read(wasm).unwrap());
+
+    let (status, stdout, stderr) = run_to_exit(
+        {
+            let mut cmd = command();
+            cmd.args(["plugin", "check"]).arg(&out);
+            cmd
+        },
+        START_TIMEOUT,
+    );
+    assert!(!status.success(), "{stdout}");
+    for part in [
+        "imports wasi:http/",
+        "disableFeatures",
+        "'http', 'fetch-event'",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing in:\n{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn a_rust_a_python_and_a_javascript_plugin_each_change_the_message() {
     let plugins = PluginDir::new();
