@@ -86,21 +86,21 @@ def test_the_console_shows_a_bound_smpplib_session_in_chromium(stack, tmp_path):
         support.close(client)
 
 
-def schemathesis(args, config=None):
+def schemathesis(args, work, config=None):
     st = Path(sys.executable).with_name("st")
     command = [str(st)]
     if config:
         command += ["--config-file", str(config)]
     command += ["run", str(OPENAPI), "--checks", "all", "--max-redirects", "0",
                 "--seed", "20261205", "--max-examples", "60", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            cwd=REPO)
+    # Schemathesis keeps its cache in the working directory: a scratch one, not the checkout.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=work)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     return output
 
 
-def test_the_admin_api_answers_as_its_openapi_document_says(guarded_stack):
+def test_the_admin_api_answers_as_its_openapi_document_says(guarded_stack, tmp_path):
     stack = guarded_stack
     client = support.connect(stack)
     try:
@@ -110,7 +110,7 @@ def test_the_admin_api_answers_as_its_openapi_document_says(guarded_stack):
             "--url", f"http://127.0.0.1:{stack.admin_port}",
             "--exclude-tag", "webhooks",
             "--header", f"Authorization: Bearer {TOKEN}",
-        ])
+        ], tmp_path)
         assert "passed" in output
     finally:
         # Schemathesis may have found the session's id in /status and disconnected it.
@@ -138,6 +138,6 @@ def test_the_webhook_endpoint_answers_as_its_openapi_document_says(guarded_stack
             "--url", f"http://127.0.0.1:{stack.http_port}",
             "--include-tag", "webhooks",
             "--exclude-checks", "positive_data_acceptance,negative_data_rejection",
-        ], config=config)
+        ], tmp_path, config=config)
     finally:
         client.disconnect()
