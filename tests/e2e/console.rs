@@ -33,6 +33,20 @@ async fn request(h: &Harness, method: reqwest::Method, path: &str) -> (StatusCod
     (status, serde_json::from_str(&body).unwrap_or(json!(body)))
 }
 
+/// A form of the console posted as a browser posts it, from a page of `origin`; the answer is
+/// not followed.
+async fn console_form(h: &Harness, path: &str, origin: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("http://{}{path}", h.admin))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The bound session of the API whose peer is `esme`'s own address.
 fn session_of(status: &Value, esme: SocketAddr) -> Option<&Value> {
     status["sessions"]
@@ -101,6 +115,16 @@ async fn the_console_shows_a_bound_esme_and_disconnect_unbinds_it() {
     }
 
     let id = session["id"].as_u64().unwrap();
+    // The console's button, posted by a page of another site in the operator's browser.
+    let forged = console_form(
+        &h,
+        &format!("/console/sessions/{id}/disconnect"),
+        "https://evil.example",
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    esme.assert_alive().await;
+
     let (code, answer) = post(&h, &format!("/api/smpp/v1/sessions/{id}/disconnect")).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{answer}");
     let unbind = esme.read().await;
@@ -124,6 +148,15 @@ async fn the_console_shows_a_bound_esme_and_disconnect_unbinds_it() {
     }
     let (code, answer) = post(&h, &format!("/api/smpp/v1/sessions/{id}/disconnect")).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{answer}");
+    // The console's own button sends the browser back to the page, which says what happened.
+    let own = format!("http://{}", h.admin);
+    let back = console_form(&h, &format!("/console/sessions/{id}/disconnect"), &own).await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/?notice=") && location.contains("no%20bound%20session"),
+        "{location}"
+    );
     let log = h.server_log();
     assert!(
         log.lines().any(|l| l.contains("admin action")

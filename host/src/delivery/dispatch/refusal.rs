@@ -99,16 +99,29 @@ struct Fields {
     data_coding: u8,
 }
 
-/// Whether a queued deliver_sm body is a delivery receipt rather than an incoming SMS.
+/// Whether a queued deliver_sm body is a delivery receipt rather than an incoming SMS. Asked for
+/// every deliver_sm an ESME accepts, so it steps over the addresses without copying them.
 pub fn is_receipt(deliver_sm: &[u8]) -> bool {
-    Fields::read(deliver_sm).is_some_and(|fields| fields.is_receipt())
+    fn after_c_string(rest: &[u8]) -> Option<&[u8]> {
+        let end = rest.iter().position(|&octet| octet == 0)?;
+        Some(&rest[end + 1..])
+    }
+    let esm_class = after_c_string(deliver_sm) // service_type
+        .and_then(|rest| after_c_string(rest.get(2..)?)) // source TON, NPI, addr
+        .and_then(|rest| after_c_string(rest.get(2..)?)) // destination TON, NPI, addr
+        .and_then(|rest| rest.first().copied());
+    esm_class.is_some_and(receipt_class)
+}
+
+/// esm_class 0x04 is a delivery receipt; everything else this server sends is an SMS the phone
+/// received.
+fn receipt_class(esm_class: u8) -> bool {
+    esm_class & 0x3C == 0x04
 }
 
 impl Fields {
-    /// esm_class 0x04 is a delivery receipt; everything else this server sends is an SMS the
-    /// phone received.
     fn is_receipt(&self) -> bool {
-        self.esm_class & 0x3C == 0x04
+        receipt_class(self.esm_class)
     }
 
     /// `None` for a body cut short, which this server does not queue.
@@ -205,6 +218,25 @@ mod tests {
         )[0]
         .encode()
         .to_vec()
+    }
+
+    #[test]
+    fn receipts_are_told_from_incoming_sms_by_their_esm_class() {
+        let mut pdu = receipt::build_incoming(
+            &receipt::sme_address("+4915112345678"),
+            &receipt::sme_address("+4930999999"),
+            Content::Text("hello"),
+            DefaultAlphabet::Gsm7,
+            LongMessages::Udh,
+            0,
+        )
+        .remove(0);
+        assert!(!is_receipt(&pdu.encode()));
+        pdu.esm_class = 0x04;
+        let body = pdu.encode();
+        assert!(is_receipt(&body));
+        assert!(Fields::read(&body).is_some_and(|fields| fields.is_receipt()));
+        assert!(!is_receipt(&body[..10]), "a body cut short");
     }
 
     fn reason_for(status: CommandStatus, body: &[u8]) -> String {
