@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::Shared;
 use super::state::{
-    DeliveryAttempt, Message, ProcessingState, Webhook, WebhookEvent, new_id, rfc3339,
+    DeliveryAttempt, Message, ProcessingState, Webhook, WebhookEvent, new_id, phone_time, rfc3339,
 };
 
 /// The app's User-Agent product, so a receiver that looks at it takes the simulator for a phone.
@@ -48,12 +48,6 @@ struct Envelope<'a> {
     id: &'a str,
     payload: &'a Value,
     webhook_id: &'a str,
-}
-
-/// Device-local time with its offset and milliseconds, as the app writes it
-/// ("2024-06-22T15:46:11.000+07:00"); the simulated phone lives in UTC.
-fn phone_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 /// The events a message's move to `state` fires: one per recipient, as the phone reports each

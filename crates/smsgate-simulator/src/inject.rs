@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 #[derive(clap::Args, Clone, Debug)]
 #[command(group(clap::ArgGroup::new("content").required(true).args(["text", "data"])))]
 pub struct InjectMo {
-    /// The simulator's address; its 3rd-party API base (…/3rdparty/v1) works too.
+    /// The simulator's address (also the Local personality's API base); the cloud
+    /// personality's API base (…/3rdparty/v1) works too.
     #[arg(long, default_value = "http://127.0.0.1:3100")]
     pub api: String,
     /// The simulator account whose phone receives the SMS.

@@ -1,21 +1,31 @@
-//! An in-process stand-in for the SMSGate 3rd-party REST API, so the server runs without an
-//! SMSGate account and tests can provoke every gateway outcome.
+//! An in-process stand-in for the SMSGate REST API, so the server runs without an SMSGate
+//! account or phone and tests can provoke every gateway outcome.
 //!
-//! `/3rdparty/v1/...` answers like the real API (same status codes, bodies and validation):
-//! `GET /devices`, `POST|GET /messages`, `GET|DELETE /messages/{id}`, `GET|POST /webhooks`,
-//! `DELETE /webhooks/{id}` behind HTTP Basic auth, and `GET /health`. Configurable rules decide
-//! per phone number whether a message is delivered, fails, is rejected with an HTTP error, or is
-//! answered late. Deliberately stricter than the real gateway: phone numbers must be E.164.
+//! Two personalities, chosen with `mode` (see [`Personality`]), answer like the two APIs a
+//! server can face (same status codes, bodies and validation):
+//! - Cloud (Cloud and Private server): `/3rdparty/v1/...` with `GET /devices`,
+//!   `POST|GET /messages`, `GET|DELETE /messages/{id}`, `GET|POST /webhooks` and
+//!   `DELETE /webhooks/{id}` behind HTTP Basic auth, and `GET /health`.
+//! - Local (the Android app's own server on the LAN, see `routes/local.rs`): the phone's routes
+//!   at the root with its messages and quirks: `GET /device`, `POST /messages`,
+//!   `GET /messages/{id}`, `GET|POST /webhooks` and `DELETE /webhooks/{id}` (each also under
+//!   its legacy singular path) behind HTTP Basic auth, and `GET /health` with the phone's
+//!   checks. Messages can be neither listed nor cancelled there, as on the phone.
+//!
+//! Either way each account stands for one phone. Configurable rules decide per phone number
+//! whether a message is delivered, fails, is rejected with an HTTP error, or is answered late.
+//! Deliberately stricter than the real gateway: phone numbers must be E.164.
 //!
 //! Registered webhooks are called the way the phone calls them: `sms:sent`, `sms:delivered`,
 //! `sms:failed` and `sms:cancelled` as messages move on, `sms:received` and `sms:data-received`
 //! for incoming SMS, signed with the account's `signing_key` and retried with a doubling
 //! back-off (see `events.rs`).
 //!
-//! `/simulator/v1/...` (no auth) shows what the simulator received, for tests and for people
-//! trying the server out: `GET /messages` (every accepted request with its current state),
-//! `GET /requests` (counts per "METHOD /path STATUS"), `GET /webhook-deliveries` (every webhook
-//! attempt and its result) and `POST /reset`; `POST /inbox` makes the phone receive an SMS.
+//! `/simulator/v1/...` (no auth, the same in both personalities) shows what the simulator
+//! received, for tests and for people trying the server out: `GET /messages` (every accepted
+//! request with its current state), `GET /requests` (counts per "METHOD /path STATUS", the path
+//! relative to the API base), `GET /webhook-deliveries` (every webhook attempt and its result)
+//! and `POST /reset`; `POST /inbox` makes the phone receive an SMS.
 //!
 //! A message's state is not driven by timers: it is a pure function of the time elapsed since it
 //! was accepted (see `Lifecycle` in `state.rs`), so thousands of messages cost no tasks. One task per
@@ -51,6 +61,10 @@ use state::Store;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
+    /// Which API the simulator answers as: `"cloud"` (the default: the Cloud or Private
+    /// server's, under `/3rdparty/v1`) or `"local"` (the one the phone serves itself in the
+    /// app's Local mode, at the root).
+    pub mode: Personality,
     /// Where `serve --simulate` serves the simulator (on a free port of the same address when
     /// this one is taken), and `simulator` without `--listen`.
     pub listen: SocketAddr,
@@ -73,6 +87,7 @@ pub struct SimulatorConfig {
 impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
+            mode: Personality::default(),
             listen: ([127, 0, 0, 1], 3100).into(),
             accounts: vec![SimAccount {
                 username: "demo".into(),
@@ -84,6 +99,47 @@ impl Default for SimulatorConfig {
             allow_http_webhooks: true,
             webhooks: WebhookDeliveryConfig::default(),
         }
+    }
+}
+
+/// The SMSGate API a simulator stands in for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Personality {
+    /// The Cloud (or Private) server's 3rd-party API, which relays to phones.
+    #[default]
+    Cloud,
+    /// The API the Android app serves itself in Local mode at `http://<phone-ip>:8080/`.
+    Local,
+}
+
+impl Personality {
+    /// Where the personality's API starts below the simulator's address: a gateway base URL is
+    /// `http://{addr}{api_prefix}`.
+    pub fn api_prefix(self) -> &'static str {
+        match self {
+            Self::Cloud => "/3rdparty/v1",
+            Self::Local => "",
+        }
+    }
+
+    /// Times in API answers: the cloud's Go encoder writes every fraction digit, the phone's
+    /// Gson milliseconds and an offset.
+    fn format_time(self, at: DateTime<Utc>) -> String {
+        match self {
+            Self::Cloud => state::rfc3339(at),
+            Self::Local => state::phone_time(at),
+        }
+    }
+}
+
+/// As the configuration spells it.
+impl fmt::Display for Personality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cloud => "cloud",
+            Self::Local => "local",
+        })
     }
 }
 
@@ -232,10 +288,7 @@ impl Simulator {
                 username: account.username,
                 password: account.password,
                 signing_key: account.signing_key,
-                device: Device {
-                    id: state::new_id(),
-                    created_at: now,
-                },
+                device: Device::new(config.mode, now),
             })
             .collect::<Vec<_>>();
         let rules = config
@@ -253,6 +306,7 @@ impl Simulator {
         let (closing, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
+                personality: config.mode,
                 store: Mutex::new(Store::new(accounts.len())),
                 accounts,
                 step: TimeDelta::from_std(config.step_delay).unwrap_or(TimeDelta::MAX),
@@ -267,8 +321,8 @@ impl Simulator {
         }
     }
 
-    /// The whole API: `/3rdparty/v1/...` and `/simulator/v1/...`. Status webhooks fire only
-    /// while [`Simulator::serve`] runs.
+    /// The whole API: the personality's (under [`Personality::api_prefix`]) and
+    /// `/simulator/v1/...`. Status webhooks fire only while [`Simulator::serve`] runs.
     pub fn router(&self) -> Router {
         routes::router(Arc::clone(&self.shared))
     }
@@ -300,6 +354,7 @@ impl Simulator {
 const WEBHOOK_CONCURRENCY: usize = 32;
 
 struct Shared {
+    personality: Personality,
     accounts: Vec<Account>,
     step: TimeDelta,
     rules: Vec<(Regex, Outcome)>,
@@ -329,6 +384,27 @@ struct Account {
 struct Device {
     id: String,
     created_at: DateTime<Utc>,
+}
+
+impl Device {
+    fn new(personality: Personality, now: DateTime<Utc>) -> Self {
+        match personality {
+            Personality::Cloud => Self {
+                id: state::new_id(),
+                created_at: now,
+            },
+            // The phone's id encodes its install time to the millisecond, which it also reports
+            // as the creation time.
+            Personality::Local => {
+                let installed_at =
+                    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+                Self {
+                    id: state::new_phone_id(installed_at),
+                    created_at: installed_at,
+                }
+            }
+        }
+    }
 }
 
 impl Shared {

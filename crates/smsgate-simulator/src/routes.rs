@@ -1,6 +1,9 @@
-//! The HTTP side: the 3rd-party API under `/3rdparty/v1` and the inspection API under
-//! `/simulator/v1`. Every error answers `{"message": "..."}` like the real gateway, including
-//! the ones axum would otherwise answer in plain text.
+//! The HTTP side: the cloud's 3rd-party API under `/3rdparty/v1` (or the phone's at the root,
+//! see `local.rs`) and the inspection API under `/simulator/v1`. Every cloud error answers
+//! `{"message": "..."}` like the real gateway, including the ones axum would otherwise answer
+//! in plain text.
+
+mod local;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -26,9 +29,7 @@ use super::state::{
     Content, DeliveryAttempt, Duplicate, Ending, Lifecycle, Message, MessageState, NotPending,
     ProcessingState, Schedule, Webhook, WebhookEvent, new_id, rfc3339,
 };
-use super::{Outcome, Shared};
-
-const API_PREFIX: &str = "/3rdparty/v1";
+use super::{Outcome, Personality, Shared};
 
 /// Limits of the real API's request validation.
 const MAX_ID_LEN: usize = 36;
@@ -39,19 +40,12 @@ const MAX_PHONE_LEN: usize = 128;
 const MIN_TTL_SECONDS: i64 = 5;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    let api = Router::new()
-        .route("/devices", get(list_devices))
-        .route("/messages", get(list_messages).post(send_message))
-        .route("/messages/{id}", get(get_message).delete(cancel_message))
-        .route("/webhooks", get(list_webhooks).post(add_webhook))
-        .route("/webhooks/{id}", delete(delete_webhook))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&shared),
-            authenticate,
-        ))
-        // Added after the auth layer: health checks carry no credentials.
-        .route("/health", get(health))
-        .method_not_allowed_fallback(method_not_allowed);
+    let api = match shared.personality {
+        Personality::Cloud => Router::new()
+            .nest(Personality::Cloud.api_prefix(), cloud_api(&shared))
+            .fallback(not_found),
+        Personality::Local => local::api(&shared),
+    };
     let inspection = Router::new()
         .route("/messages", get(inspect_messages))
         .route("/requests", get(inspect_requests))
@@ -59,16 +53,29 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/inbox", post(receive_sms))
         .route("/reset", post(reset))
         .method_not_allowed_fallback(method_not_allowed);
+    api.layer(middleware::from_fn_with_state(
+        Arc::clone(&shared),
+        count_requests,
+    ))
+    // Added after the counting layer: looking at the counters must not change them.
+    .nest("/simulator/v1", inspection)
+    .with_state(shared)
+}
+
+fn cloud_api(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
-        .nest(API_PREFIX, api)
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&shared),
-            count_requests,
+        .route("/devices", get(list_devices))
+        .route("/messages", get(list_messages).post(send_message))
+        .route("/messages/{id}", get(get_message).delete(cancel_message))
+        .route("/webhooks", get(list_webhooks).post(add_webhook))
+        .route("/webhooks/{id}", delete(delete_webhook))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(shared),
+            authenticate,
         ))
-        // Added after the counting layer: looking at the counters must not change them.
-        .nest("/simulator/v1", inspection)
-        .with_state(shared)
+        // Added after the auth layer: health checks carry no credentials.
+        .route("/health", get(health))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The authenticated account, as an index into `Shared::accounts`.
@@ -176,7 +183,10 @@ async fn authenticate(
             request.extensions_mut().insert(AccountId(account));
             next.run(request).await
         }
-        None => ApiError::unauthorized().into_response(),
+        None => match shared.personality {
+            Personality::Cloud => ApiError::unauthorized().into_response(),
+            Personality::Local => local::unauthorized(),
+        },
     }
 }
 
@@ -192,7 +202,7 @@ async fn count_requests(
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path(), MatchedPath::as_str);
     let path = path
-        .strip_prefix(API_PREFIX)
+        .strip_prefix(shared.personality.api_prefix())
         .filter(|rest| rest.starts_with('/'))
         .unwrap_or(path);
     let endpoint = format!("{} {path}", request.method());
@@ -214,8 +224,28 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
+/// The simulator's own version in the shape of the real health answers; a server tells the
+/// cloud from a phone by the names of the checks.
+fn health_answer(checks: Value) -> Json<Value> {
+    Json(json!({
+        "status": "pass",
+        "version": env!("CARGO_PKG_VERSION"),
+        "releaseId": RELEASE_ID,
+        "checks": checks,
+    }))
+}
+
+/// The build number that goes with the version, as both APIs report one.
+const RELEASE_ID: u32 = 1;
+
 async fn health() -> Json<Value> {
-    Json(json!({ "status": "pass" }))
+    health_answer(json!({
+        "db:ping": {
+            "description": "Failed sequential pings count",
+            "observedValue": 0,
+            "status": "pass",
+        },
+    }))
 }
 
 async fn list_devices(
@@ -327,16 +357,9 @@ impl SendRequest {
                 "phoneNumbers: each must be 1 to {MAX_PHONE_LEN} characters"
             )));
         }
-        let mut seen = HashSet::new();
-        if !phone_numbers.iter().all(|n| seen.insert(n)) {
-            return Err(ApiError::bad_request("phone numbers must be unique"));
-        }
+        check_unique(&phone_numbers)?;
         let sim_number = self.sim_number.map(sim_slot).transpose()?;
-        if self.priority.is_some_and(|p| !(-128..=127).contains(&p)) {
-            return Err(ApiError::bad_request(
-                "priority: must be between -128 and 127",
-            ));
-        }
+        check_priority(self.priority)?;
         let valid_until = self.valid_until.map(|t| t.to_utc());
         let expires_at = match (self.ttl, valid_until) {
             (Some(_), Some(_)) => {
@@ -378,6 +401,26 @@ impl SendRequest {
             schedule_at,
         })
     }
+}
+
+/// The cloud refuses a number given twice; the phone keys its recipients by number and cannot
+/// store one twice either.
+fn check_unique(phone_numbers: &[String]) -> Result<(), ApiError> {
+    let mut seen = HashSet::new();
+    if phone_numbers.iter().all(|n| seen.insert(n)) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("phone numbers must be unique"))
+    }
+}
+
+fn check_priority(priority: Option<i64>) -> Result<(), ApiError> {
+    if priority.is_some_and(|p| !(-128..=127).contains(&p)) {
+        return Err(ApiError::bad_request(
+            "priority: must be between -128 and 127",
+        ));
+    }
+    Ok(())
 }
 
 fn sim_slot(number: i64) -> Result<u8, ApiError> {
@@ -427,11 +470,7 @@ async fn send_message(
     request: Body,
 ) -> Result<Response, ApiError> {
     let query = params(query)?;
-    let skip_phone_validation = query
-        .get("skipPhoneValidation")
-        .map(|value| parse_bool("skipPhoneValidation", value))
-        .transpose()?
-        .unwrap_or(false);
+    let skip_phone_validation = skip_phone_validation(&query)?;
     // Only checked: the simulated device is always active.
     if let Some(hours) = query.get("deviceActiveWithin") {
         parse_number::<u32>("deviceActiveWithin", hours)?;
@@ -439,16 +478,61 @@ async fn send_message(
     let request = body(request)?;
     let now = Utc::now();
     let submission = parse::<SendRequest>(&request)?.validate(now)?;
-    let device = &shared.accounts[account].device;
     if submission
         .device_id
         .as_ref()
-        .is_some_and(|id| *id != device.id)
+        .is_some_and(|id| *id != shared.accounts[account].device.id)
     {
         return Err(ApiError::bad_request(
             "failed to select device: record not found",
         ));
     }
+    let state = accept(
+        &shared,
+        account,
+        submission,
+        skip_phone_validation,
+        request,
+        now,
+    )
+    .await?;
+    let location = HeaderValue::try_from(format!(
+        "{}/messages/{}",
+        Personality::Cloud.api_prefix(),
+        encode_path_segment(&state.id)
+    ))
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to handle request",
+        )
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(state),
+    )
+        .into_response())
+}
+
+fn skip_phone_validation(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    query
+        .get("skipPhoneValidation")
+        .map(|value| parse_bool("skipPhoneValidation", value))
+        .transpose()
+        .map(|skip| skip.unwrap_or(false))
+}
+
+/// What both personalities do with a valid request: the E.164 check, the outcome rules, storing
+/// the message (`request` is its body as received) and holding the answer back for a stall.
+async fn accept(
+    shared: &Arc<Shared>,
+    account: usize,
+    submission: Submission,
+    skip_phone_validation: bool,
+    request: Value,
+    now: DateTime<Utc>,
+) -> Result<MessageState, ApiError> {
     // Encrypted numbers cannot be read, so the real gateway does not check them either.
     let check_phones = !skip_phone_validation && !submission.is_encrypted;
     if check_phones && submission.phone_numbers.iter().any(|n| !is_e164(n)) {
@@ -471,7 +555,7 @@ async fn send_message(
         _ => None,
     };
 
-    let ((id, state), earlier) = {
+    let (state, earlier) = {
         let mut store = shared.store();
         let id = match submission.id {
             Some(id) => id,
@@ -485,7 +569,7 @@ async fn send_message(
         let message = Message {
             account,
             id,
-            device_id: device.id.clone(),
+            device_id: shared.accounts[account].device.id.clone(),
             phone_numbers: submission.phone_numbers,
             content: submission.content,
             sim_number: submission.sim_number,
@@ -501,23 +585,21 @@ async fn send_message(
         };
         let next_due = store.next_due();
         let message = store.insert(message).map_err(|Duplicate| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "message with the same ID already exists",
-            )
+            let message = match shared.personality {
+                Personality::Cloud => "message with the same ID already exists",
+                Personality::Local => local::DUPLICATE_ID,
+            };
+            ApiError::new(StatusCode::CONFLICT, message)
         })?;
-        let reply = (
-            message.id.clone(),
-            message.to_state(message.lifecycle.snapshot(now), false),
-        );
+        let state = message.to_state(message.lifecycle.snapshot(now), false, shared.personality);
         // The webhook task sleeps until the earliest transition; waking it for every message
         // would cost a wake-up per submit under load, so only when the earliest one changed.
-        (reply, store.next_due() != next_due)
+        (state, store.next_due() != next_due)
     };
     if earlier {
         shared.timeline_changed.notify_one();
     }
-    tracing::debug!(%id, "simulator accepted a message");
+    tracing::debug!(id = %state.id, "simulator accepted a message");
 
     if let Some(delay) = stall {
         let mut closing = shared.closing.subscribe();
@@ -526,22 +608,7 @@ async fn send_message(
             _ = closing.wait_for(|closing| *closing) => {}
         }
     }
-    let location = HeaderValue::try_from(format!(
-        "{API_PREFIX}/messages/{}",
-        encode_path_segment(&id)
-    ))
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to handle request",
-        )
-    })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(state),
-    )
-        .into_response())
+    Ok(state)
 }
 
 /// Client-chosen ids may hold any character; everything outside RFC 3986's unreserved set is
@@ -623,7 +690,13 @@ async fn list_messages(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|m| m.to_state(m.lifecycle.snapshot(now), include_content))
+        .map(|m| {
+            m.to_state(
+                m.lifecycle.snapshot(now),
+                include_content,
+                shared.personality,
+            )
+        })
         .collect();
     Ok((
         [(HeaderName::from_static("x-total-count"), total.to_string())],
@@ -644,9 +717,11 @@ async fn get_message(
     let id = path(id)?;
     let store = shared.store();
     let message = store.get(account, &id).ok_or_else(message_not_found)?;
-    Ok(Json(
-        message.to_state(message.lifecycle.snapshot(Utc::now()), false),
-    ))
+    Ok(Json(message.to_state(
+        message.lifecycle.snapshot(Utc::now()),
+        false,
+        shared.personality,
+    )))
 }
 
 async fn cancel_message(
@@ -665,7 +740,7 @@ async fn cancel_message(
             .map_err(|NotPending| ApiError::new(StatusCode::CONFLICT, "message is not pending"))?;
         // The phone confirms at once (see `Lifecycle::cancel`), so the event is due now.
         (
-            message.to_state(snapshot, false),
+            message.to_state(snapshot, false, shared.personality),
             events::transition_events(message, ProcessingState::Cancelled, now),
         )
     };
@@ -691,16 +766,24 @@ struct WebhookRequest {
     event: Option<String>,
 }
 
+/// Whether `url` is https, and its authority (host and port), when it is an http or https URL
+/// a phone could call at all.
+fn webhook_target(url: &str) -> Option<(bool, &str)> {
+    if url.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let (https, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://")?),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    (!authority.is_empty()).then_some((https, authority))
+}
+
 /// Phones deliver webhooks only over TLS, so the real API refuses anything but https; plain
 /// http is let through only when the configuration allows it.
 fn is_webhook_url(url: &str, allow_http: bool) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://").filter(|_| allow_http));
-    rest.is_some_and(|rest| {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        !host.is_empty() && !url.chars().any(char::is_whitespace)
-    })
+    webhook_target(url).is_some_and(|(https, _)| https || allow_http)
 }
 
 async fn add_webhook(
@@ -772,7 +855,7 @@ async fn inspect_messages(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>>
         store
             .messages()
             .map(|m| {
-                let state = m.to_state(m.lifecycle.snapshot(now), false);
+                let state = m.to_state(m.lifecycle.snapshot(now), false, shared.personality);
                 json!({
                     "id": m.id,
                     "account": shared.accounts[m.account].username,

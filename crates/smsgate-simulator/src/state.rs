@@ -15,6 +15,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use super::Personality;
+
 /// Oldest messages are forgotten beyond this, like the real gateway's retention, so a
 /// long-running standalone simulator under load does not grow without bound.
 const MAX_MESSAGES: usize = 100_000;
@@ -239,8 +241,13 @@ impl Lifecycle {
 }
 
 impl Message {
-    /// The `MessageState` JSON of the 3rd-party API.
-    pub(super) fn to_state(&self, snapshot: Snapshot, include_content: bool) -> MessageState {
+    /// The `MessageState` JSON of the personality's API.
+    pub(super) fn to_state(
+        &self,
+        snapshot: Snapshot,
+        include_content: bool,
+        personality: Personality,
+    ) -> MessageState {
         let recipients = self
             .phone_numbers
             .iter()
@@ -268,7 +275,7 @@ impl Message {
             is_hashed: false,
             is_encrypted: self.is_encrypted,
             recipients,
-            states: History(snapshot.history),
+            states: History(snapshot.history, personality),
             text_message,
             data_message,
         }
@@ -278,7 +285,7 @@ impl Message {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MessageState {
-    id: String,
+    pub id: String,
     device_id: String,
     pub state: ProcessingState,
     is_hashed: bool,
@@ -310,14 +317,15 @@ struct DataMessage {
     port: u16,
 }
 
-/// `{"Pending": "2025-07-15T12:30:45Z", ...}` in the order the states were reached.
-struct History(Vec<(ProcessingState, DateTime<Utc>)>);
+/// `{"Pending": "2025-07-15T12:30:45Z", ...}` in the order the states were reached, the times
+/// written as the personality writes them.
+struct History(Vec<(ProcessingState, DateTime<Utc>)>, Personality);
 
 impl Serialize for History {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (state, at) in &self.0 {
-            map.serialize_entry(state.as_str(), &rfc3339(*at))?;
+            map.serialize_entry(state.as_str(), &self.1.format_time(*at))?;
         }
         map.end()
     }
@@ -325,6 +333,12 @@ impl Serialize for History {
 
 pub(super) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Device-local time with its offset and milliseconds, as the app's Gson writes it
+/// ("2024-06-22T15:46:11.000+07:00"); the simulated phone lives in UTC.
+pub(super) fn phone_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -581,4 +595,17 @@ pub(super) fn new_id() -> String {
     (0..21)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
+}
+
+/// 32 lowercase hex digits, the shape of a phone's Local-mode device id: the app writes the
+/// hash of its model name sign-extended to 64 bits, then its install time in milliseconds
+/// ("ffffffffceb0b1db0000018e937c815b"). A random hash keeps the phones of several accounts
+/// apart.
+pub(super) fn new_phone_id(installed_at: DateTime<Utc>) -> String {
+    let model_hash = i64::from(rand::rng().random::<i32>());
+    format!(
+        "{:016x}{:016x}",
+        model_hash.cast_unsigned(),
+        installed_at.timestamp_millis().cast_unsigned()
+    )
 }

@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 
+mod local;
+
 const STEP: Duration = Duration::from_millis(20);
 /// Long enough that a message stays Pending for the whole test.
 const FOREVER: Duration = Duration::from_secs(600);
@@ -47,20 +49,22 @@ impl Reply {
 struct Client {
     addr: SocketAddr,
     auth: Option<(String, String)>,
+    /// The personality's API base path.
+    api: &'static str,
 }
 
 impl Client {
     fn with_auth(&self, username: &str, password: &str) -> Self {
         Self {
-            addr: self.addr,
             auth: Some((username.into(), password.into())),
+            ..self.clone()
         }
     }
 
     fn anonymous(&self) -> Self {
         Self {
-            addr: self.addr,
             auth: None,
+            ..self.clone()
         }
     }
 
@@ -130,11 +134,11 @@ impl Client {
     }
 
     async fn submit(&self, body: &Value) -> Reply {
-        self.post("/3rdparty/v1/messages", body).await
+        self.post(&format!("{}/messages", self.api), body).await
     }
 
     async fn message(&self, id: &str) -> Reply {
-        self.get(&format!("/3rdparty/v1/messages/{id}")).await
+        self.get(&format!("{}/messages/{id}", self.api)).await
     }
 
     /// Polls until the message reaches `state`, then returns its MessageState.
@@ -158,6 +162,7 @@ impl Client {
 }
 
 async fn start(config: SimulatorConfig) -> Client {
+    let api = config.mode.api_prefix();
     let simulator = Simulator::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -165,6 +170,7 @@ async fn start(config: SimulatorConfig) -> Client {
     Client {
         addr,
         auth: Some(("demo".into(), "demo1234".into())),
+        api,
     }
 }
 
@@ -251,9 +257,6 @@ async fn requests_without_valid_credentials_get_401() {
             .await;
         assert_eq!(reply.status, 401, "{header}");
     }
-    let health = client.anonymous().get("/3rdparty/v1/health").await;
-    assert_eq!(health.status, 200);
-    assert_eq!(health.json(), json!({ "status": "pass" }));
 }
 
 #[tokio::test]
@@ -747,6 +750,7 @@ async fn shutdown_releases_stalled_requests() {
     let client = Client {
         addr,
         auth: Some(("demo".into(), "demo1234".into())),
+        api: Personality::Cloud.api_prefix(),
     };
     let stalled = tokio::spawn({
         let client = client.clone();
@@ -1171,6 +1175,7 @@ fn password_comparison_checks_every_byte() {
     assert!(!constant_time_eq(b"demo", b"demo\0"));
 }
 
+/// Also used by the Local personality's tests.
 mod webhooks {
     use std::collections::{HashSet, VecDeque};
     use std::sync::{Arc, Mutex};
@@ -1190,22 +1195,22 @@ mod webhooks {
     /// A webhook endpoint that records every request and answers with the next status of its
     /// script, 200 once the script is used up.
     #[derive(Clone)]
-    struct Receiver {
+    pub(super) struct Receiver {
         addr: SocketAddr,
         calls: Arc<Mutex<Vec<Call>>>,
         script: Arc<Mutex<VecDeque<u16>>>,
     }
 
     #[derive(Clone)]
-    struct Call {
-        path: String,
+    pub(super) struct Call {
+        pub(super) path: String,
         headers: HeaderMap,
         body: Bytes,
         at: Instant,
     }
 
     impl Call {
-        fn json(&self) -> Value {
+        pub(super) fn json(&self) -> Value {
             serde_json::from_slice(&self.body).unwrap()
         }
 
@@ -1231,7 +1236,7 @@ mod webhooks {
     }
 
     impl Receiver {
-        async fn start(script: &[u16]) -> Self {
+        pub(super) async fn start(script: &[u16]) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let receiver = Self {
                 addr: listener.local_addr().unwrap(),
@@ -1243,7 +1248,7 @@ mod webhooks {
             receiver
         }
 
-        fn url(&self, path: &str) -> String {
+        pub(super) fn url(&self, path: &str) -> String {
             format!("http://{}{path}", self.addr)
         }
 
@@ -1264,7 +1269,7 @@ mod webhooks {
         }
 
         /// Waits for `count` calls, then checks that no more follow for a while.
-        async fn expect(&self, count: usize) -> Vec<Call> {
+        pub(super) async fn expect(&self, count: usize) -> Vec<Call> {
             self.wait_for(count).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             let calls = self.calls();
@@ -1282,7 +1287,7 @@ mod webhooks {
     }
 
     /// "demo" signs its webhooks, "other" does not.
-    fn webhook_config(rules: Vec<OutcomeRule>) -> SimulatorConfig {
+    pub(super) fn webhook_config(rules: Vec<OutcomeRule>) -> SimulatorConfig {
         SimulatorConfig {
             accounts: vec![
                 account("demo", "demo1234", Some(KEY)),
@@ -1300,10 +1305,10 @@ mod webhooks {
     }
 
     impl Client {
-        async fn register(&self, event: &str, url: &str) -> String {
+        pub(super) async fn register(&self, event: &str, url: &str) -> String {
             let reply = self
                 .post(
-                    "/3rdparty/v1/webhooks",
+                    &format!("{}/webhooks", self.api),
                     &json!({ "url": url, "event": event }),
                 )
                 .await;
@@ -1329,7 +1334,7 @@ mod webhooks {
     }
 
     /// Checks the signature the way a receiver would, independently of the simulator's code.
-    fn assert_signed(call: &Call) {
+    pub(super) fn assert_signed(call: &Call) {
         let timestamp = call.header("x-timestamp").expect("X-Timestamp");
         let seconds: i64 = timestamp.parse().unwrap();
         assert!((Utc::now().timestamp() - seconds).abs() < 60, "{timestamp}");
