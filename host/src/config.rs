@@ -14,6 +14,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 pub use crate::delivery::{DeliveryConfig, StoreKind};
+use crate::gateway::GatewayMode;
 use crate::ids::MessageIdFormat;
 use sms_text::{AlphabetChoices, DefaultAlphabet, Ia5Alphabet};
 pub use smsgate_plugin_host::PluginsConfig;
@@ -161,7 +162,11 @@ impl SmppConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// An SMSGate server's API (`…/3rdparty/v1`: Cloud or Private) or a phone's
+    /// (`http://<phone-ip>:8080`: Local mode).
     pub api_base_url: String,
+    /// Which of the two `api_base_url` serves; `auto` tells from its answers.
+    pub mode: GatewayMode,
     /// Public base URL of this server's webhook endpoint (used by the delivery path).
     pub webhook_base_url: Option<String>,
     #[serde(with = "humantime_serde")]
@@ -174,6 +179,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             api_base_url: "https://api.sms-gate.app/3rdparty/v1".into(),
+            mode: GatewayMode::Auto,
             webhook_base_url: None,
             timeout: Duration::from_secs(60),
             retries: 2,
@@ -616,9 +622,11 @@ mod tests {
                 ("GATEWAY__API_BASE_URL", "http://127.0.0.1:9/3rdparty/v1"),
                 ("SMPP__DEFAULT_ALPHABET", "latin1"),
                 ("SMPP__IA5_ALPHABET", "GSM7"),
+                ("GATEWAY__MODE", "local"),
             ],
         )
         .unwrap();
+        assert_eq!(c.gateway.mode, GatewayMode::Local);
         assert_eq!(c.smpp.bind_address.to_string(), "0.0.0.0:2775");
         assert_eq!(c.smpp.window, 8);
         assert_eq!(c.smpp.source_ton, 5);
@@ -646,6 +654,7 @@ mod tests {
                 "smpp.default_alphabet",
             ),
             (&[("SMPP__IA5_ALPHABET", "latin1")], "smpp.ia5_alphabet"),
+            (&[("GATEWAY__MODE", "phone")], "gateway.mode"),
             (
                 &[("SMPP__SYSTEM_ID", "A_SYSTEM_ID_TOO_LONG")],
                 "smpp.system_id",

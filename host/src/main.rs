@@ -113,9 +113,31 @@ enum Command {
 #[derive(clap::Args, Clone)]
 struct SimulatorServeArgs {
     /// Address to listen on (default: simulator.listen, 127.0.0.1:3100); the API is under
-    /// /3rdparty/v1 and the inspection API under /simulator/v1.
+    /// /3rdparty/v1 (at the root with --mode local) and the inspection API under
+    /// /simulator/v1.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Serve an SMSGate server's API (cloud) or the phone's own (local, SMSGate's Local mode);
+    /// default: simulator.mode, cloud.
+    #[arg(long, value_enum)]
+    mode: Option<SimulatorMode>,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimulatorMode {
+    Cloud,
+    Local,
+}
+
+#[cfg(feature = "simulator")]
+impl From<SimulatorMode> for simulator::Personality {
+    fn from(mode: SimulatorMode) -> Self {
+        match mode {
+            SimulatorMode::Cloud => simulator::Personality::Cloud,
+            SimulatorMode::Local => simulator::Personality::Local,
+        }
+    }
 }
 
 #[cfg(feature = "simulator")]
@@ -394,7 +416,10 @@ async fn stats_from_server(admin: &AdminConfig) -> anyhow::Result<Vec<AccountSta
 
 #[cfg(feature = "simulator")]
 async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow::Result<()> {
-    let config = Config::load(config.config.as_deref())?;
+    let mut config = Config::load(config.config.as_deref())?;
+    if let Some(mode) = args.mode {
+        config.simulator.mode = mode.into();
+    }
     let (listen, source) = match args.listen {
         Some(listen) => (listen, "--listen"),
         None => (config.simulator.listen, "simulator.listen"),
@@ -403,7 +428,12 @@ async fn serve_simulator(args: SimulatorServeArgs, config: &ConfigArg) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("{source}: cannot listen on {listen}: {e}"))?;
     let shutdown = signal_shutdown();
-    tracing::info!(address = %listen, "SMSGate simulator listening");
+    tracing::info!(
+        address = %listen,
+        api = %format!("http://{listen}{}", config.simulator.mode.api_prefix()),
+        mode = %config.simulator.mode,
+        "SMSGate simulator listening"
+    );
     Simulator::new(config.simulator)
         .serve(socket, async move { shutdown.cancelled().await })
         .await?;

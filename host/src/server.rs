@@ -34,8 +34,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         &config.gateway.api_base_url,
         config.gateway.timeout,
         config.gateway.retries,
-    )?;
-    info!(api = %config.gateway.api_base_url, "gateway");
+    )?
+    .with_mode(config.gateway.mode);
+    info!(api = %config.gateway.api_base_url, mode = %config.gateway.mode, "gateway");
+    background.spawn(decide_mode(gateway.clone(), shutdown.clone()));
     let plugins = Arc::new(Plugins::load(&config.plugins)?);
     plugins.spawn_reloader(shutdown.clone());
     crate::metrics::get().watch_plugins(Arc::clone(&plugins));
@@ -146,7 +148,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 #[cfg(feature = "simulator")]
 pub async fn run_simulated(mut config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let (address, simulator) = start_simulator(&config, &shutdown).await?;
-    config.gateway.api_base_url = format!("http://{address}/3rdparty/v1");
+    config.gateway.api_base_url = format!("http://{address}{}", config.simulator.mode.api_prefix());
     // The simulated phone posts its webhooks straight back to this server, so receipts and
     // incoming SMS work without any setting.
     if config.gateway.webhook_base_url.is_none() {
@@ -200,6 +202,17 @@ async fn bind_simulator(wanted: std::net::SocketAddr) -> anyhow::Result<tokio::n
     tokio::net::TcpListener::bind((wanted.ip(), 0))
         .await
         .map_err(|e| anyhow::anyhow!("simulator.listen: cannot listen on {wanted}: {e}"))
+}
+
+/// Tells the gateway's API now, so the log says at start-up which one the binds will meet; a
+/// gateway that does not answer yet is looked at again at the first bind.
+async fn decide_mode(gateway: Gateway, shutdown: Shutdown) {
+    tokio::select! {
+        decided = gateway.api() => if let Err(e) = decided {
+            warn!(error = %e, "gateway mode not known yet; it is told at the first bind");
+        },
+        () = shutdown.cancelled() => {}
+    }
 }
 
 async fn sweep_concatenations(submitter: Arc<Submitter>, shutdown: Shutdown) {

@@ -18,6 +18,7 @@ mod gateway_status;
 mod http_limits;
 mod languages;
 mod malformed;
+mod modes;
 mod monitoring;
 mod multi;
 mod plugins;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smpp_codec::status::ESME_ROK;
+pub use smsgate_simulator::Personality;
 use tokio::net::TcpStream;
 
 use crate::client::{BindKind, Client};
@@ -44,6 +45,16 @@ const CONFIG_PREFIXES: [&str; 7] = [
     "SIMULATOR__",
     "PLUGINS__",
 ];
+
+/// Which API the simulator serves when a test does not say: `SMSGATE_E2E_GATEWAY=local` runs
+/// the tests against the phone's own API (SMSGate's Local mode), anything else against an
+/// SMSGate server's. The server is left to tell which from the answers (`gateway.mode` auto).
+fn personality_from_env() -> Personality {
+    match std::env::var("SMSGATE_E2E_GATEWAY").as_deref() {
+        Ok("local") => Personality::Local,
+        _ => Personality::Cloud,
+    }
+}
 
 /// What the simulator does with messages to numbers matching a rule's pattern.
 pub enum Outcome {
@@ -165,6 +176,7 @@ pub struct Setup {
     webhooks: bool,
     signing_key: Option<String>,
     start_timeout: Duration,
+    personality: Personality,
 }
 
 impl Default for Setup {
@@ -184,7 +196,14 @@ impl Setup {
             webhooks: false,
             signing_key: None,
             start_timeout: START_TIMEOUT,
+            personality: personality_from_env(),
         }
+    }
+
+    /// The simulator serves this API whatever `SMSGATE_E2E_GATEWAY` says.
+    pub fn personality(mut self, personality: Personality) -> Self {
+        self.personality = personality;
+        self
     }
 
     /// Time the simulator keeps a message in each of Pending, Processed and Sent.
@@ -253,11 +272,11 @@ impl Setup {
             .map(|key| format!("signing_key = {key:?}\n"))
             .unwrap_or_default();
         let mut toml = format!(
-            "[simulator]\nstep_delay = {:?}\n\n\
+            "[simulator]\nmode = \"{}\"\nstep_delay = {:?}\n\n\
              [[simulator.accounts]]\nusername = {DEMO_USER:?}\npassword = {DEMO_PASSWORD:?}\n\
              {demo_key}\n\
              [[simulator.accounts]]\nusername = {LONG_USER:?}\npassword = {LONG_PASSWORD:?}\n",
-            self.step_delay
+            self.personality, self.step_delay
         );
         for (username, password) in &self.accounts {
             let _ = write!(
@@ -292,6 +311,7 @@ impl Setup {
             .build()
             .expect("http client");
 
+        let api = self.personality.api_prefix();
         let (simulator, sim) = start_with_retry("simulator", &dir, &http, START_TIMEOUT, |log| {
             let port = free_port();
             let mut cmd = command();
@@ -300,7 +320,7 @@ impl Setup {
                 .arg(local(port).to_string())
                 .arg("--config")
                 .arg(&config);
-            let url = format!("http://{}/3rdparty/v1/health", local(port));
+            let url = format!("http://{}{api}/health", local(port));
             (Proc::spawn(cmd, log), url, local(port))
         })
         .await;
@@ -324,9 +344,13 @@ pub struct SimulatorOnly {
 }
 
 impl SimulatorOnly {
-    /// The id of the account's one device, as `GET /devices` lists it.
+    /// The id of the account's one device, as `GET /devices` (the phone: `GET /device`)
+    /// lists it.
     pub async fn device_id(&self, username: &str, password: &str) -> String {
-        let url = format!("http://{}/3rdparty/v1/devices", self.sim);
+        let url = match self.setup.personality {
+            Personality::Cloud => format!("http://{}/3rdparty/v1/devices", self.sim),
+            Personality::Local => format!("http://{}/device", self.sim),
+        };
         let devices: Value = self
             .http
             .get(&url)
@@ -366,7 +390,7 @@ impl SimulatorOnly {
                     ("ADMIN__ADDRESS".into(), local(admin).to_string().into()),
                     (
                         "GATEWAY__API_BASE_URL".into(),
-                        format!("http://{sim}/3rdparty/v1").into(),
+                        format!("http://{sim}{}", setup.personality.api_prefix()).into(),
                     ),
                     ("GATEWAY__TIMEOUT".into(), "5s".into()),
                     (
@@ -400,6 +424,7 @@ impl SimulatorOnly {
             .await;
 
         Harness {
+            personality: setup.personality,
             smpp: addrs.0,
             tls: tls_files.as_ref().map(|_| addrs.1),
             certificate: tls_files.map(|f| f.der),
@@ -523,6 +548,8 @@ fn write_certificate(dir: &Path) -> CertificateFiles {
 
 /// A running simulator and server. Both are killed on drop; a failing test prints their logs.
 pub struct Harness {
+    /// The API the simulator serves.
+    pub personality: Personality,
     pub smpp: SocketAddr,
     pub tls: Option<SocketAddr>,
     /// DER of the server's self-signed certificate when TLS is on.
@@ -564,6 +591,15 @@ impl Harness {
         let resp = esme.bind(BindKind::Transceiver, system_id, password).await;
         assert_eq!(resp.status, ESME_ROK, "{system_id}: {resp:?}");
         esme
+    }
+
+    /// The simulator's counter key of the bind check answered `status`: `GET /devices 200` on
+    /// an SMSGate server, `GET /device 200` on the phone.
+    pub fn bind_check(&self, status: u16) -> String {
+        match self.personality {
+            Personality::Cloud => format!("GET /devices {status}"),
+            Personality::Local => format!("GET /device {status}"),
+        }
     }
 
     /// A connection bound with the demo account.
@@ -841,7 +877,11 @@ impl Harness {
 
     /// The webhooks registered on the simulator for the demo account.
     pub async fn registered_webhooks(&self) -> Vec<Value> {
-        let url = format!("http://{}/3rdparty/v1/webhooks", self.sim);
+        let url = format!(
+            "http://{}{}/webhooks",
+            self.sim,
+            self.personality.api_prefix()
+        );
         let value: Value = self
             .http
             .get(&url)

@@ -1,11 +1,12 @@
-//! Does the gateway answer, how fast, does its clock agree with ours (webhook signatures allow
-//! five minutes either way), and does it accept the account an ESME would bind with.
+//! Does the gateway answer, how fast, which API it serves (an SMSGate server, or the phone's own
+//! in Local mode), does its clock agree with ours (webhook signatures allow five minutes either
+//! way), and does it accept the account an ESME would bind with.
 
 use std::time::{Duration, Instant};
 
 use super::{Check, took};
 use crate::config::Config;
-use crate::gateway::{Credentials, Gateway, GatewayError};
+use crate::gateway::{Api, Credentials, Decision, Gateway, GatewayError, GatewayMode};
 
 /// Beyond this a gateway answer is slow enough for ESMEs to notice in their submit latency.
 const SLOW: Duration = Duration::from_secs(2);
@@ -13,7 +14,9 @@ const SLOW: Duration = Duration::from_secs(2);
 const SIGNATURE_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 const CLOCK_WARNING: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
-pub async fn check(config: &Config, account: Option<&Credentials>) -> Vec<Check> {
+/// The checks, and the API the gateway serves when that could be told (the webhook checks
+/// depend on it).
+pub async fn check(config: &Config, account: Option<&Credentials>) -> (Vec<Check>, Option<Api>) {
     let base = config.gateway.api_base_url.trim_end_matches('/');
     let mut checks = Vec::new();
     match health(base, config.gateway.timeout).await {
@@ -23,8 +26,75 @@ pub async fn check(config: &Config, account: Option<&Credentials>) -> Vec<Check>
         }
         Err(unreachable) => checks.push(unreachable),
     }
-    checks.push(credentials(config, account).await);
-    checks
+    let gateway = match Gateway::new(&config.gateway.api_base_url, config.gateway.timeout, 0) {
+        Ok(gateway) => gateway.with_mode(config.gateway.mode),
+        Err(e) => {
+            checks.push(Check::failed(
+                "gateway.api_base_url",
+                format!("{e:#}"),
+                "set a valid URL",
+            ));
+            return (checks, None);
+        }
+    };
+    let (mode, api) = mode(config.gateway.mode, gateway.decide().await);
+    checks.push(mode);
+    if let Some(api) = api {
+        checks.push(credentials(&gateway, api, account).await);
+    }
+    (checks, api)
+}
+
+/// What `gateway.mode` says against what the gateway's answers show.
+fn mode(setting: GatewayMode, decided: Result<Decision, GatewayError>) -> (Check, Option<Api>) {
+    const KEY: &str = "gateway.mode";
+    let set = match setting {
+        GatewayMode::Auto => None,
+        GatewayMode::Cloud => Some(Api::Cloud),
+        GatewayMode::Local => Some(Api::Local),
+    };
+    match (set, decided) {
+        (None, Ok(decision)) => (
+            Check::ok(KEY, format!("auto: {} — {}", decision.api, decision.reason)),
+            Some(decision.api),
+        ),
+        (None, Err(e)) => (
+            Check::failed(
+                KEY,
+                format!("auto, and the gateway's API could not be told: {e}"),
+                "set gateway.mode = \"cloud\" (api.sms-gate.app or a Private server) or \"local\" (the phone's own API)",
+            ),
+            None,
+        ),
+        (Some(set), Ok(decision)) if set != decision.api => (
+            Check::failed(
+                KEY,
+                format!(
+                    "{set}, but the gateway serves the {} API: {}",
+                    decision.api, decision.reason
+                ),
+                format!(
+                    "set gateway.mode = \"{}\" or \"auto\", or point gateway.api_base_url at the gateway meant",
+                    decision.api
+                ),
+            ),
+            Some(set),
+        ),
+        (Some(set), Ok(decision)) => (
+            Check::ok(
+                KEY,
+                format!("{set}, as the gateway shows: {}", decision.reason),
+            ),
+            Some(set),
+        ),
+        (Some(set), Err(e)) => (
+            Check::ok(
+                KEY,
+                format!("{set} (set; the gateway's answers could not confirm it: {e})"),
+            ),
+            Some(set),
+        ),
+    }
 }
 
 /// `GET {api_base_url}/health`, which needs no credentials; any HTTP answer shows the
@@ -100,8 +170,9 @@ fn clock(
     }
 }
 
-/// The bind check itself (`GET /devices`) with the account given by `--account`.
-async fn credentials(config: &Config, account: Option<&Credentials>) -> Check {
+/// The bind check itself (`GET /devices`, or `GET /device` on the phone) with the account
+/// given by `--account`.
+async fn credentials(gateway: &Gateway, api: Api, account: Option<&Credentials>) -> Check {
     const NAME: &str = "account";
     let Some(account) = account else {
         return Check::skipped(
@@ -114,18 +185,22 @@ async fn credentials(config: &Config, account: Option<&Credentials>) -> Check {
         Credentials::Basic { username, .. } => username.as_str(),
         Credentials::Bearer { .. } => "token",
     };
-    let gateway = match Gateway::new(&config.gateway.api_base_url, config.gateway.timeout, 0) {
-        Ok(gateway) => gateway,
-        Err(e) => {
-            return Check::failed("gateway.api_base_url", format!("{e:#}"), "set a valid URL");
-        }
+    let (devices, whose) = match api {
+        Api::Cloud => (
+            "GET /devices",
+            "the username and password the SMSGate app shows (Cloud) or your server's account",
+        ),
+        Api::Local => (
+            "GET /device",
+            "the username and password the app shows under Local Server",
+        ),
     };
     let started = Instant::now();
     match gateway.check_credentials(account).await {
         Ok(()) => Check::ok(
             NAME,
             format!(
-                "{user}: accepted by GET /devices in {}",
+                "{user}: accepted by {devices} in {}",
                 took(started.elapsed())
             ),
         ),
@@ -135,7 +210,7 @@ async fn credentials(config: &Config, account: Option<&Credentials>) -> Check {
             Check::failed(
                 NAME,
                 format!("{user}: the gateway refused the credentials ({status}: {message})"),
-                "use the username and password the SMSGate app shows (Cloud) or your server's account; binds with these fail with ESME_RINVPASWD",
+                format!("use {whose}; binds with these fail with ESME_RINVPASWD"),
             )
         }
         Err(e) => Check::failed(NAME, format!("{user}: {e}"), "see the gateway check above"),

@@ -99,8 +99,9 @@ pub async fn examine(config: &Config, account: Option<&Credentials>) -> Vec<Chec
     let running = crate::probe::ready(config).await;
     let mut checks = listen::check(config, running.is_ok());
     checks.extend(tls::check(config));
-    checks.extend(gateway::check(config, account).await);
-    checks.extend(webhooks::check(config).await);
+    let (gateway, api) = gateway::check(config, account).await;
+    checks.extend(gateway);
+    checks.extend(webhooks::check(config, api).await);
     checks.extend(storage::check(config).await);
     checks.extend(plugins::check(config));
     checks.push(match running {

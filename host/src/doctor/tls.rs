@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::Check;
@@ -112,6 +113,43 @@ fn validity(name: &str, file: &Path, chain: &[X509Certificate]) -> Check {
         Check::warning(name, saw, "renew it soon: it expires within 30 days")
     } else {
         Check::ok(name, saw)
+    }
+}
+
+/// The DNS names and IP addresses the first certificate of a PEM chain was issued for.
+pub(super) fn leaf_names(cert: &Path) -> Result<Vec<String>, String> {
+    let file = cert.display();
+    let der = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{file}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{file}: no certificate in it"))?
+        .map_err(|e| format!("{file}: {e}"))?;
+    let (_, leaf) = X509Certificate::from_der(&der)
+        .map_err(|e| format!("{file}: not an X.509 certificate: {e}"))?;
+    let names = leaf
+        .subject_alternative_name()
+        .map_err(|e| format!("{file}: unreadable subject alternative names: {e}"))?;
+    Ok(names
+        .map(|names| {
+            names
+                .value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(dns) => Some(dns.to_string()),
+                    GeneralName::IPAddress(bytes) => ip_address(bytes).map(|ip| ip.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn ip_address(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Can the phones post receipts and incoming SMS back: the webhook base URL is HTTPS (Android
-//! refuses cleartext), names a public address the phones can reach, resolves, and leads to this
-//! server; and webhooks are signed.
+//! refuses cleartext), names an address the phones can reach (public for Cloud; the LAN will do
+//! for a phone serving its own API in Local mode, whose certificate must then name that
+//! address), resolves, and leads to this server; and webhooks are signed.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,10 +10,13 @@ use reqwest::Url;
 
 use super::Check;
 use crate::config::Config;
+use crate::gateway::Api;
 
 const KEY: &str = "gateway.webhook_base_url";
 
-pub async fn check(config: &Config) -> Vec<Check> {
+/// `api`: what the gateway serves, when the gateway checks could tell.
+pub async fn check(config: &Config, api: Option<Api>) -> Vec<Check> {
+    let local = api == Some(Api::Local);
     let Some(base) = config.gateway.webhook_base_url.as_deref() else {
         return vec![Check::warning(
             KEY,
@@ -20,15 +24,18 @@ pub async fn check(config: &Config) -> Vec<Check> {
             "set it to the public HTTPS address where the phones reach this server's http.address",
         )];
     };
-    let mut checks = vec![url(config, base).await];
+    let mut checks = vec![url(config, base, local).await];
     if checks[0].status == super::Status::Ok {
-        checks.push(reachable(base).await);
+        if local && let Some(names) = certificate(config, base) {
+            checks.push(names);
+        }
+        checks.push(reachable(base, local).await);
     }
     checks.push(signing(config));
     checks
 }
 
-async fn url(config: &Config, base: &str) -> Check {
+async fn url(config: &Config, base: &str, local: bool) -> Check {
     let url = match Url::parse(base) {
         Ok(url) => url,
         Err(e) => {
@@ -68,7 +75,7 @@ async fn url(config: &Config, base: &str) -> Check {
         let reachable = if ip.is_loopback() {
             gateway_on_this_host
         } else {
-            is_public(ip) || gateway_on_the_lan
+            is_public(ip) || gateway_on_the_lan || local
         };
         if !reachable {
             return Check::failed(
@@ -81,6 +88,17 @@ async fn url(config: &Config, base: &str) -> Check {
             );
         }
     }
+    // The phone's own API registers only https:// URLs and http://127.0.0.1 (the app's
+    // WebHooksService), whatever the name resolves to.
+    if local && url.scheme() != "https" && host != "127.0.0.1" {
+        return Check::failed(
+            KEY,
+            format!("{base}: plain http, which the phone (Local mode) refuses to register"),
+            format!(
+                "serve HTTPS (http.tls_cert / http.tls_key) with a certificate for {host} the phone trusts — SMSGate's CA issues them for private addresses — or put a reverse proxy with one in front, and use https://"
+            ),
+        );
+    }
     // Android allows cleartext HTTP to this device only.
     if url.scheme() != "https" && !addresses.iter().all(IpAddr::is_loopback) {
         return Check::failed(
@@ -92,9 +110,62 @@ async fn url(config: &Config, base: &str) -> Check {
     Check::ok(KEY, format!("{base}: resolves to {}", list(&addresses)))
 }
 
+/// When this server serves the HTTPS the phone posts to, its certificate must name the host of
+/// the URL: a phone on the LAN reaches it by a private address, which public CAs do not issue
+/// certificates for.
+fn certificate(config: &Config, base: &str) -> Option<Check> {
+    const NAME: &str = "webhook certificate";
+    let cert = config.http.tls_cert.as_deref()?;
+    let host = Url::parse(base)
+        .ok()?
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    if !base.starts_with("https://") {
+        return None;
+    }
+    Some(match super::tls::leaf_names(cert) {
+        Err(e) => Check::failed(NAME, e, "point http.tls_cert at the PEM certificate chain"),
+        Ok(names) if names.iter().any(|name| names_host(name, &host)) => Check::ok(
+            NAME,
+            format!(
+                "{}: names {host}, the address the phone posts to",
+                cert.display()
+            ),
+        ),
+        Ok(names) => Check::failed(
+            NAME,
+            format!(
+                "{}: names {}, not {host}, which the webhook URL gives the phone",
+                cert.display(),
+                if names.is_empty() {
+                    "nothing".into()
+                } else {
+                    names.join(", ")
+                }
+            ),
+            format!(
+                "get a certificate for {host} (for a private address: `smsgate-ca webhooks {host}` from SMSGate's CA, which the app trusts from version 1.31), or use a name the certificate has"
+            ),
+        ),
+    })
+}
+
+/// A subject alternative name matches the host exactly or, for `*.example.com`, one label.
+fn names_host(name: &str, host: &str) -> bool {
+    match name.strip_prefix("*.") {
+        Some(domain) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(domain)),
+        None => name.eq_ignore_ascii_case(host),
+    }
+}
+
 /// Through the URL the phones use, this server's readiness answers: the port is open, a
-/// proxy forwards it, and it is this kind of server.
-async fn reachable(base: &str) -> Check {
+/// proxy forwards it, and it is this kind of server. A phone in Local mode may trust a
+/// certificate this host does not (SMSGate's CA is built into the app), so there an untrusted
+/// certificate is only a warning.
+async fn reachable(base: &str, local: bool) -> Check {
     let url = format!("{}/health/ready", base.trim_end_matches('/'));
     let answer = async {
         let client = crate::tls::http_client()
@@ -115,6 +186,14 @@ async fn reachable(base: &str) -> Check {
             format!("{url} answered {status}, not this server's readiness"),
             "forward the URL's path to this server's http.address unchanged",
         ),
+        Err(e) if local && is_untrusted_certificate(e.as_ref()) => Check::warning(
+            "webhook reachability",
+            format!(
+                "{url}: this host does not trust the certificate: {}",
+                crate::gateway::error_chain(e.as_ref())
+            ),
+            "expected with a certificate from SMSGate's CA, which the app trusts and this host does not; otherwise use one the phone trusts",
+        ),
         Err(e) => Check::failed(
             "webhook reachability",
             format!(
@@ -124,6 +203,11 @@ async fn reachable(base: &str) -> Check {
             "open the port, or point the reverse proxy at http.address; the server must be running for this check",
         ),
     }
+}
+
+fn is_untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let chain = crate::gateway::error_chain(e);
+    chain.contains("UnknownIssuer") || chain.contains("invalid peer certificate")
 }
 
 fn signing(config: &Config) -> Check {
@@ -192,5 +276,15 @@ mod tests {
         for public in ["203.0.113.7", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {
             assert!(is_public(&public.parse().unwrap()), "{public}");
         }
+    }
+
+    #[test]
+    fn certificate_names_match_hosts_as_tls_clients_match_them() {
+        assert!(names_host("192.168.1.10", "192.168.1.10"));
+        assert!(names_host("SMS.example.com", "sms.example.com"));
+        assert!(names_host("*.example.com", "sms.example.com"));
+        assert!(!names_host("*.example.com", "a.sms.example.com"));
+        assert!(!names_host("*.example.com", "example.com"));
+        assert!(!names_host("192.168.1.10", "192.168.1.11"));
     }
 }

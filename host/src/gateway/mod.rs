@@ -2,8 +2,10 @@
 //! front needs, and retries that can never send a message twice (the server picks the message
 //! id, so a retry after a timeout is recognised by the gateway as the same message).
 
+mod mode;
 mod status_map;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -14,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::metrics;
 
+pub use mode::{Api, Decision, GatewayMode};
 pub use status_map::{bind_status, cancel_status, query_status, submit_status};
 
 /// Whose SMSGate account a call is made for. Debug never shows the secret.
@@ -62,10 +65,31 @@ pub struct OutgoingMessage {
     /// Seconds the message may wait for the phone; conflicts with `valid_until`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "with_milliseconds"
+    )]
     pub valid_until: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "with_milliseconds"
+    )]
     pub schedule_at: Option<DateTime<Utc>>,
+}
+
+/// Times as `2026-12-05T06:21:54.000Z`: the phone (Local mode) reads dates with Gson's pattern
+/// `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`, which wants the milliseconds; SMSGate servers read any
+/// RFC 3339 time, this one included.
+fn with_milliseconds<S: serde::Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => {
+            serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        None => serializer.serialize_none(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,6 +159,9 @@ pub enum GatewayError {
     Network(String),
     #[error("gateway answer could not be read: {0}")]
     Decode(String),
+    /// The gateway's API has no such operation (the phone's cannot cancel); nothing was sent.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl GatewayError {
@@ -149,6 +176,7 @@ impl GatewayError {
         match self {
             GatewayError::Http { status, .. } => status.is_server_error(),
             GatewayError::Timeout(_) | GatewayError::Network(_) | GatewayError::Decode(_) => true,
+            GatewayError::Unsupported(_) => false,
         }
     }
 }
@@ -170,6 +198,11 @@ pub struct Gateway {
     base: Url,
     timeout: Duration,
     retries: u32,
+    mode: GatewayMode,
+    /// This base URL's API once known; a cell per client so that the hot path reads it
+    /// without a lock.
+    api: Arc<tokio::sync::OnceCell<Api>>,
+    decided: mode::Decided,
 }
 
 impl Gateway {
@@ -184,14 +217,25 @@ impl Gateway {
             base,
             timeout,
             retries,
+            mode: GatewayMode::Auto,
+            api: Arc::default(),
+            decided: mode::Decided::default(),
         })
     }
 
-    /// The same client (and connection pool) for another SMSGate server, for tenants whose
-    /// accounts live on a private server.
+    /// `gateway.mode`: which API to speak, or `Auto` to tell from the gateway's answers.
+    pub fn with_mode(self, mode: GatewayMode) -> Self {
+        Gateway { mode, ..self }
+    }
+
+    /// The same client (and connection pool) for another gateway, for tenants whose accounts
+    /// live on a private server or on a phone of their own (Local mode).
     pub fn with_base_url(&self, api_base_url: &str) -> anyhow::Result<Self> {
+        let base = Url::parse(api_base_url)?;
+        let api = tokio::sync::OnceCell::new_with(self.decided.get(&base));
         Ok(Gateway {
-            base: Url::parse(api_base_url)?,
+            base,
+            api: Arc::new(api),
             ..self.clone()
         })
     }
@@ -200,9 +244,58 @@ impl Gateway {
         self.base.as_str()
     }
 
-    /// The bind check: any call that needs valid credentials; `GET /devices` is the cheapest.
+    /// The API this gateway serves: as `gateway.mode` says, or told from its answers the
+    /// first time (a failed look is tried again at the next call).
+    pub async fn api(&self) -> Result<Api, GatewayError> {
+        match self.mode {
+            GatewayMode::Cloud => Ok(Api::Cloud),
+            GatewayMode::Local => Ok(Api::Local),
+            GatewayMode::Auto => self
+                .api
+                .get_or_try_init(|| async {
+                    if let Some(api) = self.decided.get(&self.base) {
+                        return Ok(api);
+                    }
+                    let decision = self.decide().await?;
+                    info!(api = %self.base, mode = %decision.api, reason = %decision.reason, "gateway mode");
+                    self.decided.insert(&self.base, decision.api);
+                    Ok(decision.api)
+                })
+                .await
+                .copied(),
+        }
+    }
+
+    /// Tells an SMSGate server from a phone by the base URL's path, or else by the checks its
+    /// health answer (which needs no credentials) lists.
+    pub async fn decide(&self) -> Result<Decision, GatewayError> {
+        if let Some(decision) = mode::from_url(&self.base) {
+            return Ok(decision);
+        }
+        let url = self.endpoint(&["health"]);
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let body = self.read_answer(response).await?;
+        mode::from_health(&body).ok_or_else(|| {
+            GatewayError::Decode(format!(
+                "{url} answered {status} without the health checks that tell an SMSGate server from a phone; set gateway.mode"
+            ))
+        })
+    }
+
+    /// The bind check: the cheapest call that needs valid credentials, the device list
+    /// (`GET /devices` on a server, `GET /device` on the phone).
     pub async fn check_credentials(&self, creds: &Credentials) -> Result<(), GatewayError> {
-        self.call("ping", creds, Method::GET, &["devices"], None::<&()>)
+        let devices = match self.api().await? {
+            Api::Cloud => "devices",
+            Api::Local => "device",
+        };
+        self.call("ping", creds, Method::GET, &[devices], None::<&()>)
             .await
             .map(|_| ())
     }
@@ -285,7 +378,13 @@ impl Gateway {
         serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
     }
 
+    /// `DELETE /messages/{id}`; the phone's API has no such route.
     pub async fn cancel_message(&self, creds: &Credentials, id: &str) -> Result<(), GatewayError> {
+        if self.api().await? == Api::Local {
+            return Err(GatewayError::Unsupported(
+                "the phone's API (SMSGate Local mode) cannot cancel messages",
+            ));
+        }
         self.call(
             "cancel_sms",
             creds,
@@ -318,6 +417,7 @@ impl Gateway {
         creds: &Credentials,
         webhook: &Webhook,
     ) -> Result<Webhook, GatewayError> {
+        let api = self.api().await?;
         let segments = &["webhooks"];
         let body = if webhook.id.is_some() {
             self.call_idempotent(
@@ -338,9 +438,9 @@ impl Gateway {
             )
             .await?
         };
-        // Some gateways (the on-device Local API) may answer without a body; what was sent is
-        // then what is registered.
-        if body.iter().all(u8::is_ascii_whitespace) {
+        // Phones answer with their own record (`source` added) or, in older versions, with
+        // nothing; a registration under our id is what was sent either way.
+        if (api == Api::Local && webhook.id.is_some()) || body.iter().all(u8::is_ascii_whitespace) {
             return Ok(webhook.clone());
         }
         serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
@@ -408,6 +508,7 @@ impl Gateway {
             Err(GatewayError::Timeout(_)) => "timeout",
             Err(GatewayError::Network(_)) => "network_error",
             Err(GatewayError::Decode(_)) => "decode_error",
+            Err(GatewayError::Unsupported(_)) => "unsupported",
         };
         let took = started.elapsed();
         metrics::get().gateway_call(operation, outcome, took);
@@ -679,6 +780,7 @@ mod tests {
             phone_numbers: vec!["+491701234567".into()],
             with_delivery_report: true,
             sim_number: Some(2),
+            valid_until: DateTime::from_timestamp(1_796_000_000, 0),
             ..Default::default()
         };
         let json = serde_json::to_value(&msg).unwrap();
@@ -689,7 +791,8 @@ mod tests {
                 "textMessage": {"text": "hi"},
                 "phoneNumbers": ["+491701234567"],
                 "simNumber": 2,
-                "withDeliveryReport": true
+                "withDeliveryReport": true,
+                "validUntil": "2026-11-30T00:53:20.000Z"
             })
         );
     }

@@ -34,9 +34,10 @@ pub fn submit_status(error: &GatewayError) -> CommandStatus {
             _ if status.is_client_error() => ESME_RSUBMITFAIL,
             _ => ESME_RSYSERR,
         },
-        GatewayError::Timeout(_) | GatewayError::Network(_) | GatewayError::Decode(_) => {
-            ESME_RSYSERR
-        }
+        GatewayError::Timeout(_)
+        | GatewayError::Network(_)
+        | GatewayError::Decode(_)
+        | GatewayError::Unsupported(_) => ESME_RSYSERR,
     }
 }
 
@@ -48,10 +49,12 @@ pub fn query_status(error: &GatewayError) -> CommandStatus {
     }
 }
 
-/// cancel_sm: 409 = no longer pending, 404 = unknown id.
+/// cancel_sm: 409 = no longer pending, 404 = unknown id; the phone (Local mode) cannot cancel
+/// at all, which SMPP 3.4 calls a failed cancel too.
 pub fn cancel_status(error: &GatewayError) -> CommandStatus {
     match error {
         GatewayError::Http { status, .. } if status.is_client_error() => ESME_RCANCELFAIL,
+        GatewayError::Unsupported(_) => ESME_RCANCELFAIL,
         _ => ESME_RSYSERR,
     }
 }
@@ -118,5 +121,9 @@ mod tests {
         );
         assert_eq!(cancel_status(&http(404, "")), ESME_RCANCELFAIL);
         assert_eq!(cancel_status(&http(500, "")), ESME_RSYSERR);
+        assert_eq!(
+            cancel_status(&GatewayError::Unsupported("no cancel")),
+            ESME_RCANCELFAIL
+        );
     }
 }
