@@ -23,6 +23,10 @@ async fn bind_demo(server: &Simulated) {
 /// A bind's credentials are checked with `GET /devices` on the server's gateway, so the
 /// simulator that counts the check is the one the server uses.
 async fn credential_checks_at(simulator: SocketAddr) -> u64 {
+    requests_at(simulator, "GET /devices 200").await
+}
+
+async fn requests_at(simulator: SocketAddr, key: &str) -> u64 {
     let url = format!("http://{simulator}/simulator/v1/requests");
     let requests: BTreeMap<String, u64> = reqwest::get(&url)
         .await
@@ -31,7 +35,25 @@ async fn credential_checks_at(simulator: SocketAddr) -> u64 {
         .json()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    requests.get("GET /devices 200").copied().unwrap_or(0)
+    requests.get(key).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn serve_simulate_can_play_the_phone_of_local_mode() {
+    let address = loopback(free_port());
+    let server = start_simulated_with(address, &[("SIMULATOR__MODE", "local")]).await;
+    // The phone's API is at the root and reports the phone's checks.
+    let health: serde_json::Value = reqwest::get(format!("http://{address}/health"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("GET /health")
+        .json()
+        .await
+        .expect("health is JSON");
+    assert!(health["checks"]["battery:level"].is_object(), "{health}");
+    bind_demo(&server).await;
+    assert_eq!(requests_at(address, "GET /device 200").await, 1);
+    assert_eq!(requests_at(address, "GET /devices 200").await, 0);
 }
 
 #[tokio::test]

@@ -461,6 +461,11 @@ impl Drop for Simulated {
 
 /// Starts `serve --simulate` on ports of its own with `SIMULATOR__LISTEN=simulator_listen`.
 pub async fn start_simulated(simulator_listen: SocketAddr) -> Simulated {
+    start_simulated_with(simulator_listen, &[]).await
+}
+
+/// [`start_simulated`] with more environment for the server.
+pub async fn start_simulated_with(simulator_listen: SocketAddr, env: &[(&str, &str)]) -> Simulated {
     install_crypto_provider();
     let dir = TempDir::new("simulated");
     let http = reqwest::Client::new();
@@ -471,7 +476,8 @@ pub async fn start_simulated(simulator_listen: SocketAddr) -> Simulated {
             .env("SMPP__BIND_ADDRESS", smpp.to_string())
             .env("HTTP__ADDRESS", web.to_string())
             .env("DELIVERY__DATA_DIR", dir.path().join("data"))
-            .env("SIMULATOR__LISTEN", simulator_listen.to_string());
+            .env("SIMULATOR__LISTEN", simulator_listen.to_string())
+            .envs(env.iter().copied());
         (
             Proc::spawn(cmd, log),
             format!("http://{web}/health/ready"),

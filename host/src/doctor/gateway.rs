@@ -209,7 +209,10 @@ async fn credentials(gateway: &Gateway, api: Api, account: Option<&Credentials>)
         {
             Check::failed(
                 NAME,
-                format!("{user}: the gateway refused the credentials ({status}: {message})"),
+                format!(
+                    "{user}: the gateway refused the credentials ({status}{})",
+                    crate::gateway::explained(&message)
+                ),
                 format!("use {whose}; binds with these fail with ESME_RINVPASWD"),
             )
         }

@@ -151,7 +151,7 @@ pub struct Webhook {
 /// Why a gateway call did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("gateway answered {status}: {message}")]
+    #[error("gateway answered {status}{}", explained(.message))]
     Http { status: StatusCode, message: String },
     #[error("gateway did not answer within {0:?}")]
     Timeout(Duration),
@@ -594,6 +594,15 @@ impl Gateway {
             // The error text never includes credentials: reqwest does not print headers.
             GatewayError::Network(error_chain(&e))
         }
+    }
+}
+
+/// The gateway's reason after a colon; the phone answers some errors without one.
+pub(crate) fn explained(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
     }
 }
 
