@@ -190,9 +190,8 @@ def test_each_modes_settings_bring_back_the_receipt_and_incoming_sms(mode_stack)
     assert attempts and all(a["url"].startswith("https://") for a in attempts), attempts
 
 
+@pytest.mark.parametrize("mode_stack", ["Local"], indirect=True)
 def test_doctor_on_the_local_settings_sees_the_phone_and_the_certificate(mode_stack):
-    if MODES[mode_stack["mode"]] != "local":
-        pytest.skip("the Local block's doctor run")
     env = dict(mode_stack["env"])
     # So that this host trusts the test authority as the phone does.
     env["SSL_CERT_FILE"] = str(mode_stack["ca"])
