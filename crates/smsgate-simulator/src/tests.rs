@@ -341,21 +341,22 @@ async fn text_message_progresses_to_delivered() {
     assert_eq!(delivered["recipients"][1]["error"], Value::Null);
 }
 
+/// The demo account and another one, `other` / `other1234`.
+pub(super) fn two_accounts() -> Vec<SimAccount> {
+    ["demo", "other"]
+        .into_iter()
+        .map(|username| SimAccount {
+            username: username.into(),
+            password: format!("{username}1234"),
+            signing_key: None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn message_ids_are_unique_per_account() {
     let client = start(SimulatorConfig {
-        accounts: vec![
-            SimAccount {
-                username: "demo".into(),
-                password: "demo1234".into(),
-                signing_key: None,
-            },
-            SimAccount {
-                username: "other".into(),
-                password: "other1234".into(),
-                signing_key: None,
-            },
-        ],
+        accounts: two_accounts(),
         step_delay: FOREVER,
         ..SimulatorConfig::default()
     })

@@ -12,18 +12,7 @@ fn local(config: SimulatorConfig) -> SimulatorConfig {
 
 fn two_phones() -> SimulatorConfig {
     local(SimulatorConfig {
-        accounts: vec![
-            SimAccount {
-                username: "demo".into(),
-                password: "demo1234".into(),
-                signing_key: None,
-            },
-            SimAccount {
-                username: "other".into(),
-                password: "other1234".into(),
-                signing_key: None,
-            },
-        ],
+        accounts: super::two_accounts(),
         step_delay: FOREVER,
         ..SimulatorConfig::default()
     })
