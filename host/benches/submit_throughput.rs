@@ -31,7 +31,9 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{bound_transceiver, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready};
+use common::{
+    bound_transceiver, cpu_time, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready,
+};
 
 #[tokio::main]
 async fn main() {
@@ -135,32 +137,6 @@ async fn main() {
     let _ = server.wait().await;
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// User plus system CPU time of process `pid`, all its threads, from /proc/PID/stat.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat format") + 2..]
-        .split(' ')
-        .collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let out = std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .expect("getconf CLK_TCK");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("CLK_TCK")
-    })
 }
 
 struct Outcome {

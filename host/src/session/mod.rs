@@ -39,6 +39,10 @@ use smpp_codec::command::*;
 use smpp_codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use smpp_codec::status::*;
 
+/// The read buffer a session starts with; it grows with what the peer sends. A bind is under
+/// 100 bytes, and an idle bind should not hold the 8 KiB a codec starts with by default.
+const READ_BUFFER: usize = 512;
+
 /// Session ids start at a random point, so the id a sent-message record keeps names no other
 /// session after a restart or on another instance.
 static NEXT_SESSION: LazyLock<AtomicU64> =
@@ -162,11 +166,15 @@ async fn serve<S>(
     let writer =
         tokio::spawn(writer::run(write_half, queue, Arc::clone(&writes)).in_current_span());
     let (events, mut completions) = mpsc::unbounded_channel();
-    let mut frames = FramedRead::new(read_half, SmppCodec::new(smpp.max_command_length));
-    let mut ticker = tokio::time::interval(tick_period(smpp));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
+    let mut frames = FramedRead::with_capacity(
+        read_half,
+        SmppCodec::new(smpp.max_command_length),
+        READ_BUFFER,
+    );
     let now = Instant::now();
+    let tick = tick_period(smpp);
+    let mut timer = Box::pin(tokio::time::sleep_until(now + tick));
+
     let mut session = Session {
         id,
         window: Arc::new(Semaphore::new(smpp.window)),
@@ -220,13 +228,25 @@ async fn serve<S>(
                 }
                 Some(Ok(inbound)) => session.on_inbound(inbound),
             },
-            _ = ticker.tick() => session.on_tick(),
+            () = &mut timer => {
+                let flow = session.on_tick();
+                timer.as_mut().reset(session.next_check(Instant::now(), tick));
+                flow
+            }
             Some(outgoing) = next_outgoing(&mut session.receiving), if session.slot.is_some() => {
                 session.on_outgoing(outgoing)
             }
         };
         if session.not_reading {
             break;
+        }
+        // A quiet session sleeps until its enquire_link is due; once something is under way
+        // again its timers are looked at every tick.
+        if session.is_busy() {
+            let soon = Instant::now() + tick;
+            if timer.deadline() > soon {
+                timer.as_mut().reset(soon);
+            }
         }
         match flow {
             Flow::Continue => {}
@@ -268,7 +288,8 @@ async fn next_outgoing(receiving: &mut Option<Receiving>) -> Option<Outgoing> {
 }
 
 /// Timers are checked on a tick rather than per PDU, which keeps the hot path free of timer
-/// registrations; a quarter of the shortest timer is precise enough.
+/// registrations; a quarter of the shortest timer is precise enough. A bound session with
+/// nothing under way does not tick (see `Session::next_check`).
 fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
     let shortest = smpp
         .bind_timeout
@@ -517,6 +538,31 @@ impl Session {
             self.shared
                 .delivery
                 .receiver_unbound(&receiving.account, self.id);
+        }
+    }
+
+    /// Anything a timer watches: a bind not made yet, an enquire_link or unbind not answered,
+    /// deliver_sm awaiting their answer, requests in flight, answers not yet written.
+    fn is_busy(&self) -> bool {
+        !matches!(self.state, State::Bound { .. })
+            || self.enquire_sent.is_some()
+            || self
+                .receiving
+                .as_ref()
+                .is_some_and(|receiving| !receiving.pending.is_empty())
+            || self.window.available_permits() < self.shared.settings.window
+            // The loop keeps one place reserved for the next answer; beyond it, queued PDUs.
+            || self.out.capacity() + usize::from(self.slot.is_some()) < self.out.max_capacity()
+    }
+
+    /// When the timers need looking at next: a tick away while something is under way, else
+    /// when the enquire_link falls due. Thousands of quiet binds then cost no wake-ups between
+    /// their enquire_links.
+    fn next_check(&self, now: Instant, tick: Duration) -> Instant {
+        if self.is_busy() {
+            now + tick
+        } else {
+            (self.last_heard + self.shared.settings.enquire_link_interval).max(now + tick)
         }
     }
 

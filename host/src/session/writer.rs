@@ -62,7 +62,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outbound>,
     progress: Arc<Progress>,
 ) {
-    let mut buffer = BytesMut::with_capacity(8 * 1024);
+    // Grown by the first batch rather than reserved up front: most binds are quiet most of the
+    // time, and thousands of them each holding 8 KiB add up.
+    let mut buffer = BytesMut::new();
     while let Some(first) = queue.recv().await {
         encode(&first, &mut buffer);
         while buffer.len() < MAX_BATCH_BYTES {
