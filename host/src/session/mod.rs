@@ -163,8 +163,14 @@ async fn serve<S>(
     let (read_half, write_half) = tokio::io::split(stream);
     let (out, queue) = mpsc::channel(smpp.window * 2 + 16);
     let writes = Arc::new(writer::Progress::default());
-    let writer =
-        tokio::spawn(writer::run(write_half, queue, Arc::clone(&writes)).in_current_span());
+    let window = Arc::new(Semaphore::new(smpp.window));
+    let in_flight = writer::InFlight {
+        window: Arc::clone(&window),
+        size: smpp.window,
+    };
+    let writer = tokio::spawn(
+        writer::run(write_half, queue, Arc::clone(&writes), in_flight).in_current_span(),
+    );
     let (events, mut completions) = mpsc::unbounded_channel();
     let mut frames = FramedRead::with_capacity(
         read_half,
@@ -177,7 +183,7 @@ async fn serve<S>(
 
     let mut session = Session {
         id,
-        window: Arc::new(Semaphore::new(smpp.window)),
+        window,
         shared: Arc::clone(&shared),
         peer,
         tls,

@@ -57,21 +57,36 @@ impl Progress {
     }
 }
 
+/// The session's window, to tell whether more answers are on their way.
+pub struct InFlight {
+    pub window: Arc<tokio::sync::Semaphore>,
+    pub size: usize,
+}
+
+impl InFlight {
+    fn others(&self) -> bool {
+        self.window.available_permits() < self.size
+    }
+}
+
 pub async fn run<W: AsyncWrite + Unpin>(
     mut socket: W,
     mut queue: mpsc::Receiver<Outbound>,
     progress: Arc<Progress>,
+    in_flight: InFlight,
 ) {
     // Grown by the first batch rather than reserved up front: most binds are quiet most of the
     // time, and thousands of them each holding 8 KiB add up.
     let mut buffer = BytesMut::new();
     while let Some(first) = queue.recv().await {
         encode(&first, &mut buffer);
-        while buffer.len() < MAX_BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(next) => encode(&next, &mut buffer),
-                Err(_) => break,
-            }
+        take_queued(&mut queue, &mut buffer);
+        // Answers of a busy bind finish moments apart; one turn of the scheduler lets those
+        // about to finish join this write instead of each paying for a syscall of its own. A
+        // quiet bind, with nothing else in flight, is not kept waiting.
+        if buffer.len() < MAX_BATCH_BYTES && in_flight.others() {
+            tokio::task::yield_now().await;
+            take_queued(&mut queue, &mut buffer);
         }
         progress.begin();
         let written = socket.write_all(&buffer).await;
@@ -84,6 +99,16 @@ pub async fn run<W: AsyncWrite + Unpin>(
     }
     let _ = socket.flush().await;
     let _ = socket.shutdown().await;
+}
+
+/// Adds what is queued now to the batch, up to its size limit.
+fn take_queued(queue: &mut mpsc::Receiver<Outbound>, buffer: &mut BytesMut) {
+    while buffer.len() < MAX_BATCH_BYTES {
+        match queue.try_recv() {
+            Ok(next) => encode(&next, buffer),
+            Err(_) => break,
+        }
+    }
 }
 
 fn encode(pdu: &Outbound, buffer: &mut BytesMut) {
