@@ -196,6 +196,8 @@ struct ErrorBody {
 pub struct Gateway {
     http: reqwest::Client,
     base: Url,
+    /// `{base}/messages`, the URL of every submit, built once: building a URL parses it.
+    messages: Url,
     timeout: Duration,
     retries: u32,
     mode: GatewayMode,
@@ -214,6 +216,7 @@ impl Gateway {
             .build()?;
         Ok(Gateway {
             http,
+            messages: join(&base, &["messages"]),
             base,
             timeout,
             retries,
@@ -234,6 +237,7 @@ impl Gateway {
         let base = Url::parse(api_base_url)?;
         let api = tokio::sync::OnceCell::new_with(self.decided.get(&base));
         Ok(Gateway {
+            messages: join(&base, &["messages"]),
             base,
             api: Arc::new(api),
             ..self.clone()
@@ -580,11 +584,10 @@ impl Gateway {
     /// Ids come from ESMEs (query_sm, cancel_sm): each segment is percent-encoded so it stays
     /// one path segment whatever it contains.
     fn endpoint(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
+        match segments {
+            ["messages"] => self.messages.clone(),
+            _ => join(&self.base, segments),
         }
-        url
     }
 
     fn transport_error(&self, e: reqwest::Error) -> GatewayError {
@@ -595,6 +598,15 @@ impl Gateway {
             GatewayError::Network(error_chain(&e))
         }
     }
+}
+
+/// `base` with `segments` appended, each percent-encoded as one path segment.
+fn join(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
 }
 
 /// The gateway's reason after a colon; the phone answers some errors without one.
@@ -649,6 +661,15 @@ mod tests {
         assert_eq!(
             g.endpoint(&["devices"]).as_str(),
             "http://127.0.0.1:1/3rdparty/v1/devices"
+        );
+        assert_eq!(
+            g.endpoint(&["messages"]).as_str(),
+            "http://127.0.0.1:1/3rdparty/v1/messages"
+        );
+        let phone = g.with_base_url("http://192.168.1.20:8080").unwrap();
+        assert_eq!(
+            phone.endpoint(&["messages"]).as_str(),
+            "http://192.168.1.20:8080/messages"
         );
     }
 
