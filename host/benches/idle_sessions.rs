@@ -11,18 +11,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use smpp_codec::command::{BIND_TRANSCEIVER, BIND_TRANSMITTER};
 use smpp_codec::status::ESME_ROK;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 mod common;
 
-use common::{bind_demo, cpu_time, env_or, free_port, wait_ready};
+use common::{bind_demo, cpu_time, env_or, free_port, serve_simulated};
 
 /// Binds made at once; the kernel's accept backlog is the limit beyond this.
 const CONCURRENT_BINDS: usize = 256;
@@ -78,30 +77,18 @@ async fn main() {
     }
 }
 
-/// `serve --simulate` on free ports, taking `sessions` connections and some more.
+/// `serve --simulate` taking `sessions` connections and some more.
 async fn start(binary: &str, sessions: usize) -> (Child, u32, SocketAddr, PathBuf) {
     let data_dir = std::env::temp_dir().join(format!(
         "idle-bench-{}-{}",
         std::process::id(),
         free_port().port()
     ));
-    let (smpp, http) = (free_port(), free_port());
-    let server = Command::new(binary)
-        .args(["serve", "--simulate"])
-        .env("SMPP__BIND_ADDRESS", smpp.to_string())
-        .env("SMPP__TLS_BIND_ADDRESS", free_port().to_string())
-        .env("HTTP__ADDRESS", http.to_string())
-        .env("ADMIN__ADDRESS", free_port().to_string())
-        .env("SIMULATOR__LISTEN", free_port().to_string())
-        .env("SMPP__MAX_CONNECTIONS", (sessions + 100).to_string())
-        .env("DELIVERY__DATA_DIR", &data_dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the server");
-    let pid = server.id().expect("the server's pid");
-    wait_ready(http).await;
+    let env = [
+        ("SMPP__MAX_CONNECTIONS", (sessions + 100).to_string()),
+        ("RUST_LOG", "error".to_owned()),
+    ];
+    let (server, pid, smpp) = serve_simulated(binary, &data_dir, &[], &env).await;
     (server, pid, smpp, data_dir)
 }
 

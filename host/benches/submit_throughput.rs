@@ -20,20 +20,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use smpp_codec::command::{DELIVER_SM, DELIVER_SM_RESP, SUBMIT_SM_RESP};
 use smpp_codec::status::ESME_ROK;
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 mod common;
 
-use common::{
-    bound_transceiver, cpu_time, env_or, free_port, pdu, read_pdu, submit_sm, wait_ready,
-};
+use common::{bound_transceiver, cpu_time, env_or, pdu, read_pdu, serve_simulated, submit_sm};
 
 #[tokio::main]
 async fn main() {
@@ -62,24 +58,19 @@ async fn main() {
     std::fs::write(&config, rules).expect("write the bench config");
 
     let data_dir = std::env::temp_dir().join(format!("submit-bench-data-{}", std::process::id()));
-    let smpp = free_port();
-    let http = free_port();
     let binary = std::env::var("BENCH_SERVER_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_smsgate-smpp").to_owned());
-    let mut server = Command::new(&binary)
-        .args(["serve", "--simulate", "--config"])
-        .arg(&config)
-        .env("SMPP__BIND_ADDRESS", smpp.to_string())
-        .env("HTTP__ADDRESS", http.to_string())
-        .env("SMPP__WINDOW", "1024")
-        .env("DELIVERY__DATA_DIR", &data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the server");
-    let pid = server.id().expect("the server's pid");
-    wait_ready(http).await;
+    let env = [
+        ("SMPP__WINDOW", "1024".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let (mut server, pid, smpp) = serve_simulated(
+        &binary,
+        &data_dir,
+        &["--config".as_ref(), config.as_ref()],
+        &env,
+    )
+    .await;
 
     println!("server: {binary}");
     println!(

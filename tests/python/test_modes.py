@@ -183,11 +183,18 @@ def test_each_modes_settings_bring_back_the_receipt_and_incoming_sms(mode_stack)
         client.unbind()
     finally:
         support.close(client)
+    # The bind was checked with the device list of the API the gateway serves.
+    status, body = support.http_get(f"{mode_stack['sim_url']}/simulator/v1/requests")
+    assert status == 200, body
+    requests = json.loads(body)
+    bind_check = "GET /device 200" if MODES[mode_stack["mode"]] == "local" else "GET /devices 200"
+    assert requests.get(bind_check, 0) >= 1, requests
     # Every call the phone made reached the server over HTTPS and was signed and accepted.
     status, body = support.http_get(f"{mode_stack['sim_url']}/simulator/v1/webhook-deliveries")
     assert status == 200, body
     attempts = json.loads(body)
     assert attempts and all(a["url"].startswith("https://") for a in attempts), attempts
+    assert all(200 <= (a.get("status") or 0) < 300 for a in attempts), attempts
 
 
 @pytest.mark.parametrize("mode_stack", ["Local"], indirect=True)

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use smpp_codec::command::{BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP, SUBMIT_SM};
@@ -13,6 +15,7 @@ use smpp_codec::status::{CommandStatus, ESME_ROK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::{Child, Command};
 
 /// A PDU with `body` after the 16-byte header (command_status ESME_ROK).
 pub fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
@@ -153,4 +156,33 @@ fn clock_ticks_per_second() -> f64 {
             .parse()
             .expect("CLK_TCK")
     })
+}
+
+/// A `serve --simulate` server of `binary` for a benchmark: every listener on a free port, its
+/// queue in `data_dir`, `args` after `--simulate` and `env` added; returned once ready, with
+/// its pid and SMPP address.
+pub async fn serve_simulated(
+    binary: &str,
+    data_dir: &Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, String)],
+) -> (Child, u32, SocketAddr) {
+    let (smpp, http) = (free_port(), free_port());
+    let server = Command::new(binary)
+        .args(["serve", "--simulate"])
+        .args(args)
+        .env("SMPP__BIND_ADDRESS", smpp.to_string())
+        .env("SMPP__TLS_BIND_ADDRESS", free_port().to_string())
+        .env("HTTP__ADDRESS", http.to_string())
+        .env("ADMIN__ADDRESS", free_port().to_string())
+        .env("SIMULATOR__LISTEN", free_port().to_string())
+        .env("DELIVERY__DATA_DIR", data_dir)
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server");
+    let pid = server.id().expect("the server's pid");
+    wait_ready(http).await;
+    (server, pid, smpp)
 }

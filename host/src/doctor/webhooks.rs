@@ -116,14 +116,10 @@ async fn url(config: &Config, base: &str, local: bool) -> Check {
 fn certificate(config: &Config, base: &str) -> Option<Check> {
     const NAME: &str = "webhook certificate";
     let cert = config.http.tls_cert.as_deref()?;
-    let host = Url::parse(base)
-        .ok()?
-        .host_str()?
-        .trim_matches(['[', ']'])
-        .to_owned();
-    if !base.starts_with("https://") {
-        return None;
-    }
+    let url = Url::parse(base)
+        .ok()
+        .filter(|url| url.scheme() == "https")?;
+    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
     Some(match super::tls::leaf_names(cert) {
         Err(e) => Check::failed(NAME, e, "point http.tls_cert at the PEM certificate chain"),
         Ok(names) if names.iter().any(|name| names_host(name, &host)) => Check::ok(

@@ -299,9 +299,15 @@ impl Gateway {
             Api::Cloud => "devices",
             Api::Local => "device",
         };
-        self.call("ping", creds, Method::GET, &[devices], None::<&()>)
-            .await
-            .map(|_| ())
+        self.call(
+            "ping",
+            creds,
+            Method::GET,
+            &self.endpoint(&[devices]),
+            None::<&()>,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `POST /messages`. Retried on timeouts and connection errors with the same id; a 409
@@ -316,7 +322,7 @@ impl Gateway {
                 "submit_sms",
                 creds,
                 Method::POST,
-                &["messages"],
+                &self.messages,
                 Some(message),
             )
             .await;
@@ -349,7 +355,7 @@ impl Gateway {
                 "confirm_sms",
                 creds,
                 Method::GET,
-                &["messages", id],
+                &self.endpoint(&["messages", id]),
                 None::<&()>,
             )
             .await
@@ -375,7 +381,7 @@ impl Gateway {
                 "query_sms",
                 creds,
                 Method::GET,
-                &["messages", id],
+                &self.endpoint(&["messages", id]),
                 None::<&()>,
             )
             .await?;
@@ -393,7 +399,7 @@ impl Gateway {
             "cancel_sms",
             creds,
             Method::DELETE,
-            &["messages", id],
+            &self.endpoint(&["messages", id]),
             None::<&()>,
         )
         .await
@@ -407,7 +413,7 @@ impl Gateway {
                 "list_webhooks",
                 creds,
                 Method::GET,
-                &["webhooks"],
+                &self.endpoint(&["webhooks"]),
                 None::<&()>,
             )
             .await?;
@@ -421,30 +427,18 @@ impl Gateway {
         creds: &Credentials,
         webhook: &Webhook,
     ) -> Result<Webhook, GatewayError> {
-        let api = self.api().await?;
-        let segments = &["webhooks"];
+        let url = self.endpoint(&["webhooks"]);
         let body = if webhook.id.is_some() {
-            self.call_idempotent(
-                "register_webhook",
-                creds,
-                Method::POST,
-                segments,
-                Some(webhook),
-            )
-            .await?
+            self.call_idempotent("register_webhook", creds, Method::POST, &url, Some(webhook))
+                .await?
         } else {
-            self.call(
-                "register_webhook",
-                creds,
-                Method::POST,
-                segments,
-                Some(webhook),
-            )
-            .await?
+            self.call("register_webhook", creds, Method::POST, &url, Some(webhook))
+                .await?
         };
-        // Phones answer with their own record (`source` added) or, in older versions, with
-        // nothing; a registration under our id is what was sent either way.
-        if (api == Api::Local && webhook.id.is_some()) || body.iter().all(u8::is_ascii_whitespace) {
+        // Under our own id the registration is what was sent, whatever the answer says (the
+        // phone adds `source`; older apps answer nothing); the gateway's answer is needed only
+        // for the id it picked.
+        if webhook.id.is_some() || body.iter().all(u8::is_ascii_whitespace) {
             return Ok(webhook.clone());
         }
         serde_json::from_slice(&body).map_err(|e| GatewayError::Decode(e.to_string()))
@@ -458,7 +452,7 @@ impl Gateway {
                 "delete_webhook",
                 creds,
                 Method::DELETE,
-                &["webhooks", id],
+                &self.endpoint(&["webhooks", id]),
                 None::<&()>,
             )
             .await;
@@ -476,15 +470,12 @@ impl Gateway {
         operation: &str,
         creds: &Credentials,
         method: Method,
-        segments: &[&str],
+        url: &Url,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
         let mut attempt = 0;
         loop {
-            match self
-                .call(operation, creds, method.clone(), segments, body)
-                .await
-            {
+            match self.call(operation, creds, method.clone(), url, body).await {
                 Err(e) if e.is_transient() && attempt < self.retries => {
                     attempt += 1;
                     warn!(operation, attempt, error = %e, "retrying gateway call");
@@ -501,11 +492,11 @@ impl Gateway {
         operation: &str,
         creds: &Credentials,
         method: Method,
-        segments: &[&str],
+        url: &Url,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
         let started = Instant::now();
-        let result = self.request(creds, method, segments, body).await;
+        let result = self.request(creds, method, url, body).await;
         let outcome = match &result {
             Ok(_) => "success",
             Err(GatewayError::Http { status, .. }) => status.as_str(),
@@ -524,10 +515,10 @@ impl Gateway {
         &self,
         creds: &Credentials,
         method: Method,
-        segments: &[&str],
+        url: &Url,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
-        let mut request = self.http.request(method, self.endpoint(segments));
+        let mut request = self.http.request(method, url.clone());
         request = match creds {
             Credentials::Basic { username, password } => {
                 request.basic_auth(username, Some(password))
@@ -584,10 +575,7 @@ impl Gateway {
     /// Ids come from ESMEs (query_sm, cancel_sm): each segment is percent-encoded so it stays
     /// one path segment whatever it contains.
     fn endpoint(&self, segments: &[&str]) -> Url {
-        match segments {
-            ["messages"] => self.messages.clone(),
-            _ => join(&self.base, segments),
-        }
+        join(&self.base, segments)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> GatewayError {
@@ -663,14 +651,11 @@ mod tests {
             "http://127.0.0.1:1/3rdparty/v1/devices"
         );
         assert_eq!(
-            g.endpoint(&["messages"]).as_str(),
+            g.messages.as_str(),
             "http://127.0.0.1:1/3rdparty/v1/messages"
         );
         let phone = g.with_base_url("http://192.168.1.20:8080").unwrap();
-        assert_eq!(
-            phone.endpoint(&["messages"]).as_str(),
-            "http://192.168.1.20:8080/messages"
-        );
+        assert_eq!(phone.messages.as_str(), "http://192.168.1.20:8080/messages");
     }
 
     #[test]

@@ -180,6 +180,8 @@ async fn serve<S>(
     let now = Instant::now();
     let tick = tick_period(smpp);
     let mut timer = Box::pin(tokio::time::sleep_until(now + tick));
+    // Set while the timer waits for the enquire_link rather than the next tick.
+    let mut quiet = false;
 
     let mut session = Session {
         id,
@@ -236,7 +238,13 @@ async fn serve<S>(
             },
             () = &mut timer => {
                 let flow = session.on_tick();
-                timer.as_mut().reset(session.next_check(Instant::now(), tick));
+                let now = Instant::now();
+                quiet = !session.is_busy();
+                timer.as_mut().reset(if quiet {
+                    session.enquire_due(now, tick)
+                } else {
+                    now + tick
+                });
                 flow
             }
             Some(outgoing) = next_outgoing(&mut session.receiving), if session.slot.is_some() => {
@@ -247,12 +255,10 @@ async fn serve<S>(
             break;
         }
         // A quiet session sleeps until its enquire_link is due; once something is under way
-        // again its timers are looked at every tick.
-        if session.is_busy() {
-            let soon = Instant::now() + tick;
-            if timer.deadline() > soon {
-                timer.as_mut().reset(soon);
-            }
+        // again its timers are looked at every tick. A busy session does not look here at all.
+        if quiet && session.is_busy() {
+            quiet = false;
+            timer.as_mut().reset(Instant::now() + tick);
         }
         match flow {
             Flow::Continue => {}
@@ -295,7 +301,7 @@ async fn next_outgoing(receiving: &mut Option<Receiving>) -> Option<Outgoing> {
 
 /// Timers are checked on a tick rather than per PDU, which keeps the hot path free of timer
 /// registrations; a quarter of the shortest timer is precise enough. A bound session with
-/// nothing under way does not tick (see `Session::next_check`).
+/// nothing under way does not tick (see `Session::enquire_due`).
 fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
     let shortest = smpp
         .bind_timeout
@@ -561,15 +567,10 @@ impl Session {
             || self.out.capacity() + usize::from(self.slot.is_some()) < self.out.max_capacity()
     }
 
-    /// When the timers need looking at next: a tick away while something is under way, else
-    /// when the enquire_link falls due. Thousands of quiet binds then cost no wake-ups between
-    /// their enquire_links.
-    fn next_check(&self, now: Instant, tick: Duration) -> Instant {
-        if self.is_busy() {
-            now + tick
-        } else {
-            (self.last_heard + self.shared.settings.enquire_link_interval).max(now + tick)
-        }
+    /// When a quiet session's enquire_link falls due: thousands of quiet binds then cost no
+    /// wake-ups between their enquire_links.
+    fn enquire_due(&self, now: Instant, tick: Duration) -> Instant {
+        (self.last_heard + self.shared.settings.enquire_link_interval).max(now + tick)
     }
 
     fn on_tick(&mut self) -> Flow {
