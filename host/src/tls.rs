@@ -15,10 +15,13 @@ pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How the server names itself to the gateway and to anything else it calls over HTTP.
+pub(crate) const USER_AGENT: &str = concat!("smsgate-smpp/", env!("CARGO_PKG_VERSION"));
+
 /// An HTTP client builder whose TLS is ready to use, with the server's user agent.
 pub fn http_client() -> reqwest::ClientBuilder {
     install_crypto_provider();
-    reqwest::Client::builder().user_agent(concat!("smsgate-smpp/", env!("CARGO_PKG_VERSION")))
+    reqwest::Client::builder().user_agent(USER_AGENT)
 }
 
 /// Loads the certificate chain and key; any problem is a start-up error naming the file.

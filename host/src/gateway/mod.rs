@@ -4,17 +4,21 @@
 
 mod mode;
 mod status_map;
+mod transport;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use reqwest::{Method, StatusCode, Url};
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
+use url::Url;
 use tracing::{debug, info, warn};
 
 use crate::metrics;
+use transport::{Failure, Target, Transport};
 
 pub use mode::{Api, Decision, GatewayMode};
 pub use status_map::{bind_status, cancel_status, query_status, submit_status};
@@ -42,6 +46,24 @@ impl std::fmt::Debug for Credentials {
                 .finish(),
             Credentials::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
         }
+    }
+}
+
+impl Credentials {
+    /// The `Authorization` header, marked sensitive so that nothing prints it.
+    fn authorization(&self) -> HeaderValue {
+        let value = match self {
+            Credentials::Basic { username, password } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            ),
+            Credentials::Bearer { token } => format!("Bearer {token}"),
+        };
+        // A token with a line break cannot be sent; the gateway then answers 401 as it would to
+        // any other wrong credentials.
+        let mut header = HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static(""));
+        header.set_sensitive(true);
+        header
     }
 }
 
@@ -194,10 +216,10 @@ struct ErrorBody {
 
 #[derive(Clone)]
 pub struct Gateway {
-    http: reqwest::Client,
+    http: Transport,
     base: Url,
-    /// `{base}/messages`, the URL of every submit, built once: building a URL parses it.
-    messages: Url,
+    /// `{base}/messages`, the URL of every submit, taken apart once.
+    messages: Target,
     timeout: Duration,
     retries: u32,
     mode: GatewayMode,
@@ -210,13 +232,10 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(api_base_url: &str, timeout: Duration, retries: u32) -> anyhow::Result<Self> {
         let base = Url::parse(api_base_url)?;
-        let http = crate::tls::http_client()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()?;
+        let http = Transport::new(timeout.min(Duration::from_secs(10)))?;
         Ok(Gateway {
             http,
-            messages: join(&base, &["messages"]),
+            messages: Target::new(&join(&base, &["messages"]))?,
             base,
             timeout,
             retries,
@@ -237,7 +256,7 @@ impl Gateway {
         let base = Url::parse(api_base_url)?;
         let api = tokio::sync::OnceCell::new_with(self.decided.get(&base));
         Ok(Gateway {
-            messages: join(&base, &["messages"]),
+            messages: Target::new(&join(&base, &["messages"]))?,
             base,
             api: Arc::new(api),
             ..self.clone()
@@ -277,17 +296,13 @@ impl Gateway {
             return Ok(decision);
         }
         let url = self.endpoint(&["health"]);
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let body = self.read_answer(response).await?;
-        mode::from_health(&body).ok_or_else(|| {
+        let answer = self
+            .exchange(Method::GET, &self.target(&["health"]), None, None)
+            .await?;
+        mode::from_health(&answer.body).ok_or_else(|| {
             GatewayError::Decode(format!(
-                "{url} answered {status} without the health checks that tell an SMSGate server from a phone; set gateway.mode"
+                "{url} answered {} without the health checks that tell an SMSGate server from a phone; set gateway.mode",
+                answer.status
             ))
         })
     }
@@ -303,7 +318,7 @@ impl Gateway {
             "ping",
             creds,
             Method::GET,
-            &self.endpoint(&[devices]),
+            &self.target(&[devices]),
             None::<&()>,
         )
         .await
@@ -355,7 +370,7 @@ impl Gateway {
                 "confirm_sms",
                 creds,
                 Method::GET,
-                &self.endpoint(&["messages", id]),
+                &self.target(&["messages", id]),
                 None::<&()>,
             )
             .await
@@ -381,7 +396,7 @@ impl Gateway {
                 "query_sms",
                 creds,
                 Method::GET,
-                &self.endpoint(&["messages", id]),
+                &self.target(&["messages", id]),
                 None::<&()>,
             )
             .await?;
@@ -399,7 +414,7 @@ impl Gateway {
             "cancel_sms",
             creds,
             Method::DELETE,
-            &self.endpoint(&["messages", id]),
+            &self.target(&["messages", id]),
             None::<&()>,
         )
         .await
@@ -413,7 +428,7 @@ impl Gateway {
                 "list_webhooks",
                 creds,
                 Method::GET,
-                &self.endpoint(&["webhooks"]),
+                &self.target(&["webhooks"]),
                 None::<&()>,
             )
             .await?;
@@ -427,7 +442,7 @@ impl Gateway {
         creds: &Credentials,
         webhook: &Webhook,
     ) -> Result<Webhook, GatewayError> {
-        let url = self.endpoint(&["webhooks"]);
+        let url = self.target(&["webhooks"]);
         let body = if webhook.id.is_some() {
             self.call_idempotent("register_webhook", creds, Method::POST, &url, Some(webhook))
                 .await?
@@ -452,7 +467,7 @@ impl Gateway {
                 "delete_webhook",
                 creds,
                 Method::DELETE,
-                &self.endpoint(&["webhooks", id]),
+                &self.target(&["webhooks", id]),
                 None::<&()>,
             )
             .await;
@@ -470,7 +485,7 @@ impl Gateway {
         operation: &str,
         creds: &Credentials,
         method: Method,
-        url: &Url,
+        url: &Target,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
         let mut attempt = 0;
@@ -492,7 +507,7 @@ impl Gateway {
         operation: &str,
         creds: &Credentials,
         method: Method,
-        url: &Url,
+        url: &Target,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
         let started = Instant::now();
@@ -515,61 +530,56 @@ impl Gateway {
         &self,
         creds: &Credentials,
         method: Method,
-        url: &Url,
+        url: &Target,
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
-        let mut request = self.http.request(method, url.clone());
-        request = match creds {
-            Credentials::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
-            }
-            Credentials::Bearer { token } => request.bearer_auth(token),
+        let json = match body {
+            Some(body) => Some(
+                serde_json::to_vec(body)
+                    .map_err(|e| GatewayError::Decode(e.to_string()))?
+                    .into(),
+            ),
+            None => None,
         };
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let body = self.read_answer(response).await?;
-        if status.is_success() {
-            Ok(body)
+        let answer = self
+            .exchange(method, url, Some(creds.authorization()), json)
+            .await?;
+        if answer.status.is_success() {
+            Ok(answer.body)
         } else {
+            let body = answer.body;
             let message = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|b| b.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-            Err(GatewayError::Http { status, message })
+            Err(GatewayError::Http {
+                status: answer.status,
+                message,
+            })
         }
     }
 
-    /// The answer's body, refused past `MAX_ANSWER_BYTES` rather than buffered whole.
-    async fn read_answer(
+    /// One request and its whole answer, within the gateway timeout; answers longer than
+    /// `MAX_ANSWER_BYTES` are refused rather than buffered whole.
+    async fn exchange(
         &self,
-        mut response: reqwest::Response,
-    ) -> Result<bytes::Bytes, GatewayError> {
-        let too_long = || {
-            GatewayError::Decode(format!(
+        method: Method,
+        url: &Target,
+        authorization: Option<HeaderValue>,
+        json: Option<bytes::Bytes>,
+    ) -> Result<transport::Answer, GatewayError> {
+        let sent = self
+            .http
+            .send(method, url, authorization, json, MAX_ANSWER_BYTES);
+        match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => Err(GatewayError::Timeout(self.timeout)),
+            Ok(Ok(answer)) => Ok(answer),
+            // The error text never includes credentials: headers are never printed.
+            Ok(Err(Failure::Network(reason))) => Err(GatewayError::Network(reason)),
+            Ok(Err(Failure::TooLong)) => Err(GatewayError::Decode(format!(
                 "the answer is longer than {} KiB",
                 MAX_ANSWER_BYTES >> 10
-            ))
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
-        {
-            return Err(too_long());
+            ))),
         }
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(e))?
-        {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(too_long());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
     }
 
     /// Ids come from ESMEs (query_sm, cancel_sm): each segment is percent-encoded so it stays
@@ -578,13 +588,10 @@ impl Gateway {
         join(&self.base, segments)
     }
 
-    fn transport_error(&self, e: reqwest::Error) -> GatewayError {
-        if e.is_timeout() {
-            GatewayError::Timeout(self.timeout)
-        } else {
-            // The error text never includes credentials: reqwest does not print headers.
-            GatewayError::Network(error_chain(&e))
-        }
+    /// [`Gateway::endpoint`], ready to send to.
+    fn target(&self, segments: &[&str]) -> Target {
+        Target::new(&self.endpoint(segments))
+            .expect("a path under the base URL, which Gateway::new checked, is a valid target")
     }
 }
 
@@ -651,11 +658,27 @@ mod tests {
             "http://127.0.0.1:1/3rdparty/v1/devices"
         );
         assert_eq!(
-            g.messages.as_str(),
+            g.messages.to_string(),
             "http://127.0.0.1:1/3rdparty/v1/messages"
         );
         let phone = g.with_base_url("http://192.168.1.20:8080").unwrap();
-        assert_eq!(phone.messages.as_str(), "http://192.168.1.20:8080/messages");
+        assert_eq!(phone.messages.to_string(), "http://192.168.1.20:8080/messages");
+        let cloud = g.with_base_url("https://api.sms-gate.app/3rdparty/v1/").unwrap();
+        assert_eq!(
+            cloud.messages.to_string(),
+            "https://api.sms-gate.app/3rdparty/v1/messages"
+        );
+    }
+
+    /// Whatever an ESME puts in a message id, the request line can carry it.
+    #[test]
+    fn any_message_id_makes_a_request_target() {
+        let g = Gateway::new("http://127.0.0.1:1/3rdparty/v1", Duration::from_secs(1), 0).unwrap();
+        let every_char: String = (1..=0x7f_u8).map(char::from).chain(['é', '€', '😀']).collect();
+        for id in every_char.chars().map(String::from).chain([every_char.clone()]) {
+            let url = g.endpoint(&["messages", &id]);
+            assert!(Target::new(&url).is_ok(), "{id:?} gives {url}");
+        }
     }
 
     #[test]

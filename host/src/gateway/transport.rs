@@ -1,0 +1,381 @@
+//! HTTP/1.1 to the gateway, each request driving its own connection. A general-purpose client
+//! runs every connection as a task of its own, so each call crosses threads four times (the
+//! request to that task, the bytes out, the bytes in, the answer back); here the task that
+//! needs the answer writes the request and reads the answer itself, and a connection between
+//! calls is just a value in the pool. That is about a third of the server's CPU per relayed
+//! message, and of the latency it adds (README, "Performance").
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::Full;
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use url::Url;
+
+/// A connection unused this long may have been closed by the other side or a middlebox
+/// without our noticing; it is dropped rather than tried (servers keep idle connections for a
+/// minute or more: nginx 75 s, Go's net/http 90 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// Idle connections kept per gateway, enough for a window of 64 on several binds.
+const MAX_IDLE: usize = 256;
+
+/// Where requests go: scheme, host and port, as the pool keys connections.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+/// One URL, taken apart once: what the pool needs and what the request line and `Host`
+/// header carry.
+#[derive(Clone, Debug)]
+pub struct Target {
+    origin: Arc<Origin>,
+    path: Uri,
+    host_header: HeaderValue,
+}
+
+impl Target {
+    pub fn new(url: &Url) -> anyhow::Result<Self> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => anyhow::bail!("{other}: only http and https gateways are supported"),
+        };
+        let named = url
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("{url} names no host"))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| anyhow::anyhow!("{url} names no port"))?;
+        let host_header = match url.port() {
+            Some(port) => HeaderValue::try_from(format!("{named}:{port}"))?,
+            None => HeaderValue::try_from(named)?,
+        };
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Ok(Target {
+            origin: Arc::new(Origin {
+                https,
+                // IPv6 literals come bracketed, as a URL writes them.
+                host: named.trim_start_matches('[').trim_end_matches(']').into(),
+                port,
+            }),
+            path: path.parse()?,
+            host_header,
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.origin.https { "https" } else { "http" };
+        let host = self.host_header.to_str().unwrap_or("?");
+        write!(f, "{scheme}://{host}{}", self.path)
+    }
+}
+
+/// An answer read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection could be made, or the request went out and no whole answer came back.
+    Network(String),
+    /// The answer is longer than the caller accepts.
+    TooLong,
+}
+
+/// Anything a connection runs over, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+type Io = TokioIo<Box<dyn Stream>>;
+
+/// The HTTP client of every gateway made from one configuration; clones share the pool.
+#[derive(Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    idle: Mutex<HashMap<Arc<Origin>, Vec<Idle>>>,
+    tls: tokio_rustls::TlsConnector,
+    connect_timeout: Duration,
+    user_agent: HeaderValue,
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+impl Transport {
+    pub fn new(connect_timeout: Duration) -> anyhow::Result<Self> {
+        use rustls_platform_verifier::ConfigVerifierExt;
+        crate::tls::install_crypto_provider();
+        let mut tls = rustls::ClientConfig::with_platform_verifier()?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Transport {
+            shared: Arc::new(Shared {
+                idle: Mutex::default(),
+                tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+                connect_timeout,
+                user_agent: HeaderValue::from_static(crate::tls::USER_AGENT),
+            }),
+        })
+    }
+
+    /// Sends one request and reads its answer, refusing one longer than `limit` bytes.
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &Target,
+        authorization: Option<HeaderValue>,
+        json: Option<Bytes>,
+        limit: usize,
+    ) -> Result<Answer, Failure> {
+        let mut request = Request::new(Full::new(json.clone().unwrap_or_default()));
+        *request.method_mut() = method;
+        *request.uri_mut() = target.path.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, target.host_header.clone());
+        headers.insert(header::USER_AGENT, self.shared.user_agent.clone());
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        if let Some(authorization) = authorization {
+            headers.insert(header::AUTHORIZATION, authorization);
+        }
+        if json.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        loop {
+            let (mut connection, pooled) = match self.checkout(&target.origin) {
+                Some(connection) => (connection, true),
+                None => (self.connect(&target.origin).await?, false),
+            };
+            match connection.exchange(request, limit).await {
+                Ok(answer) => {
+                    if connection.reusable() {
+                        self.checkin(&target.origin, connection);
+                    }
+                    return Ok(answer);
+                }
+                // A pooled connection the gateway had closed: nothing was sent, so the
+                // request goes out on another one.
+                Err(Exchange::NotSent(again)) if pooled => request = again,
+                Err(Exchange::NotSent(_)) => {
+                    return Err(Failure::Network(
+                        "the connection closed before the request was sent".into(),
+                    ));
+                }
+                Err(Exchange::Failed(failure)) => return Err(failure),
+            }
+        }
+    }
+
+    fn checkout(&self, origin: &Arc<Origin>) -> Option<Connection> {
+        let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let connections = idle.get_mut(origin)?;
+        // The most recently used first: the warmest, and the least likely to have been closed.
+        while let Some(Idle { connection, since }) = connections.pop() {
+            if since.elapsed() < IDLE_TIMEOUT {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: &Arc<Origin>, connection: Connection) {
+        let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let connections = idle.entry(Arc::clone(origin)).or_default();
+        if connections.len() < MAX_IDLE {
+            connections.push(Idle {
+                connection,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<Connection, Failure> {
+        let shared = &self.shared;
+        let connecting = async {
+            let tcp = match origin.host.parse::<IpAddr>() {
+                Ok(ip) => TcpStream::connect((ip, origin.port)).await,
+                Err(_) => TcpStream::connect((origin.host.as_str(), origin.port)).await,
+            }
+            .map_err(|e| {
+                Failure::Network(format!(
+                    "cannot connect to {}:{}: {e}",
+                    origin.host, origin.port
+                ))
+            })?;
+            // Requests are small and written whole; waiting to coalesce them only adds latency.
+            let _ = tcp.set_nodelay(true);
+            let stream: Box<dyn Stream> = if origin.https {
+                let name = ServerName::try_from(origin.host.clone()).map_err(|e| {
+                    Failure::Network(format!("{} is not a valid TLS name: {e}", origin.host))
+                })?;
+                let tls = shared.tls.connect(name, tcp).await.map_err(|e| {
+                    Failure::Network(format!("TLS with {}: {}", origin.host, super::error_chain(&e)))
+                })?;
+                Box::new(tls)
+            } else {
+                Box::new(tcp)
+            };
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| Failure::Network(super::error_chain(&e)))?;
+            Ok(Connection {
+                sender,
+                driver: connection,
+                finished: false,
+            })
+        };
+        tokio::time::timeout(shared.connect_timeout, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Network(format!(
+                    "cannot connect to {}:{} within {:?}",
+                    origin.host, origin.port, shared.connect_timeout
+                )))
+            })
+    }
+}
+
+/// One HTTP/1.1 connection: the handle that queues a request, and the state machine that does
+/// the reading and writing, which whoever waits for an answer polls.
+struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: http1::Connection<Io, Full<Bytes>>,
+    /// The state machine has ended (closed, or failed); it must not be polled again.
+    finished: bool,
+}
+
+enum Exchange {
+    NotSent(Request<Full<Bytes>>),
+    Failed(Failure),
+}
+
+impl Connection {
+    /// Moves the connection on as far as it can go, then polls what the caller waits for.
+    fn drive<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        waited: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        if !self.finished && Pin::new(&mut self.driver).poll(cx).is_ready() {
+            // Closed by either side or failed; a request under way learns which from its
+            // answer's channel.
+            self.finished = true;
+        }
+        waited(self, cx)
+    }
+
+    async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        limit: usize,
+    ) -> Result<Answer, Exchange> {
+        let ready = poll_fn(|cx| {
+            self.drive(cx, |this, cx| {
+                if this.finished {
+                    return Poll::Ready(false);
+                }
+                this.sender.poll_ready(cx).map(|ready| ready.is_ok())
+            })
+        })
+        .await;
+        if !ready {
+            return Err(Exchange::NotSent(request));
+        }
+        let mut answer = std::pin::pin!(self.sender.try_send_request(request));
+        let response = poll_fn(|cx| {
+            if !self.finished && Pin::new(&mut self.driver).poll(cx).is_ready() {
+                self.finished = true;
+            }
+            answer.as_mut().poll(cx)
+        })
+        .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(mut e) => {
+                return Err(match e.take_message() {
+                    Some(request) => Exchange::NotSent(request),
+                    None => Exchange::Failed(Failure::Network(super::error_chain(e.error()))),
+                });
+            }
+        };
+        self.read_body(response, limit)
+            .await
+            .map_err(Exchange::Failed)
+    }
+
+    async fn read_body(
+        &mut self,
+        response: Response<Incoming>,
+        limit: usize,
+    ) -> Result<Answer, Failure> {
+        let status = response.status();
+        let mut body = response.into_body();
+        if body
+            .size_hint()
+            .exact()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(Failure::TooLong);
+        }
+        let mut read = BytesMut::new();
+        loop {
+            let frame = poll_fn(|cx| self.drive(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))).await;
+            match frame {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if read.len() + data.len() > limit {
+                            return Err(Failure::TooLong);
+                        }
+                        read.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(Failure::Network(super::error_chain(&e))),
+            }
+        }
+        Ok(Answer {
+            status,
+            body: read.freeze(),
+        })
+    }
+
+    /// Whether the connection can carry another request: it lets the state machine see the
+    /// end of this exchange first (a `Connection: close` answer ends it here).
+    fn reusable(&mut self) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let _ = self.drive(&mut cx, |_, _| Poll::Ready(()));
+        !self.finished && !self.sender.is_closed()
+    }
+}
