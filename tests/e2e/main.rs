@@ -14,6 +14,7 @@ mod console;
 mod deliver_plugins;
 mod delivery;
 mod doctor;
+mod gateway_link;
 mod gateway_status;
 mod http_limits;
 mod languages;

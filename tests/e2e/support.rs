@@ -49,7 +49,7 @@ const CONFIG_PREFIXES: [&str; 7] = [
 /// Which API the simulator serves when a test does not say: `SMSGATE_E2E_GATEWAY=local` runs
 /// the tests against the phone's own API (SMSGate's Local mode), anything else against an
 /// SMSGate server's. The server is left to tell which from the answers (`gateway.mode` auto).
-fn personality_from_env() -> Personality {
+pub fn personality_from_env() -> Personality {
     match std::env::var("SMSGATE_E2E_GATEWAY").as_deref() {
         Ok("local") => Personality::Local,
         _ => Personality::Cloud,
@@ -344,6 +344,12 @@ pub struct SimulatorOnly {
 }
 
 impl SimulatorOnly {
+    /// An environment variable for the server, set once the simulator's address is known.
+    pub fn server_env(mut self, key: &str, value: &str) -> Self {
+        self.setup = self.setup.env(key, value);
+        self
+    }
+
     /// The id of the account's one device, as `GET /devices` (the phone: `GET /device`)
     /// lists it.
     pub async fn device_id(&self, username: &str, password: &str) -> String {

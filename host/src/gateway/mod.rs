@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use url::Url;
 use tracing::{debug, info, warn};
+use url::Url;
 
 use crate::metrics;
 use transport::{Failure, Target, Transport};
@@ -662,8 +662,13 @@ mod tests {
             "http://127.0.0.1:1/3rdparty/v1/messages"
         );
         let phone = g.with_base_url("http://192.168.1.20:8080").unwrap();
-        assert_eq!(phone.messages.to_string(), "http://192.168.1.20:8080/messages");
-        let cloud = g.with_base_url("https://api.sms-gate.app/3rdparty/v1/").unwrap();
+        assert_eq!(
+            phone.messages.to_string(),
+            "http://192.168.1.20:8080/messages"
+        );
+        let cloud = g
+            .with_base_url("https://api.sms-gate.app/3rdparty/v1/")
+            .unwrap();
         assert_eq!(
             cloud.messages.to_string(),
             "https://api.sms-gate.app/3rdparty/v1/messages"
@@ -674,8 +679,15 @@ mod tests {
     #[test]
     fn any_message_id_makes_a_request_target() {
         let g = Gateway::new("http://127.0.0.1:1/3rdparty/v1", Duration::from_secs(1), 0).unwrap();
-        let every_char: String = (1..=0x7f_u8).map(char::from).chain(['é', '€', '😀']).collect();
-        for id in every_char.chars().map(String::from).chain([every_char.clone()]) {
+        let every_char: String = (1..=0x7f_u8)
+            .map(char::from)
+            .chain(['é', '€', '😀'])
+            .collect();
+        for id in every_char
+            .chars()
+            .map(String::from)
+            .chain([every_char.clone()])
+        {
             let url = g.endpoint(&["messages", &id]);
             assert!(Target::new(&url).is_ok(), "{id:?} gives {url}");
         }

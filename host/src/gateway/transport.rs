@@ -4,6 +4,10 @@
 //! needs the answer writes the request and reads the answer itself, and a connection between
 //! calls is just a value in the pool. That is about a third of the server's CPU per relayed
 //! message, and of the latency it adds (README, "Performance").
+//!
+//! Behind a forward proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with `NO_PROXY`) calls
+//! take reqwest instead, which speaks to proxies; the proxy's own hop costs more than the
+//! hand-overs saved here.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -98,6 +102,31 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+impl Answer {
+    fn new(status: StatusCode) -> Self {
+        Answer {
+            status,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds a piece of the body, refusing to go past `limit` bytes. A body that comes in one
+    /// piece, as a gateway's short answers do, is kept without a copy.
+    fn take(&mut self, data: Bytes, limit: usize) -> Result<(), Failure> {
+        if self.body.len() + data.len() > limit {
+            return Err(Failure::TooLong);
+        }
+        if self.body.is_empty() {
+            self.body = data;
+        } else {
+            let mut body = BytesMut::from(std::mem::take(&mut self.body));
+            body.extend_from_slice(&data);
+            self.body = body.freeze();
+        }
+        Ok(())
+    }
+}
+
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum Failure {
@@ -121,6 +150,9 @@ pub struct Transport {
 
 struct Shared {
     idle: Mutex<HashMap<Arc<Origin>, Vec<Idle>>>,
+    /// For gateways a forward proxy is configured for: which schemes it serves, and the client
+    /// that goes through it.
+    proxied: Option<(Proxied, reqwest::Client)>,
     tls: tokio_rustls::TlsConnector,
     connect_timeout: Duration,
     user_agent: HeaderValue,
@@ -137,9 +169,19 @@ impl Transport {
         crate::tls::install_crypto_provider();
         let mut tls = rustls::ClientConfig::with_platform_verifier()?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let proxied = match Proxied::from_env() {
+            Some(proxied) => Some((
+                proxied,
+                crate::tls::http_client()
+                    .connect_timeout(connect_timeout)
+                    .build()?,
+            )),
+            None => None,
+        };
         Ok(Transport {
             shared: Arc::new(Shared {
                 idle: Mutex::default(),
+                proxied,
                 tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
                 connect_timeout,
                 user_agent: HeaderValue::from_static(crate::tls::USER_AGENT),
@@ -156,6 +198,11 @@ impl Transport {
         json: Option<Bytes>,
         limit: usize,
     ) -> Result<Answer, Failure> {
+        if let Some((proxied, client)) = &self.shared.proxied
+            && proxied.serves(&target.origin)
+        {
+            return send_proxied(client, method, target, authorization, json, limit).await;
+        }
         let mut request = Request::new(Full::new(json.clone().unwrap_or_default()));
         *request.method_mut() = method;
         *request.uri_mut() = target.path.clone();
@@ -186,7 +233,7 @@ impl Transport {
                 }
                 // A pooled connection the gateway had closed: nothing was sent, so the
                 // request goes out on another one.
-                Err(Exchange::NotSent(again)) if pooled => request = again,
+                Err(Exchange::NotSent(again)) if pooled => request = *again,
                 Err(Exchange::NotSent(_)) => {
                     return Err(Failure::Network(
                         "the connection closed before the request was sent".into(),
@@ -240,7 +287,11 @@ impl Transport {
                     Failure::Network(format!("{} is not a valid TLS name: {e}", origin.host))
                 })?;
                 let tls = shared.tls.connect(name, tcp).await.map_err(|e| {
-                    Failure::Network(format!("TLS with {}: {}", origin.host, super::error_chain(&e)))
+                    Failure::Network(format!(
+                        "TLS with {}: {}",
+                        origin.host,
+                        super::error_chain(&e)
+                    ))
                 })?;
                 Box::new(tls)
             } else {
@@ -266,6 +317,65 @@ impl Transport {
     }
 }
 
+/// The forward proxies configured in the environment, by the schemes they serve.
+struct Proxied {
+    http: bool,
+    https: bool,
+}
+
+impl Proxied {
+    fn from_env() -> Option<Self> {
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+        };
+        let all = set(&["ALL_PROXY", "all_proxy"]);
+        let proxied = Proxied {
+            http: all || set(&["HTTP_PROXY", "http_proxy"]),
+            https: all || set(&["HTTPS_PROXY", "https_proxy"]),
+        };
+        (proxied.http || proxied.https).then_some(proxied)
+    }
+
+    fn serves(&self, origin: &Origin) -> bool {
+        if origin.https { self.https } else { self.http }
+    }
+}
+
+/// The same exchange through reqwest, which applies the proxy settings (`NO_PROXY` included).
+async fn send_proxied(
+    client: &reqwest::Client,
+    method: Method,
+    target: &Target,
+    authorization: Option<HeaderValue>,
+    json: Option<Bytes>,
+    limit: usize,
+) -> Result<Answer, Failure> {
+    let failed = |e: reqwest::Error| Failure::Network(super::error_chain(&e));
+    let mut request = client.request(method, target.to_string());
+    if let Some(authorization) = authorization {
+        request = request.header(header::AUTHORIZATION, authorization);
+    }
+    if let Some(json) = json {
+        request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(json);
+    }
+    let mut response = request.send().await.map_err(failed)?;
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(Failure::TooLong);
+    }
+    let mut answer = Answer::new(response.status());
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        answer.take(chunk, limit)?;
+    }
+    Ok(answer)
+}
+
 /// One HTTP/1.1 connection: the handle that queues a request, and the state machine that does
 /// the reading and writing, which whoever waits for an answer polls.
 struct Connection {
@@ -276,7 +386,7 @@ struct Connection {
 }
 
 enum Exchange {
-    NotSent(Request<Full<Bytes>>),
+    NotSent(Box<Request<Full<Bytes>>>),
     Failed(Failure),
 }
 
@@ -310,7 +420,7 @@ impl Connection {
         })
         .await;
         if !ready {
-            return Err(Exchange::NotSent(request));
+            return Err(Exchange::NotSent(Box::new(request)));
         }
         let mut answer = std::pin::pin!(self.sender.try_send_request(request));
         let response = poll_fn(|cx| {
@@ -324,7 +434,7 @@ impl Connection {
             Ok(response) => response,
             Err(mut e) => {
                 return Err(match e.take_message() {
-                    Some(request) => Exchange::NotSent(request),
+                    Some(request) => Exchange::NotSent(Box::new(request)),
                     None => Exchange::Failed(Failure::Network(super::error_chain(e.error()))),
                 });
             }
@@ -339,7 +449,7 @@ impl Connection {
         response: Response<Incoming>,
         limit: usize,
     ) -> Result<Answer, Failure> {
-        let status = response.status();
+        let mut answer = Answer::new(response.status());
         let mut body = response.into_body();
         if body
             .size_hint()
@@ -348,26 +458,20 @@ impl Connection {
         {
             return Err(Failure::TooLong);
         }
-        let mut read = BytesMut::new();
         loop {
-            let frame = poll_fn(|cx| self.drive(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))).await;
+            let frame =
+                poll_fn(|cx| self.drive(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))).await;
             match frame {
                 None => break,
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        if read.len() + data.len() > limit {
-                            return Err(Failure::TooLong);
-                        }
-                        read.extend_from_slice(&data);
+                        answer.take(data, limit)?;
                     }
                 }
                 Some(Err(e)) => return Err(Failure::Network(super::error_chain(&e))),
             }
         }
-        Ok(Answer {
-            status,
-            body: read.freeze(),
-        })
+        Ok(answer)
     }
 
     /// Whether the connection can carry another request: it lets the state machine see the
