@@ -141,8 +141,8 @@ fn base_url(scheme: &str, host: &str, hop: &Hop, h: Personality) -> String {
     format!("{scheme}://{host}:{}{}", hop.addr.port(), h.api_prefix())
 }
 
-#[tokio::test]
-async fn calls_share_kept_alive_connections() {
+/// A server whose gateway calls pass the hop on their way to the simulator.
+async fn relayed() -> (Hop, Harness) {
     let simulator = Setup::new().start_simulator().await;
     let hop = Hop::start(simulator.sim, Role::Relay).await;
     let personality = personality_from_env();
@@ -153,6 +153,12 @@ async fn calls_share_kept_alive_connections() {
         )
         .start_server()
         .await;
+    (hop, h)
+}
+
+#[tokio::test]
+async fn calls_share_kept_alive_connections() {
+    let (hop, h) = relayed().await;
     let mut esme = h.bound(BindKind::Transmitter).await;
     for n in 0..20 {
         submit(&mut esme, &format!("one after another {n}")).await;
@@ -187,16 +193,7 @@ async fn calls_share_kept_alive_connections() {
 
 #[tokio::test]
 async fn a_connection_the_gateway_closed_while_idle_costs_nothing() {
-    let simulator = Setup::new().start_simulator().await;
-    let hop = Hop::start(simulator.sim, Role::Relay).await;
-    let personality = personality_from_env();
-    let h = simulator
-        .server_env(
-            "GATEWAY__API_BASE_URL",
-            &base_url("http", "127.0.0.1", &hop, personality),
-        )
-        .start_server()
-        .await;
+    let (hop, h) = relayed().await;
     let mut esme = h.bound(BindKind::Transmitter).await;
     submit(&mut esme, "before the cut").await;
     hop.cut().await;
