@@ -236,10 +236,8 @@ impl Submitter {
         }
         match sent {
             Ok(state) => {
-                let segments = match &submission.content {
-                    Content::Text(text) => sms_text::segment_count(text),
-                    Content::Binary { .. } => 1,
-                };
+                // Fields of a disabled event are not evaluated: counting segments costs only
+                // when debug logging is on.
                 debug!(
                     %message_id,
                     operation = ?submission.kind,
@@ -248,7 +246,10 @@ impl Submitter {
                     protocol_id = submission.protocol_id,
                     tlvs = submission.tlvs.len(),
                     recipients = body.phone_numbers.len(),
-                    segments,
+                    segments = match &submission.content {
+                        Content::Text(text) => sms_text::segment_count(text),
+                        Content::Binary { .. } => 1,
+                    },
                     "accepted by the gateway"
                 );
                 Ok(state)

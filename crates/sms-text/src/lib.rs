@@ -325,6 +325,13 @@ fn decode_gsm7(bytes: &[u8]) -> Result<String, TextError> {
 
 /// One character's GSM 7-bit form: a default table septet, or an escaped extension septet.
 fn gsm7_code(c: char) -> Option<(Option<u8>, u8)> {
+    if let Some(&code) = ASCII_GSM7.get(c as usize) {
+        return match code {
+            NOT_GSM7 => None,
+            code if code & ESCAPED != 0 => Some((Some(ESCAPE), code & !ESCAPED)),
+            septet => Some((None, septet)),
+        };
+    }
     if let Some(&(code, _)) = GSM7_EXTENSION.iter().find(|&&(_, e)| e == c) {
         return Some((Some(ESCAPE), code));
     }
@@ -335,6 +342,34 @@ fn gsm7_code(c: char) -> Option<(Option<u8>, u8)> {
         .and_then(|septet| u8::try_from(septet).ok())
         .map(|septet| (None, septet))
 }
+
+/// In `ASCII_GSM7`: the character has no GSM 7-bit code.
+const NOT_GSM7: u8 = 0xFF;
+/// In `ASCII_GSM7`: the code is in the extension table, behind an escape.
+const ESCAPED: u8 = 0x80;
+
+/// The GSM 7-bit code of each ASCII character, looked up instead of searched for: most text
+/// is ASCII, and every submitted message is measured.
+const ASCII_GSM7: [u8; 128] = {
+    let mut table = [NOT_GSM7; 128];
+    let mut septet = 0;
+    while septet < GSM7_BASIC.len() {
+        let c = GSM7_BASIC[septet] as usize;
+        if c < 128 && septet != ESCAPE as usize && table[c] == NOT_GSM7 {
+            table[c] = septet as u8;
+        }
+        septet += 1;
+    }
+    let mut i = 0;
+    while i < GSM7_EXTENSION.len() {
+        let (code, c) = GSM7_EXTENSION[i];
+        if (c as usize) < 128 {
+            table[c as usize] = code | ESCAPED;
+        }
+        i += 1;
+    }
+    table
+};
 
 fn gsm7_width(c: char) -> Option<usize> {
     gsm7_code(c).map(|(escape, _)| if escape.is_some() { 2 } else { 1 })
@@ -377,12 +412,13 @@ pub fn gsm7_septets(text: &str) -> Option<usize> {
 /// handsets would garble either when reassembling, so a part can carry one unit less than the
 /// nominal 153 septets or 67 UTF-16 units.
 pub fn segment_count(text: &str) -> usize {
-    let gsm7: Option<Vec<usize>> = text.chars().map(gsm7_width).collect();
-    let (widths, single, part) = match gsm7 {
-        Some(widths) => (widths, 160, 153),
-        None => (text.chars().map(char::len_utf16).collect(), 70, 67),
+    let (width, single, part): (fn(char) -> Option<usize>, _, _) = if fits_gsm7(text) {
+        (gsm7_width, 160, 153)
+    } else {
+        (|c| Some(c.len_utf16()), 70, 67)
     };
-    if widths.iter().sum::<usize>() <= single {
+    let widths = text.chars().filter_map(width);
+    if widths.clone().sum::<usize>() <= single {
         return 1;
     }
     let mut parts = 1;
@@ -474,6 +510,28 @@ mod tests {
             .filter(|&(septet, _)| septet != usize::from(ESCAPE))
             .map(|(_, &c)| c)
             .chain(GSM7_EXTENSION.iter().map(|&(_, c)| c))
+    }
+
+    /// The ASCII table gives every character the code the two GSM tables give it, and none to
+    /// the ASCII characters GSM 7-bit lacks.
+    #[test]
+    fn ascii_lookup_agrees_with_the_gsm_tables() {
+        for c in (0..128u8).map(char::from) {
+            let extension = GSM7_EXTENSION.iter().find(|&&(_, e)| e == c);
+            let basic = GSM7_BASIC
+                .iter()
+                .position(|&b| b == c)
+                .filter(|&septet| septet != usize::from(ESCAPE));
+            let expected = match (extension, basic) {
+                (Some(&(code, _)), _) => Some((Some(ESCAPE), code)),
+                (None, Some(septet)) => Some((None, septet as u8)),
+                (None, None) => None,
+            };
+            assert_eq!(gsm7_code(c), expected, "{c:?}");
+        }
+        assert_eq!(gsm7_code('`'), None);
+        assert_eq!(gsm7_code('@'), Some((None, 0)));
+        assert_eq!(gsm7_code('['), Some((Some(ESCAPE), 0x3C)));
     }
 
     /// What data_coding 0 and 1 mean unless a test says otherwise: not the server's default
