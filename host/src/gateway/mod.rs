@@ -295,10 +295,8 @@ impl Gateway {
         if let Some(decision) = mode::from_url(&self.base) {
             return Ok(decision);
         }
-        let url = self.endpoint(&["health"]);
-        let answer = self
-            .exchange(Method::GET, &self.target(&["health"]), None, None)
-            .await?;
+        let url = self.target(&["health"]);
+        let answer = self.exchange(Method::GET, &url, None, None).await?;
         mode::from_health(&answer.body).ok_or_else(|| {
             GatewayError::Decode(format!(
                 "{url} answered {} without the health checks that tell an SMSGate server from a phone; set gateway.mode",

@@ -9,7 +9,7 @@
 //! take reqwest instead, which speaks to proxies; the proxy's own hop costs more than the
 //! hand-overs saved here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -149,7 +149,8 @@ pub struct Transport {
 }
 
 struct Shared {
-    idle: Mutex<HashMap<Arc<Origin>, Vec<Idle>>>,
+    /// Per gateway, the most recently used last.
+    idle: Mutex<HashMap<Arc<Origin>, VecDeque<Idle>>>,
     /// For gateways a forward proxy is configured for: which schemes it serves, and the client
     /// that goes through it.
     proxied: Option<(Proxied, reqwest::Client)>,
@@ -248,7 +249,7 @@ impl Transport {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
         let connections = idle.get_mut(origin)?;
         // The most recently used first: the warmest, and the least likely to have been closed.
-        while let Some(Idle { connection, since }) = connections.pop() {
+        while let Some(Idle { connection, since }) = connections.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT {
                 return Some(connection);
             }
@@ -259,8 +260,16 @@ impl Transport {
     fn checkin(&self, origin: &Arc<Origin>, connection: Connection) {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
         let connections = idle.entry(Arc::clone(origin)).or_default();
+        // The least recently used go first, so that connections a quieter hour left behind
+        // are closed here rather than kept open by the pool.
+        while connections
+            .front()
+            .is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT)
+        {
+            connections.pop_front();
+        }
         if connections.len() < MAX_IDLE {
-            connections.push(Idle {
+            connections.push_back(Idle {
                 connection,
                 since: Instant::now(),
             });
