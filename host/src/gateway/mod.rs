@@ -586,9 +586,10 @@ impl Gateway {
         join(&self.base, segments)
     }
 
-    /// [`Gateway::endpoint`], ready to send to.
+    /// [`Gateway::endpoint`], ready to send to: the origin is the one of every other call.
     fn target(&self, segments: &[&str]) -> Target {
-        Target::new(&self.endpoint(segments))
+        self.messages
+            .at(&self.endpoint(segments))
             .expect("a path under the base URL, which Gateway::new checked, is a valid target")
     }
 }
@@ -659,6 +660,10 @@ mod tests {
             g.messages.to_string(),
             "http://127.0.0.1:1/3rdparty/v1/messages"
         );
+        assert_eq!(
+            g.target(&["messages", "../x y"]).to_string(),
+            "http://127.0.0.1:1/3rdparty/v1/messages/..%2Fx%20y"
+        );
         let phone = g.with_base_url("http://192.168.1.20:8080").unwrap();
         assert_eq!(
             phone.messages.to_string(),
@@ -687,7 +692,7 @@ mod tests {
             .chain([every_char.clone()])
         {
             let url = g.endpoint(&["messages", &id]);
-            assert!(Target::new(&url).is_ok(), "{id:?} gives {url}");
+            assert!(g.messages.at(&url).is_ok(), "{id:?} gives {url}");
         }
     }
 

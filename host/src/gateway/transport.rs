@@ -55,6 +55,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// `url` on the same origin as this target (the caller's to make sure): only the path is
+    /// taken apart, so a call to a new path costs no more than parsing it.
+    pub fn at(&self, url: &Url) -> anyhow::Result<Self> {
+        Ok(Target {
+            origin: Arc::clone(&self.origin),
+            path: path_and_query(url).parse()?,
+            host_header: self.host_header.clone(),
+        })
+    }
+
     pub fn new(url: &Url) -> anyhow::Result<Self> {
         let https = match url.scheme() {
             "https" => true,
@@ -71,10 +81,6 @@ impl Target {
             Some(port) => HeaderValue::try_from(format!("{named}:{port}"))?,
             None => HeaderValue::try_from(named)?,
         };
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
         Ok(Target {
             origin: Arc::new(Origin {
                 https,
@@ -82,9 +88,17 @@ impl Target {
                 host: named.trim_start_matches('[').trim_end_matches(']').into(),
                 port,
             }),
-            path: path.parse()?,
+            path: path_and_query(url).parse()?,
             host_header,
         })
+    }
+}
+
+/// What the request line carries of `url`.
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
     }
 }
 
@@ -102,28 +116,38 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-impl Answer {
-    fn new(status: StatusCode) -> Self {
-        Answer {
-            status,
-            body: Bytes::new(),
-        }
-    }
+/// A body read piece by piece up to a limit. One that comes in one piece, as a gateway's
+/// short answers do, is kept as it came; more pieces are gathered in one buffer.
+#[derive(Default)]
+struct Collected {
+    first: Bytes,
+    more: BytesMut,
+}
 
-    /// Adds a piece of the body, refusing to go past `limit` bytes. A body that comes in one
-    /// piece, as a gateway's short answers do, is kept without a copy.
+impl Collected {
     fn take(&mut self, data: Bytes, limit: usize) -> Result<(), Failure> {
-        if self.body.len() + data.len() > limit {
+        if self.first.len() + self.more.len() + data.len() > limit {
             return Err(Failure::TooLong);
         }
-        if self.body.is_empty() {
-            self.body = data;
+        if self.first.is_empty() && self.more.is_empty() {
+            self.first = data;
         } else {
-            let mut body = BytesMut::from(std::mem::take(&mut self.body));
-            body.extend_from_slice(&data);
-            self.body = body.freeze();
+            if self.more.is_empty() {
+                self.more
+                    .extend_from_slice(&std::mem::take(&mut self.first));
+            }
+            self.more.extend_from_slice(&data);
         }
         Ok(())
+    }
+
+    fn answer(self, status: StatusCode) -> Answer {
+        let body = if self.more.is_empty() {
+            self.first
+        } else {
+            self.more.freeze()
+        };
+        Answer { status, body }
     }
 }
 
@@ -204,7 +228,8 @@ impl Transport {
         {
             return send_proxied(client, method, target, authorization, json, limit).await;
         }
-        let mut request = Request::new(Full::new(json.clone().unwrap_or_default()));
+        let has_body = json.is_some();
+        let mut request = Request::new(Full::new(json.unwrap_or_default()));
         *request.method_mut() = method;
         *request.uri_mut() = target.path.clone();
         let headers = request.headers_mut();
@@ -214,7 +239,7 @@ impl Transport {
         if let Some(authorization) = authorization {
             headers.insert(header::AUTHORIZATION, authorization);
         }
-        if json.is_some() {
+        if has_body {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -378,11 +403,12 @@ async fn send_proxied(
     {
         return Err(Failure::TooLong);
     }
-    let mut answer = Answer::new(response.status());
+    let status = response.status();
+    let mut body = Collected::default();
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        answer.take(chunk, limit)?;
+        body.take(chunk, limit)?;
     }
-    Ok(answer)
+    Ok(body.answer(status))
 }
 
 /// One HTTP/1.1 connection: the handle that queues a request, and the state machine that does
@@ -406,11 +432,7 @@ impl Connection {
         cx: &mut Context<'_>,
         waited: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        if !self.finished && Pin::new(&mut self.driver).poll(cx).is_ready() {
-            // Closed by either side or failed; a request under way learns which from its
-            // answer's channel.
-            self.finished = true;
-        }
+        advance(&mut self.driver, &mut self.finished, cx);
         waited(self, cx)
     }
 
@@ -432,10 +454,9 @@ impl Connection {
             return Err(Exchange::NotSent(Box::new(request)));
         }
         let mut answer = std::pin::pin!(self.sender.try_send_request(request));
+        // The answer borrows the sender, so the connection is advanced field by field here.
         let response = poll_fn(|cx| {
-            if !self.finished && Pin::new(&mut self.driver).poll(cx).is_ready() {
-                self.finished = true;
-            }
+            advance(&mut self.driver, &mut self.finished, cx);
             answer.as_mut().poll(cx)
         })
         .await;
@@ -458,7 +479,7 @@ impl Connection {
         response: Response<Incoming>,
         limit: usize,
     ) -> Result<Answer, Failure> {
-        let mut answer = Answer::new(response.status());
+        let status = response.status();
         let mut body = response.into_body();
         if body
             .size_hint()
@@ -467,6 +488,7 @@ impl Connection {
         {
             return Err(Failure::TooLong);
         }
+        let mut read = Collected::default();
         loop {
             let frame =
                 poll_fn(|cx| self.drive(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))).await;
@@ -474,13 +496,13 @@ impl Connection {
                 None => break,
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        answer.take(data, limit)?;
+                        read.take(data, limit)?;
                     }
                 }
                 Some(Err(e)) => return Err(Failure::Network(super::error_chain(&e))),
             }
         }
-        Ok(answer)
+        Ok(read.answer(status))
     }
 
     /// Whether the connection can carry another request: it lets the state machine see the
@@ -490,5 +512,39 @@ impl Connection {
         let mut cx = Context::from_waker(waker);
         let _ = self.drive(&mut cx, |_, _| Poll::Ready(()));
         !self.finished && !self.sender.is_closed()
+    }
+}
+
+/// Polls the connection's state machine unless it has ended, and notes when it does (closed
+/// by either side, or failed: a request under way learns which from its answer's channel).
+fn advance(
+    driver: &mut http1::Connection<Io, Full<Bytes>>,
+    finished: &mut bool,
+    cx: &mut Context<'_>,
+) {
+    if !*finished && Pin::new(driver).poll(cx).is_ready() {
+        *finished = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_in_pieces_is_read_in_order_up_to_the_limit() {
+        let mut one = Collected::default();
+        one.take(Bytes::from_static(b"{}"), 8).unwrap();
+        assert_eq!(one.answer(StatusCode::OK).body, "{}");
+
+        let mut pieces = Collected::default();
+        for piece in [&b"ab"[..], b"cd", b"ef"] {
+            pieces.take(Bytes::from_static(piece), 6).unwrap();
+        }
+        assert!(matches!(
+            pieces.take(Bytes::from_static(b"g"), 6),
+            Err(Failure::TooLong)
+        ));
+        assert_eq!(pieces.answer(StatusCode::OK).body, "abcdef");
     }
 }
