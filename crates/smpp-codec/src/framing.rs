@@ -4,6 +4,12 @@
 //! before its body is looked at, so a malformed body can never consume bytes
 //! of the PDU behind it, and a bad body costs one error response rather than
 //! the connection.
+//!
+//! The codec also decides how much the next read asks for. Decoded PDUs keep
+//! slices of the buffer they came from, so while requests are in flight the
+//! buffer cannot be reused and every read gets fresh space — exactly as much
+//! as was reserved. Left to `FramedRead`, that is one octet, and a busy peer
+//! would cost several reads per PDU.
 
 use std::io;
 
@@ -16,16 +22,41 @@ use crate::status::CommandStatus;
 /// command_length, command_id, command_status, sequence_number.
 const HEADER_LEN: usize = 16;
 
+/// The space the smallest read asks for, and what a connection's buffer should
+/// start with: a bind is under 100 octets, and an idle bind should hold little.
+pub const MIN_READ: usize = 512;
+/// The space the largest read asks for: a window of 64 submit_sm is 6–12 KiB.
+const MAX_READ: usize = 16 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct SmppCodec {
     max_command_length: usize,
+    /// What the next read asks for, beyond the rest of a partial PDU.
+    read_size: usize,
 }
 
 impl SmppCodec {
     /// `max_command_length` bounds the memory one peer can make the server
     /// buffer for a single PDU.
     pub fn new(max_command_length: usize) -> Self {
-        Self { max_command_length }
+        Self {
+            max_command_length,
+            read_size: MIN_READ,
+        }
+    }
+
+    /// Reserves the space the next read fills, at least `needed` octets. A
+    /// read that filled all the space it had probably left more behind, so
+    /// the next asks for twice as much; one that came up short asks for half.
+    fn make_room(&mut self, src: &mut BytesMut, needed: usize) {
+        // Splitting PDUs off shrinks length and capacity alike: no spare
+        // capacity now means none was left by the read.
+        self.read_size = if src.capacity() == src.len() {
+            (self.read_size * 2).min(MAX_READ)
+        } else {
+            (self.read_size / 2).max(MIN_READ)
+        };
+        src.reserve(needed.max(self.read_size));
     }
 }
 
@@ -39,6 +70,7 @@ impl Decoder for SmppCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Inbound>> {
         if src.len() < 4 {
+            self.make_room(src, 0);
             return Ok(None);
         }
         let command_length = be_u32(src, 0);
@@ -58,7 +90,8 @@ impl Decoder for SmppCodec {
             }));
         }
         if src.len() < len {
-            src.reserve(len - src.len());
+            let needed = len - src.len();
+            self.make_room(src, needed);
             return Ok(None);
         }
         let mut frame = src.split_to(len).freeze();
@@ -242,6 +275,103 @@ mod tests {
                 "chunk size {chunk}"
             );
         }
+    }
+
+    /// A peer's bytes, handed out as a socket would: as much as the reader
+    /// has room for. Counts the reads.
+    struct Socket {
+        data: Vec<u8>,
+        at: usize,
+        reads: usize,
+        largest_room: usize,
+    }
+
+    impl tokio::io::AsyncRead for Socket {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let n = buf.remaining().min(self.data.len() - self.at);
+            buf.put_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            self.reads += 1;
+            self.largest_room = self.largest_room.max(buf.remaining() + n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn submit_sm_body(n: u32) -> Vec<u8> {
+        let mut body = b"\0\x01\x01447700900001\0\x01\x01447700900002\0".to_vec();
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let text = format!("message number {n:>5} of a window of sixty-four");
+        body.push(text.len() as u8);
+        body.extend_from_slice(text.as_bytes());
+        body
+    }
+
+    /// Requests in flight keep their PDUs' octets, so the buffer is never
+    /// free to reuse; a window of PDUs must still arrive in a few reads.
+    #[tokio::test]
+    async fn a_window_of_pdus_is_read_in_a_few_reads() {
+        use futures::StreamExt;
+        let mut data = Vec::new();
+        for n in 1..=64 {
+            data.extend(frame(SUBMIT_SM, n, &submit_sm_body(n)));
+        }
+        let total = data.len();
+        let socket = Socket {
+            data,
+            at: 0,
+            reads: 0,
+            largest_room: 0,
+        };
+        let mut frames =
+            tokio_util::codec::FramedRead::with_capacity(socket, SmppCodec::new(MAX), MIN_READ);
+        let mut in_flight = Vec::new();
+        for _ in 0..64 {
+            in_flight.push(frames.next().await.unwrap().unwrap());
+        }
+        assert!(in_flight.iter().enumerate().all(|(i, pdu)| matches!(
+            pdu,
+            Inbound::Request { sequence_number, request: Request::SubmitSm(_) }
+                if *sequence_number as usize == i + 1
+        )));
+        let socket = frames.get_ref();
+        assert_eq!(socket.at, total);
+        // 512, 1 KiB, 2 KiB, 4 KiB and the rest: the reads double while they
+        // come back full.
+        assert!(
+            socket.reads <= 6,
+            "{} reads for {total} octets in 64 PDUs",
+            socket.reads
+        );
+    }
+
+    /// A quiet peer's reads stay small: after a bind, the buffer waiting for
+    /// the next PDU has room for at most `MIN_READ` octets.
+    #[tokio::test]
+    async fn a_quiet_peer_is_read_with_little_space() {
+        use futures::StreamExt;
+        let socket = Socket {
+            data: frame(ENQUIRE_LINK, 1, b""),
+            at: 0,
+            reads: 0,
+            largest_room: 0,
+        };
+        let mut frames =
+            tokio_util::codec::FramedRead::with_capacity(socket, SmppCodec::new(MAX), MIN_READ);
+        let first = frames.next().await.unwrap().unwrap();
+        assert!(matches!(
+            first,
+            Inbound::Request {
+                request: Request::EnquireLink,
+                ..
+            }
+        ));
+        assert!(frames.next().await.is_none(), "the peer sent one PDU");
+        assert!(frames.get_ref().largest_room <= MIN_READ);
+        assert!(frames.read_buffer().capacity() <= MIN_READ);
     }
 
     #[test]

@@ -16,6 +16,6 @@ pub mod time;
 pub mod udh;
 
 #[cfg(feature = "wire")]
-pub use framing::SmppCodec;
+pub use framing::{MIN_READ, SmppCodec};
 #[cfg(feature = "wire")]
 pub use pdu::Inbound;

@@ -39,10 +39,6 @@ use smpp_codec::command::*;
 use smpp_codec::pdu::{BindKind, Inbound, Outbound, Request, ResponseBody};
 use smpp_codec::status::*;
 
-/// The read buffer a session starts with; it grows with what the peer sends. A bind is under
-/// 100 bytes, and an idle bind should not hold the 8 KiB a codec starts with by default.
-const READ_BUFFER: usize = 512;
-
 /// Session ids start at a random point, so the id a sent-message record keeps names no other
 /// session after a restart or on another instance.
 static NEXT_SESSION: LazyLock<AtomicU64> =
@@ -175,7 +171,9 @@ async fn serve<S>(
     let mut frames = FramedRead::with_capacity(
         read_half,
         SmppCodec::new(smpp.max_command_length),
-        READ_BUFFER,
+        // Not the 8 KiB a codec starts with by default: thousands of idle binds add up. The
+        // codec grows each read while the peer keeps the buffer full.
+        smpp_codec::MIN_READ,
     );
     let now = Instant::now();
     let tick = tick_period(smpp);
