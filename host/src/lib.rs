@@ -26,6 +26,7 @@ mod receipt;
 pub mod recent_errors;
 pub mod server;
 mod session;
+mod session_threads;
 pub mod shutdown;
 pub mod tls;
 mod webhooks;

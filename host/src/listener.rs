@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::session::{self, Shared};
+use crate::session_threads::SessionThreads;
 use crate::shutdown::{Shutdown, TaskTracker};
 
 /// A bound SMPP listening socket, TLS or not.
@@ -42,13 +43,15 @@ impl Listener {
         self.socket.local_addr()
     }
 
-    /// Accepts until shutdown; sessions are tracked so the caller can wait for them.
+    /// Accepts until shutdown, handing each connection to a session thread; sessions are
+    /// tracked so the caller can wait for them.
     pub async fn run(
         self,
         shared: Arc<Shared>,
         limit: Arc<Semaphore>,
         shutdown: Shutdown,
         sessions: TaskTracker,
+        threads: Arc<SessionThreads>,
     ) {
         let kind = if self.tls.is_some() { "smpps" } else { "smpp" };
         info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), kind, "listening");
@@ -70,10 +73,25 @@ impl Listener {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            // Out of this runtime's reactor, into the session thread's.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    warn!(%peer, error = %e, "cannot hand the connection over; closing");
+                    continue;
+                }
+            };
             let shared = Arc::clone(&shared);
             let shutdown = shutdown.clone();
             let tls = self.tls.clone();
-            sessions.spawn(async move {
+            threads.spawn(&sessions, async move {
+                let stream = match TcpStream::from_std(stream) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "cannot take the connection over; closing");
+                        return;
+                    }
+                };
                 match tls {
                     None => session::run(stream, peer, false, shared, shutdown).await,
                     Some(acceptor) => {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -19,6 +20,7 @@ use crate::listener::Listener;
 use crate::pipeline::Submitter;
 use crate::session;
 use crate::session::board::Board;
+use crate::session_threads::SessionThreads;
 use crate::shutdown::{Shutdown, TaskTracker};
 use crate::webhooks;
 use smsgate_plugin_host::Plugins;
@@ -113,6 +115,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     ));
 
     let sessions = TaskTracker::new();
+    let threads = Arc::new(SessionThreads::start().context("cannot start the session threads")?);
     let limit = Arc::new(Semaphore::new(config.smpp.max_connections));
     for listener in std::iter::once(plain).chain(secure) {
         background.spawn(listener.run(
@@ -120,6 +123,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             Arc::clone(&limit),
             shutdown.clone(),
             sessions.clone(),
+            Arc::clone(&threads),
         ));
     }
     readiness.set(true);

@@ -135,13 +135,20 @@ impl DataMessage {
     }
 }
 
-/// The gateway's view of a message (`MessageState`).
+/// What a submit needs of the gateway's view of a message (`MessageState`): which recipients
+/// it already failed. The rest of the answer is skipped, not decoded, on every submit.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageState {
-    pub state: String,
     #[serde(default)]
     pub recipients: Vec<RecipientState>,
+}
+
+/// What query_sm needs of the gateway's view of a message: its state and when it got there.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageHistory {
+    pub state: String,
     /// When each state was reached.
     #[serde(default)]
     pub states: std::collections::HashMap<String, DateTime<Utc>>,
@@ -348,7 +355,8 @@ impl Gateway {
                 debug!(id = %message.id, "gateway already has this message id");
                 Ok(None)
             }
-            Err(e) if e.is_ambiguous() => self.confirm_sent(creds, message, e).await,
+            // Rare, and as large as the call itself: on the heap when it happens.
+            Err(e) if e.is_ambiguous() => Box::pin(self.confirm_sent(creds, message, e)).await,
             Err(e) => Err(e),
         }
     }
@@ -388,7 +396,7 @@ impl Gateway {
         &self,
         creds: &Credentials,
         id: &str,
-    ) -> Result<MessageState, GatewayError> {
+    ) -> Result<MessageHistory, GatewayError> {
         let body = self
             .call(
                 "query_sms",
@@ -565,9 +573,12 @@ impl Gateway {
         authorization: Option<HeaderValue>,
         json: Option<bytes::Bytes>,
     ) -> Result<transport::Answer, GatewayError> {
-        let sent = self
-            .http
-            .send(method, url, authorization, json, MAX_ANSWER_BYTES);
+        // On the heap: every async fn from the session's task down to here would otherwise
+        // hold, and copy as it is started, the 3 KB of a request in progress.
+        let sent = Box::pin(
+            self.http
+                .send(method, url, authorization, json, MAX_ANSWER_BYTES),
+        );
         match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => Err(GatewayError::Timeout(self.timeout)),
             Ok(Ok(answer)) => Ok(answer),

@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::runtime;
 use url::Url;
 
 /// A connection unused this long may have been closed by the other side or a middlebox
@@ -173,8 +174,10 @@ pub struct Transport {
 }
 
 struct Shared {
-    /// Per gateway, the most recently used last.
-    idle: Mutex<HashMap<Arc<Origin>, VecDeque<Idle>>>,
+    /// Per runtime and gateway, the most recently used last. A socket belongs to the reactor
+    /// of the runtime it was opened on: used from another, every readiness would cross
+    /// threads, and it would die with that runtime (see `session_threads`).
+    idle: Mutex<HashMap<PoolKey, VecDeque<Idle>>>,
     /// For gateways a forward proxy is configured for: which schemes it serves, and the client
     /// that goes through it.
     proxied: Option<(Proxied, reqwest::Client)>,
@@ -186,6 +189,13 @@ struct Shared {
 struct Idle {
     connection: Connection,
     since: Instant,
+}
+
+type PoolKey = (runtime::Id, Arc<Origin>);
+
+/// Where in the pool the connections of `origin` opened on the calling task's runtime wait.
+fn pool_key(origin: &Arc<Origin>) -> PoolKey {
+    (runtime::Handle::current().id(), Arc::clone(origin))
 }
 
 impl Transport {
@@ -248,7 +258,8 @@ impl Transport {
         loop {
             let (mut connection, pooled) = match self.checkout(&target.origin) {
                 Some(connection) => (connection, true),
-                None => (self.connect(&target.origin).await?, false),
+                // Once per connection, and a third of the request's future: boxed.
+                None => (Box::pin(self.connect(&target.origin)).await?, false),
             };
             match connection.exchange(request, limit).await {
                 Ok(answer) => {
@@ -272,7 +283,7 @@ impl Transport {
 
     fn checkout(&self, origin: &Arc<Origin>) -> Option<Connection> {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let connections = idle.get_mut(origin)?;
+        let connections = idle.get_mut(&pool_key(origin))?;
         // The most recently used first: the warmest, and the least likely to have been closed.
         while let Some(Idle { connection, since }) = connections.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT {
@@ -284,7 +295,7 @@ impl Transport {
 
     fn checkin(&self, origin: &Arc<Origin>, connection: Connection) {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let connections = idle.entry(Arc::clone(origin)).or_default();
+        let connections = idle.entry(pool_key(origin)).or_default();
         // The least recently used go first, so that connections a quieter hour left behind
         // are closed here rather than kept open by the pool.
         while connections
