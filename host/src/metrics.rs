@@ -2,30 +2,34 @@
 //! working. Label values are SMPP's own names (`submit_sm`, `ESME_RTHROTTLED`) where the Go
 //! server used its library's type names.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use smsgate_plugin_host::Plugins;
 
 use smpp_codec::command;
-use smpp_codec::status::CommandStatus;
+use smpp_codec::status::{CommandStatus, ESME_ROK};
+
+/// The gateway operation and outcome of a relayed message (see `Relayed`).
+pub const SUBMIT_SMS: &str = "submit_sms";
+pub const SUCCESS: &str = "success";
 
 pub struct Metrics {
     registry: Registry,
     /// `state`: open, bound_tx, bound_rx, bound_trx.
     pub sessions: IntGaugeVec,
-    pub pdus_received: IntCounterVec,
-    pub pdus_sent: IntCounterVec,
+    pdus_received: IntCounterVec,
+    pdus_sent: IntCounterVec,
     /// `type`: tx, rx, trx; `status`: success, failure.
     pub bind_attempts: IntCounterVec,
     /// `reason`: credentials (refused by a plugin or the gateway), recently_refused,
     /// address_locked_out, account_under_attack.
     pub binds_refused: IntCounterVec,
-    pub submit_sm: IntCounterVec,
+    submit_sm: IntCounterVec,
     pub submit_sm_duration: Histogram,
     pub query_sm: IntCounterVec,
     pub query_sm_duration: Histogram,
@@ -33,8 +37,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// `operation`: ping, submit_sms, query_sms, confirm_sms, cancel_sms, list_webhooks, register_webhook,
     /// delete_webhook; `status`: HTTP code or error kind.
-    pub gateway_requests: IntCounterVec,
-    pub gateway_duration: HistogramVec,
+    gateway_requests: IntCounterVec,
+    gateway_duration: HistogramVec,
     /// Webhook calls by `outcome`: queued, duplicate, ignored, unknown_token, bad_signature,
     /// retry_later, malformed, too_large, error.
     pub webhooks: IntCounterVec,
@@ -45,6 +49,19 @@ pub struct Metrics {
     /// deliver_sm waiting for an ESME now, every account together.
     queued: IntGauge,
     plugin_usage: PluginUsage,
+    relayed: Relayed,
+}
+
+/// The series every relayed submit_sm bumps, looked up once and kept: a lookup hashes the
+/// label values and takes the vector's lock, five times per message. Made on first use, so
+/// `/metrics` shows them only once there was such a message, as it does every series.
+#[derive(Default)]
+struct Relayed {
+    received: OnceLock<IntCounter>,
+    answered: OnceLock<IntCounter>,
+    accepted: OnceLock<IntCounter>,
+    gateway_accepted: OnceLock<IntCounter>,
+    gateway_duration: OnceLock<Histogram>,
 }
 
 /// Plugin hook calls by `plugin` and `hook`. The plugin host counts them on every call; each
@@ -205,6 +222,28 @@ impl Metrics {
             queued,
             plugin_usage,
             registry,
+            relayed: Relayed::default(),
+        }
+    }
+
+    /// Counts a PDU the server read.
+    pub fn received(&self, command_id: u32) {
+        let series = || {
+            self.pdus_received
+                .with_label_values(&[command::command_name(command_id)])
+        };
+        match command_id {
+            command::SUBMIT_SM => self.relayed.received.get_or_init(series).inc(),
+            _ => series().inc(),
+        }
+    }
+
+    /// Counts a submit_sm answered with `status`.
+    pub fn submit_answered(&self, status: CommandStatus) {
+        let series = || self.submit_sm.with_label_values(&[status.name()]);
+        match status {
+            ESME_ROK => self.relayed.accepted.get_or_init(series).inc(),
+            _ => series().inc(),
         }
     }
 
@@ -215,9 +254,14 @@ impl Metrics {
 
     /// Counts a PDU the server wrote.
     pub fn sent(&self, command_id: u32, command_status: CommandStatus) {
-        self.pdus_sent
-            .with_label_values(&[command::command_name(command_id)])
-            .inc();
+        let series = || {
+            self.pdus_sent
+                .with_label_values(&[command::command_name(command_id)])
+        };
+        match command_id {
+            command::SUBMIT_SM_RESP => self.relayed.answered.get_or_init(series).inc(),
+            _ => series().inc(),
+        }
         if !command_status.is_ok() {
             self.errors
                 .with_label_values(&[format!("0x{:08X}", command_status.0).as_str()])
@@ -245,12 +289,23 @@ impl Metrics {
     }
 
     pub fn gateway_call(&self, operation: &str, outcome: &str, took: Duration) {
-        self.gateway_requests
-            .with_label_values(&[operation, outcome])
-            .inc();
-        self.gateway_duration
-            .with_label_values(&[operation])
-            .observe(took.as_secs_f64());
+        let calls = || {
+            self.gateway_requests
+                .with_label_values(&[operation, outcome])
+        };
+        let duration = || self.gateway_duration.with_label_values(&[operation]);
+        if operation == SUBMIT_SMS {
+            if outcome == SUCCESS {
+                self.relayed.gateway_accepted.get_or_init(calls).inc();
+            } else {
+                calls().inc();
+            }
+            let duration = self.relayed.gateway_duration.get_or_init(duration);
+            duration.observe(took.as_secs_f64());
+        } else {
+            calls().inc();
+            duration().observe(took.as_secs_f64());
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -326,6 +381,40 @@ mod tests {
             "process_resident_memory_bytes ",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+
+    /// The series kept for relayed messages count with the others of their metric.
+    #[test]
+    fn relayed_messages_count_in_the_same_series() {
+        use smpp_codec::status::ESME_RTHROTTLED;
+        let m = Metrics::new();
+        assert!(!m.render().contains("smpp_pdus_received_total"));
+        for _ in 0..3 {
+            m.received(command::SUBMIT_SM);
+            m.sent(command::SUBMIT_SM_RESP, ESME_ROK);
+            m.submit_answered(ESME_ROK);
+            m.gateway_call(SUBMIT_SMS, SUCCESS, Duration::from_millis(5));
+        }
+        m.received(command::ENQUIRE_LINK);
+        m.sent(command::SUBMIT_SM_RESP, ESME_RTHROTTLED);
+        m.submit_answered(ESME_RTHROTTLED);
+        m.gateway_call(SUBMIT_SMS, "timeout", Duration::from_secs(5));
+        m.gateway_call("query_sms", SUCCESS, Duration::from_millis(5));
+        let text = m.render();
+        for line in [
+            "smpp_pdus_received_total{command=\"submit_sm\"} 3",
+            "smpp_pdus_received_total{command=\"enquire_link\"} 1",
+            "smpp_pdus_sent_total{command=\"submit_sm_resp\"} 4",
+            "smpp_submit_sm_total{status=\"ESME_ROK\"} 3",
+            "smpp_submit_sm_total{status=\"ESME_RTHROTTLED\"} 1",
+            "smsgate_requests_total{operation=\"submit_sms\",status=\"success\"} 3",
+            "smsgate_requests_total{operation=\"submit_sms\",status=\"timeout\"} 1",
+            "smsgate_requests_total{operation=\"query_sms\",status=\"success\"} 1",
+            "smsgate_request_duration_seconds_count{operation=\"submit_sms\"} 4",
+            "smsgate_request_duration_seconds_count{operation=\"query_sms\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
         }
     }
 }

@@ -339,7 +339,7 @@ impl Gateway {
     ) -> Result<Option<MessageState>, GatewayError> {
         let result = self
             .call_idempotent(
-                "submit_sms",
+                metrics::SUBMIT_SMS,
                 creds,
                 Method::POST,
                 &self.messages,
@@ -519,7 +519,7 @@ impl Gateway {
         let started = Instant::now();
         let result = self.request(creds, method, url, body).await;
         let outcome = match &result {
-            Ok(_) => "success",
+            Ok(_) => metrics::SUCCESS,
             Err(GatewayError::Http { status, .. }) => status.as_str(),
             Err(GatewayError::Timeout(_)) => "timeout",
             Err(GatewayError::Network(_)) => "network_error",

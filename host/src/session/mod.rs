@@ -311,10 +311,7 @@ fn tick_period(smpp: &crate::config::SmppConfig) -> Duration {
 impl Session {
     fn on_inbound(&mut self, inbound: Inbound) -> Flow {
         self.last_heard = Instant::now();
-        metrics::get()
-            .pdus_received
-            .with_label_values(&[command_name(inbound.command_id())])
-            .inc();
+        metrics::get().received(inbound.command_id());
         // Any PDU proves the peer is alive, which is all our enquire_link asks.
         self.enquire_sent = None;
         match inbound {

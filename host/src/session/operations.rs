@@ -52,7 +52,7 @@ pub async fn handle(
             metrics
                 .submit_sm_duration
                 .observe(started.elapsed().as_secs_f64());
-            metrics.submit_sm.with_label_values(&[status.name()]).inc();
+            metrics.submit_answered(status);
             (status, ResponseBody::SubmitSm { message_id })
         }
         Request::DataSm(pdu) => {
