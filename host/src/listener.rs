@@ -84,7 +84,7 @@ impl Listener {
             let shared = Arc::clone(&shared);
             let shutdown = shutdown.clone();
             let tls = self.tls.clone();
-            threads.spawn(&sessions, async move {
+            threads.spawn(&sessions, move |place| async move {
                 let stream = match TcpStream::from_std(stream) {
                     Ok(stream) => stream,
                     Err(e) => {
@@ -108,7 +108,7 @@ impl Listener {
                         }
                     }
                 }
-                drop(permit);
+                drop((permit, place));
             });
         }
         info!(kind, "stopped accepting");

@@ -69,9 +69,10 @@ impl Submitter {
         match decoded {
             Decoded::Whole(submission) => {
                 let message_id = ids::new_message_id();
-                let state = self
-                    .send(account, submission, &message_id, &[], session)
-                    .await?;
+                // On the heap, once: each async fn from the session's task down to here would
+                // otherwise hold, and copy as it starts, the kilobytes of a send in progress.
+                let state =
+                    Box::pin(self.send(account, submission, &message_id, &[], session)).await?;
                 Ok(Accepted { message_id, state })
             }
             Decoded::Part { template, part } => match self.concat.add(account, template, part) {
@@ -89,9 +90,9 @@ impl Submitter {
                 Progress::Complete(assembled) => {
                     let submission = self.reassembled(&assembled)?;
                     let parts = part_ids(&assembled);
-                    let state = self
-                        .send(account, submission, &assembled.message_id, &parts, session)
-                        .await?;
+                    let sent =
+                        self.send(account, submission, &assembled.message_id, &parts, session);
+                    let state = Box::pin(sent).await?;
                     Ok(Accepted {
                         message_id: assembled.part_id,
                         state,

@@ -55,24 +55,23 @@ impl SessionThreads {
         Ok(SessionThreads { threads, stop })
     }
 
-    /// Runs a session on the thread with the fewest, tracked by `tracker`. Sockets the
-    /// session opens belong to the thread that first polls them: the session's own socket must
-    /// be made into a tokio socket within `session`.
-    pub fn spawn(&self, tracker: &TaskTracker, session: impl Future<Output = ()> + Send + 'static) {
+    /// Runs the session `session` makes on the thread with the fewest, tracked by `tracker`.
+    /// The session holds the `Place` it is given to its end. Sockets belong to the thread that
+    /// first polls them: the session's own socket must be made into a tokio socket within it.
+    pub fn spawn<S>(&self, tracker: &TaskTracker, session: impl FnOnce(Place) -> S)
+    where
+        S: Future<Output = ()> + Send + 'static,
+    {
         let thread = self
             .threads
             .iter()
             .min_by_key(|thread| thread.sessions.load(Ordering::Relaxed))
             .expect("at least one session thread");
-        let sessions = Arc::clone(&thread.sessions);
-        sessions.fetch_add(1, Ordering::Relaxed);
-        tracker.spawn_on(
-            async move {
-                let _counted = Counted(sessions);
-                session.await;
-            },
-            &thread.runtime,
-        );
+        thread.sessions.fetch_add(1, Ordering::Relaxed);
+        // Not wrapped in a future of ours holding the guard: a wrapper would keep a second
+        // copy of the whole session's state (kilobytes per bind) beside the one it awaits.
+        let place = Place(Arc::clone(&thread.sessions));
+        tracker.spawn_on(session(place), &thread.runtime);
     }
 }
 
@@ -83,9 +82,9 @@ impl Drop for SessionThreads {
 }
 
 /// A session's place in its thread's count, given back however the session ends.
-struct Counted(Arc<AtomicUsize>);
+pub struct Place(Arc<AtomicUsize>);
 
-impl Drop for Counted {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -100,7 +99,12 @@ mod tests {
     use super::*;
 
     /// Each session reports the thread it runs on, then holds its place until told to end.
-    async fn session(report: mpsc::UnboundedSender<String>, end: oneshot::Receiver<()>) {
+    async fn session(
+        place: Place,
+        report: mpsc::UnboundedSender<String>,
+        end: oneshot::Receiver<()>,
+    ) {
+        let _place = place;
         let name = std::thread::current().name().unwrap_or_default().to_owned();
         report.send(name).unwrap();
         let _ = end.await;
@@ -115,9 +119,11 @@ mod tests {
         let (_end_second, second_ends) = oneshot::channel();
         let (_end_third, third_ends) = oneshot::channel();
 
-        threads.spawn(&tracker, session(report.clone(), first_ends));
+        let first_report = report.clone();
+        threads.spawn(&tracker, |place| session(place, first_report, first_ends));
         let first = reports.recv().await.unwrap();
-        threads.spawn(&tracker, session(report.clone(), second_ends));
+        let second_report = report.clone();
+        threads.spawn(&tracker, |place| session(place, second_report, second_ends));
         let second = reports.recv().await.unwrap();
         assert!(first.starts_with("smpp-sessions-"), "{first}");
         assert_ne!(first, second);
@@ -131,7 +137,7 @@ mod tests {
         })
         .await
         .unwrap();
-        threads.spawn(&tracker, session(report, third_ends));
+        threads.spawn(&tracker, |place| session(place, report, third_ends));
         assert_eq!(reports.recv().await.unwrap(), first);
     }
 
@@ -141,7 +147,7 @@ mod tests {
         let tracker = TaskTracker::new();
         let (report, mut reports) = mpsc::unbounded_channel();
         let (_never, never_ends) = oneshot::channel();
-        threads.spawn(&tracker, session(report, never_ends));
+        threads.spawn(&tracker, |place| session(place, report, never_ends));
         reports.recv().await.unwrap();
         drop(threads);
         tracker.close();
