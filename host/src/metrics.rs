@@ -228,23 +228,18 @@ impl Metrics {
 
     /// Counts a PDU the server read.
     pub fn received(&self, command_id: u32) {
-        let series = || {
-            self.pdus_received
-                .with_label_values(&[command::command_name(command_id)])
-        };
-        match command_id {
-            command::SUBMIT_SM => self.relayed.received.get_or_init(series).inc(),
-            _ => series().inc(),
-        }
+        let kept = (command_id == command::SUBMIT_SM).then_some(&self.relayed.received);
+        bump(
+            &self.pdus_received,
+            &[command::command_name(command_id)],
+            kept,
+        );
     }
 
     /// Counts a submit_sm answered with `status`.
     pub fn submit_answered(&self, status: CommandStatus) {
-        let series = || self.submit_sm.with_label_values(&[status.name()]);
-        match status {
-            ESME_ROK => self.relayed.accepted.get_or_init(series).inc(),
-            _ => series().inc(),
-        }
+        let kept = (status == ESME_ROK).then_some(&self.relayed.accepted);
+        bump(&self.submit_sm, &[status.name()], kept);
     }
 
     /// The plugin set whose hook calls `/metrics` reports from now on.
@@ -254,14 +249,8 @@ impl Metrics {
 
     /// Counts a PDU the server wrote.
     pub fn sent(&self, command_id: u32, command_status: CommandStatus) {
-        let series = || {
-            self.pdus_sent
-                .with_label_values(&[command::command_name(command_id)])
-        };
-        match command_id {
-            command::SUBMIT_SM_RESP => self.relayed.answered.get_or_init(series).inc(),
-            _ => series().inc(),
-        }
+        let kept = (command_id == command::SUBMIT_SM_RESP).then_some(&self.relayed.answered);
+        bump(&self.pdus_sent, &[command::command_name(command_id)], kept);
         if !command_status.is_ok() {
             self.errors
                 .with_label_values(&[format!("0x{:08X}", command_status.0).as_str()])
@@ -289,22 +278,16 @@ impl Metrics {
     }
 
     pub fn gateway_call(&self, operation: &str, outcome: &str, took: Duration) {
-        let calls = || {
-            self.gateway_requests
-                .with_label_values(&[operation, outcome])
-        };
+        let relayed = operation == SUBMIT_SMS;
+        let kept = (relayed && outcome == SUCCESS).then_some(&self.relayed.gateway_accepted);
+        bump(&self.gateway_requests, &[operation, outcome], kept);
         let duration = || self.gateway_duration.with_label_values(&[operation]);
-        if operation == SUBMIT_SMS {
-            if outcome == SUCCESS {
-                self.relayed.gateway_accepted.get_or_init(calls).inc();
-            } else {
-                calls().inc();
-            }
-            let duration = self.relayed.gateway_duration.get_or_init(duration);
-            duration.observe(took.as_secs_f64());
+        let seconds = took.as_secs_f64();
+        if relayed {
+            let kept = self.relayed.gateway_duration.get_or_init(duration);
+            kept.observe(seconds);
         } else {
-            calls().inc();
-            duration().observe(took.as_secs_f64());
+            duration().observe(seconds);
         }
     }
 
@@ -321,6 +304,15 @@ impl Metrics {
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Bumps the series of `labels`; from `kept` when given, looked up into it the first time.
+fn bump(vec: &IntCounterVec, labels: &[&str], kept: Option<&OnceLock<IntCounter>>) {
+    let series = || vec.with_label_values(labels);
+    match kept {
+        Some(kept) => kept.get_or_init(series).inc(),
+        None => series().inc(),
     }
 }
 
