@@ -56,8 +56,8 @@ impl SessionThreads {
     }
 
     /// Runs the session `session` makes on the thread with the fewest, tracked by `tracker`.
-    /// The session holds the `Place` it is given to its end. Sockets belong to the thread that
-    /// first polls them: the session's own socket must be made into a tokio socket within it.
+    /// The session holds the `Place` it is given to its end. A socket belongs to the runtime it
+    /// is made in: the session's own must be made into a tokio socket within the session.
     pub fn spawn<S>(&self, tracker: &TaskTracker, session: impl FnOnce(Place) -> S)
     where
         S: Future<Output = ()> + Send + 'static,
