@@ -255,8 +255,10 @@ impl Transport {
                 HeaderValue::from_static("application/json"),
             );
         }
+        // Looked up once: the runtime and the gateway do not change while this call lasts.
+        let pool = pool_key(&target.origin);
         loop {
-            let (mut connection, pooled) = match self.checkout(&target.origin) {
+            let (mut connection, pooled) = match self.checkout(&pool) {
                 Some(connection) => (connection, true),
                 // Once per connection, and a third of the request's future: boxed.
                 None => (Box::pin(self.connect(&target.origin)).await?, false),
@@ -264,7 +266,7 @@ impl Transport {
             match connection.exchange(request, limit).await {
                 Ok(answer) => {
                     if connection.reusable() {
-                        self.checkin(&target.origin, connection);
+                        self.checkin(&pool, connection);
                     }
                     return Ok(answer);
                 }
@@ -281,9 +283,9 @@ impl Transport {
         }
     }
 
-    fn checkout(&self, origin: &Arc<Origin>) -> Option<Connection> {
+    fn checkout(&self, pool: &PoolKey) -> Option<Connection> {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let connections = idle.get_mut(&pool_key(origin))?;
+        let connections = idle.get_mut(pool)?;
         // The most recently used first: the warmest, and the least likely to have been closed.
         while let Some(Idle { connection, since }) = connections.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT {
@@ -293,9 +295,9 @@ impl Transport {
         None
     }
 
-    fn checkin(&self, origin: &Arc<Origin>, connection: Connection) {
+    fn checkin(&self, pool: &PoolKey, connection: Connection) {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let connections = idle.entry(pool_key(origin)).or_default();
+        let connections = idle.entry(pool.clone()).or_default();
         // The least recently used go first, so that connections a quieter hour left behind
         // are closed here rather than kept open by the pool.
         while connections
