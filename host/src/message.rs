@@ -380,14 +380,19 @@ fn times(
 /// TON 1 (international) numbers usually come without '+'; SMSGate would read them as national
 /// numbers of its default region, so make them E.164.
 fn normalise_destination(address: &Address) -> Address {
-    let mut out = address.clone();
+    Address {
+        addr: normalised_number(address),
+        ..*address
+    }
+}
+
+fn normalised_number(address: &Address) -> String {
     let addr = address.addr.trim();
     if address.ton == 1 && !addr.starts_with('+') && !addr.is_empty() {
-        out.addr = format!("+{addr}");
+        ["+", addr].concat()
     } else {
-        out.addr = addr.to_string();
+        addr.to_owned()
     }
-    out
 }
 
 /// SMPP priority_flag 0-3 onto SMSGate's -128..127, where 100 and above skip the phone's
@@ -420,9 +425,9 @@ impl Submission {
         };
         // Again here, because a plugin may have rewritten the destinations the SMPP way.
         let mut phone_numbers: Vec<String> = Vec::with_capacity(self.destinations.len());
-        for d in self.destinations.iter().map(normalise_destination) {
-            if !phone_numbers.contains(&d.addr) {
-                phone_numbers.push(d.addr);
+        for number in self.destinations.iter().map(normalised_number) {
+            if !phone_numbers.contains(&number) {
+                phone_numbers.push(number);
             }
         }
         OutgoingMessage {

@@ -51,13 +51,21 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// The `Authorization` header, marked sensitive so that nothing prints it.
+    /// Built per call (credentials may come from a routing plugin per message), so written
+    /// straight into its buffer rather than through `format!`.
     fn authorization(&self) -> HeaderValue {
         let value = match self {
-            Credentials::Basic { username, password } => format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
-            ),
-            Credentials::Bearer { token } => format!("Bearer {token}"),
+            Credentials::Basic { username, password } => {
+                let mut pair = String::with_capacity(username.len() + 1 + password.len());
+                pair.push_str(username);
+                pair.push(':');
+                pair.push_str(password);
+                let mut value = String::with_capacity(6 + pair.len().div_ceil(3) * 4);
+                value.push_str("Basic ");
+                base64::engine::general_purpose::STANDARD.encode_string(pair, &mut value);
+                value
+            }
+            Credentials::Bearer { token } => ["Bearer ", token].concat(),
         };
         // A token with a line break cannot be sent; the gateway then answers 401 as it would to
         // any other wrong credentials.
@@ -540,11 +548,13 @@ impl Gateway {
         body: Option<&B>,
     ) -> Result<bytes::Bytes, GatewayError> {
         let json = match body {
-            Some(body) => Some(
-                serde_json::to_vec(body)
-                    .map_err(|e| GatewayError::Decode(e.to_string()))?
-                    .into(),
-            ),
+            Some(body) => {
+                // A message's body is a few hundred bytes: written without growing the buffer.
+                let mut json = Vec::with_capacity(512);
+                serde_json::to_writer(&mut json, body)
+                    .map_err(|e| GatewayError::Decode(e.to_string()))?;
+                Some(json.into())
+            }
             None => None,
         };
         let answer = self

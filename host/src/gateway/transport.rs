@@ -39,11 +39,33 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 const MAX_IDLE: usize = 256;
 
 /// Where requests go: scheme, host and port, as the pool keys connections.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Origin {
     https: bool,
     host: String,
     port: u16,
+    /// Of the fields above, taken once: the pool is looked up twice per request.
+    hash: u64,
+}
+
+impl Origin {
+    fn new(https: bool, host: String, port: u16) -> Self {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // Fixed keys: equal origins made anywhere must hash alike.
+        let hash = BuildHasherDefault::<DefaultHasher>::new().hash_one((https, &host, port));
+        Origin {
+            https,
+            host,
+            port,
+            hash,
+        }
+    }
+}
+
+impl std::hash::Hash for Origin {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 /// One URL, taken apart once: what the pool needs and what the request line and `Host`
@@ -83,12 +105,12 @@ impl Target {
             None => HeaderValue::try_from(named)?,
         };
         Ok(Target {
-            origin: Arc::new(Origin {
+            origin: Arc::new(Origin::new(
                 https,
                 // IPv6 literals come bracketed, as a URL writes them.
-                host: named.trim_start_matches('[').trim_end_matches(']').into(),
+                named.trim_start_matches('[').trim_end_matches(']').into(),
                 port,
-            }),
+            )),
             path: path_and_query(url).parse()?,
             host_header,
         })
@@ -187,7 +209,9 @@ struct Shared {
 }
 
 struct Idle {
-    connection: Connection,
+    /// Boxed: in and out of the pool per request, and a connection's buffers and state
+    /// machine are hundreds of bytes to copy each way.
+    connection: Box<Connection>,
     since: Instant,
 }
 
@@ -261,7 +285,10 @@ impl Transport {
             let (mut connection, pooled) = match self.checkout(&pool) {
                 Some(connection) => (connection, true),
                 // Once per connection, and a third of the request's future: boxed.
-                None => (Box::pin(self.connect(&target.origin)).await?, false),
+                None => (
+                    Box::new(Box::pin(self.connect(&target.origin)).await?),
+                    false,
+                ),
             };
             match connection.exchange(request, limit).await {
                 Ok(answer) => {
@@ -283,7 +310,7 @@ impl Transport {
         }
     }
 
-    fn checkout(&self, pool: &PoolKey) -> Option<Connection> {
+    fn checkout(&self, pool: &PoolKey) -> Option<Box<Connection>> {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
         let connections = idle.get_mut(pool)?;
         // The most recently used first: the warmest, and the least likely to have been closed.
@@ -295,21 +322,22 @@ impl Transport {
         None
     }
 
-    fn checkin(&self, pool: &PoolKey, connection: Connection) {
+    fn checkin(&self, pool: &PoolKey, connection: Box<Connection>) {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
         let connections = idle.entry(pool.clone()).or_default();
+        let now = Instant::now();
         // The least recently used go first, so that connections a quieter hour left behind
         // are closed here rather than kept open by the pool.
         while connections
             .front()
-            .is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT)
+            .is_some_and(|oldest| now.saturating_duration_since(oldest.since) >= IDLE_TIMEOUT)
         {
             connections.pop_front();
         }
         if connections.len() < MAX_IDLE {
             connections.push_back(Idle {
                 connection,
-                since: Instant::now(),
+                since: now,
             });
         }
     }

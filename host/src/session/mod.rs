@@ -1,8 +1,10 @@
 //! One SMPP connection: the bind state machine, the window of requests in flight, the timers,
 //! and the hand-over of each request to its handler. Reading happens here; every request that
-//! needs the gateway runs as its own task within the window, and all answers go through the
-//! writer task, so a slow gateway call never holds up the rest of the bind. A receiver bind
-//! also takes deliver_sm from the account's dispatcher and routes each deliver_sm_resp back.
+//! needs the gateway is polled here too, concurrently with the others within the window (all
+//! of a bind runs on one thread, so a task of its own would only add a spawn, a copy and the
+//! scheduler's bookkeeping per message), and all answers go through the writer task, so a slow
+//! gateway call never holds up the rest of the bind. A receiver bind also takes deliver_sm
+//! from the account's dispatcher and routes each deliver_sm_resp back.
 //!
 //! The loop never waits on the writer: a PDU is read (or a deliver_sm taken) only once a place
 //! for its answer is reserved in the writer's queue, so a peer that stops reading stops being
@@ -13,19 +15,22 @@ pub mod board;
 mod operations;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::auth::{Account, Authenticator, BoundAccount};
 use crate::config::SmppConfig;
@@ -119,6 +124,11 @@ pub struct Session {
     writes: Arc<writer::Progress>,
     events: mpsc::UnboundedSender<Event>,
     window: Arc<Semaphore>,
+    /// The requests in flight, each ending in its answer; one holds a permit of `window`.
+    requests: FuturesUnordered<BoxFuture<'static, Outbound>>,
+    /// Answers that found the writer's queue full, oldest first. While there are any, the
+    /// reserved place goes to them, so nothing more is read.
+    waiting: VecDeque<Outbound>,
     next_sequence: u32,
     opened: Instant,
     last_heard: Instant,
@@ -184,6 +194,8 @@ async fn serve<S>(
     let mut session = Session {
         id,
         window,
+        requests: FuturesUnordered::new(),
+        waiting: VecDeque::new(),
         shared: Arc::clone(&shared),
         peer,
         tls,
@@ -214,10 +226,18 @@ async fn serve<S>(
                 session.on_shutdown()
             }
             Some(event) = completions.recv() => session.on_event(event).await,
+            // Polled whatever the writer's queue holds: a gateway call under way goes on.
+            () = answers(&mut session.requests, &mut session.waiting),
+                if !session.requests.is_empty() =>
+            {
+                session.send_waiting();
+                Flow::Continue
+            }
             slot = session.out.clone().reserve_owned(), if session.slot.is_none() => {
                 match slot {
                     Ok(slot) => {
                         session.slot = Some(slot);
+                        session.send_waiting();
                         Flow::Continue
                     }
                     Err(_) => Flow::Close,
@@ -287,6 +307,26 @@ async fn serve<S>(
         writer.abort();
     }
     info!("session closed");
+}
+
+/// Every answer the requests in flight have ready, added to `waiting`; resolves once there is
+/// at least one. All of them at once: a busy bind's answers come in bursts, and each turn of
+/// the session's loop polls all of its other sources too.
+fn answers<'a>(
+    requests: &'a mut FuturesUnordered<BoxFuture<'static, Outbound>>,
+    waiting: &'a mut VecDeque<Outbound>,
+) -> impl Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        let before = waiting.len();
+        while let Poll::Ready(Some(answer)) = requests.poll_next_unpin(cx) {
+            waiting.push_back(answer);
+        }
+        if waiting.len() > before {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 /// The next deliver_sm for a receiver bind; never resolves otherwise.
@@ -404,30 +444,36 @@ impl Session {
             return;
         };
         let submitter = Arc::clone(&self.shared.submitter);
-        let out = self.out.clone();
         let submits = matches!(command_id, SUBMIT_SM | DATA_SM | SUBMIT_MULTI);
         let entry = self.entry.clone().filter(|_| submits);
-        tokio::spawn(
-            async move {
-                let (status, body) = operations::handle(&submitter, &account, request).await;
-                if let Some(entry) = entry {
-                    entry.submit_answered(status.is_ok());
-                    crate::activity::get().submit_answered(status.is_ok());
-                }
-                // The window slot is free before the answer can reach the ESME: a client that
-                // sends its next request the moment it reads this answer finds the slot open.
-                let place = out.reserve().await;
-                drop(permit);
-                if let Ok(place) = place {
-                    place.send(Outbound::Response {
+        let answered = async move {
+            let (status, body) = operations::handle(&submitter, &account, request).await;
+            if let Some(entry) = entry {
+                entry.submit_answered(status.is_ok());
+                crate::activity::get().submit_answered(status.is_ok());
+            }
+            // The window slot is free before the answer can reach the ESME: a client that
+            // sends its next request the moment it reads this answer finds the slot open.
+            drop(permit);
+            (status, body)
+        };
+        // A bug in one request's handling answers that request, rather than ending the bind
+        // whose task polls it.
+        self.requests.push(Box::pin(
+            std::panic::AssertUnwindSafe(answered)
+                .catch_unwind()
+                .map(move |answered| {
+                    let (status, body) = answered.unwrap_or_else(|_| {
+                        error!(sequence_number, "request handling failed");
+                        (ESME_RSYSERR, ResponseBody::error_for(command_id))
+                    });
+                    Outbound::Response {
                         sequence_number,
                         status,
                         body,
-                    });
-                }
-            }
-            .in_current_span(),
-        );
+                    }
+                }),
+        ));
     }
 
     fn on_response(
@@ -558,6 +604,7 @@ impl Session {
                 .as_ref()
                 .is_some_and(|receiving| !receiving.pending.is_empty())
             || self.window.available_permits() < self.shared.settings.window
+            || !self.waiting.is_empty()
             // The loop keeps one place reserved for the next answer; beyond it, queued PDUs.
             || self.out.capacity() + usize::from(self.slot.is_some()) < self.out.max_capacity()
     }
@@ -631,18 +678,30 @@ impl Session {
         }
     }
 
-    /// Waits (bounded) for the requests in flight so every accepted request is answered, then
+    /// Finishes (bounded) the requests in flight so every accepted request is answered, then
     /// answers a pending unbind. A peer that does not read could not take those answers, so
-    /// its session does not wait for them.
+    /// its session does not wait for them: requests not answered are dropped, and the ESME,
+    /// which never heard of them, sends them again.
     async fn close(&mut self, unbind_answer: Option<u32>) {
         if self.not_reading {
             return;
         }
         let grace = self.shared.settings.shutdown_grace;
-        let all = self.shared.settings.window as u32;
-        match tokio::time::timeout(grace, self.window.acquire_many(all)).await {
-            Ok(_) => {}
-            Err(_) => warn!(?grace, "requests still in flight at close"),
+        let (requests, waiting, out) = (&mut self.requests, &mut self.waiting, &self.out);
+        // The reserved place, if any, is the writer's to give again.
+        self.slot = None;
+        let answered = async {
+            while let Some(answer) = match waiting.pop_front() {
+                Some(answer) => Some(answer),
+                None => requests.next().await,
+            } {
+                if out.send(answer).await.is_err() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(grace, answered).await.is_err() {
+            warn!(?grace, "requests still in flight at close");
         }
         if let Some(sequence_number) = unbind_answer {
             self.respond(sequence_number, ESME_ROK, ResponseBody::Unbind);
@@ -655,6 +714,33 @@ impl Session {
             status,
             body,
         });
+    }
+
+    /// Queues the answers of requests in flight, in order, as far as there is room: into free
+    /// places first, so the place reserved for the next PDU read stays reserved (and need not
+    /// be taken again), then into the reserved one; what is left waits for the next place the
+    /// loop reserves.
+    fn send_waiting(&mut self) {
+        while let Some(answer) = self.waiting.pop_front() {
+            let full = match self.out.try_send(answer) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(answer)) => answer,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    debug!("writer gone; answers dropped");
+                    self.waiting.clear();
+                    return;
+                }
+            };
+            match self.slot.take() {
+                Some(slot) => {
+                    slot.send(full);
+                }
+                None => {
+                    self.waiting.push_front(full);
+                    return;
+                }
+            }
+        }
     }
 
     /// Queues a PDU for the writer without waiting: into the place reserved before the PDU
