@@ -219,9 +219,12 @@ async fn serve<S>(
 
     let mut unbind_answer = None;
     let mut shutting_down = false;
+    // Made once: a new one per turn of the loop would join and leave the token's waiters each
+    // time, under its lock.
+    let mut cancelled = std::pin::pin!(shutdown.cancelled());
     loop {
         let flow = tokio::select! {
-            _ = shutdown.cancelled(), if !shutting_down => {
+            () = &mut cancelled, if !shutting_down => {
                 shutting_down = true;
                 session.on_shutdown()
             }
