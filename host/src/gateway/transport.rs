@@ -573,6 +573,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn targets_on_one_origin_find_its_connections() {
+        let target = |url: &str| Target::new(&Url::parse(url).unwrap()).unwrap();
+        let messages = target("http://gateway.test:3100/3rdparty/v1/messages");
+        let mut pool = HashMap::new();
+        pool.insert(Arc::clone(&messages.origin), "idle connections");
+        let health = target("http://gateway.test:3100/health");
+        assert_eq!(pool.get(&health.origin), Some(&"idle connections"));
+        for other in [
+            "https://gateway.test:3100/health",
+            "http://gateway.test:3101/health",
+            "http://other.test:3100/health",
+        ] {
+            assert_eq!(pool.get(&target(other).origin), None, "{other}");
+        }
+    }
+
+    #[test]
     fn a_body_in_pieces_is_read_in_order_up_to_the_limit() {
         let mut one = Collected::default();
         one.take(Bytes::from_static(b"{}"), 8).unwrap();
