@@ -694,10 +694,15 @@ impl Session {
         // The reserved place, if any, is the writer's to give again.
         self.slot = None;
         let answered = async {
-            while let Some(answer) = match waiting.pop_front() {
-                Some(answer) => Some(answer),
-                None => requests.next().await,
-            } {
+            // The answers already waiting first, in order; then each request as it finishes.
+            loop {
+                let answer = match waiting.pop_front() {
+                    Some(answer) => answer,
+                    None => match requests.next().await {
+                        Some(answer) => answer,
+                        None => break,
+                    },
+                };
                 if out.send(answer).await.is_err() {
                     break;
                 }
