@@ -1,34 +1,36 @@
 //! HTTP/1.1 to the gateway, each request driving its own connection. A general-purpose client
 //! runs every connection as a task of its own, so each call crosses threads four times (the
-//! request to that task, the bytes out, the bytes in, the answer back); here the task that
-//! needs the answer writes the request and reads the answer itself, and a connection between
-//! calls is just a value in the pool. That is about a third of the server's CPU per relayed
-//! message, and of the latency it adds (README, "Performance").
+//! request to that task, the bytes out, the bytes in, the answer back), and even driven by the
+//! caller it passes the request, the answer and its body through channels to and from the
+//! connection's state machine. Here the task that needs the answer writes the request into the
+//! connection's buffer, writes that to the socket and reads the answer out of what comes back
+//! (framing: the `http1-framing` crate); a connection between calls is just a value in the
+//! pool. That is most of the server's CPU per relayed message outside the kernel, and of the
+//! latency it adds (README, "Performance").
 //!
 //! Behind a forward proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with `NO_PROXY`) calls
 //! take reqwest instead, which speaks to proxies; the proxy's own hop costs more than the
 //! hand-overs saved here.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::Full;
-use hyper::body::{Body, Incoming};
-use hyper::client::conn::http1;
+use http1_framing::{AnswerReader, Collected};
+use hyper::Method;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::http::uri::PathAndQuery;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::runtime;
 use url::Url;
+
+pub use http1_framing::Answer;
 
 /// A connection unused this long may have been closed by the other side or a middlebox
 /// without our noticing; it is dropped rather than tried (servers keep idle connections for a
@@ -37,6 +39,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// Idle connections kept per gateway, enough for a window of 64 on several binds.
 const MAX_IDLE: usize = 256;
+
+/// Room made for each read of an answer: a gateway's answers are a few hundred bytes.
+const READ_SIZE: usize = 4096;
 
 /// Where requests go: scheme, host and port, as the pool keys connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +78,7 @@ impl std::hash::Hash for Origin {
 #[derive(Clone, Debug)]
 pub struct Target {
     origin: Arc<Origin>,
-    path: Uri,
+    path: PathAndQuery,
     host_header: HeaderValue,
 }
 
@@ -133,47 +138,6 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// An answer read whole.
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Bytes,
-}
-
-/// A body read piece by piece up to a limit. One that comes in one piece, as a gateway's
-/// short answers do, is kept as it came; more pieces are gathered in one buffer.
-#[derive(Default)]
-struct Collected {
-    first: Bytes,
-    more: BytesMut,
-}
-
-impl Collected {
-    fn take(&mut self, data: Bytes, limit: usize) -> Result<(), Failure> {
-        if self.first.len() + self.more.len() + data.len() > limit {
-            return Err(Failure::TooLong);
-        }
-        if self.first.is_empty() && self.more.is_empty() {
-            self.first = data;
-        } else {
-            if self.more.is_empty() {
-                self.more
-                    .extend_from_slice(&std::mem::take(&mut self.first));
-            }
-            self.more.extend_from_slice(&data);
-        }
-        Ok(())
-    }
-
-    fn answer(self, status: StatusCode) -> Answer {
-        let body = if self.more.is_empty() {
-            self.first
-        } else {
-            self.more.freeze()
-        };
-        Answer { status, body }
-    }
-}
-
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum Failure {
@@ -186,8 +150,6 @@ pub enum Failure {
 /// Anything a connection runs over, plain or TLS.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-
-type Io = TokioIo<Box<dyn Stream>>;
 
 /// The HTTP client of every gateway made from one configuration; clones share the pool.
 #[derive(Clone)]
@@ -262,48 +224,42 @@ impl Transport {
         {
             return send_proxied(client, method, target, authorization, json, limit).await;
         }
-        let has_body = json.is_some();
-        let mut request = Request::new(Full::new(json.unwrap_or_default()));
-        *request.method_mut() = method;
-        *request.uri_mut() = target.path.clone();
-        let headers = request.headers_mut();
-        headers.insert(header::HOST, target.host_header.clone());
-        headers.insert(header::USER_AGENT, self.shared.user_agent.clone());
-        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        if let Some(authorization) = authorization {
-            headers.insert(header::AUTHORIZATION, authorization);
-        }
-        if has_body {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
         // Looked up once: the runtime and the gateway do not change while this call lasts.
         let pool = pool_key(&target.origin);
         loop {
             let (mut connection, pooled) = match self.checkout(&pool) {
-                Some(connection) => (connection, true),
+                Some(mut connection) => {
+                    // Closed by the gateway while it waited: dropped, and the next one tried.
+                    if connection.closed_while_idle() {
+                        continue;
+                    }
+                    (connection, true)
+                }
                 // Once per connection, and a third of the request's future: boxed.
                 None => (
                     Box::new(Box::pin(self.connect(&target.origin)).await?),
                     false,
                 ),
             };
-            match connection.exchange(request, limit).await {
-                Ok(answer) => {
-                    if connection.reusable() {
+            connection.write_request(
+                &method,
+                target,
+                &self.shared.user_agent,
+                authorization.as_ref(),
+                json.as_deref(),
+            );
+            match connection.exchange(&method, limit).await {
+                Ok((answer, reusable)) => {
+                    if reusable {
                         self.checkin(&pool, connection);
                     }
                     return Ok(answer);
                 }
-                // A pooled connection the gateway had closed: nothing was sent, so the
+                // A pooled connection the gateway had closed: nothing reached it, so the
                 // request goes out on another one.
-                Err(Exchange::NotSent(again)) if pooled => request = *again,
-                Err(Exchange::NotSent(_)) => {
-                    return Err(Failure::Network(
-                        "the connection closed before the request was sent".into(),
-                    ));
+                Err(Exchange::NotSent(_)) if pooled => {}
+                Err(Exchange::NotSent(e)) => {
+                    return Err(Failure::Network(format!("sending the request: {e}")));
                 }
                 Err(Exchange::Failed(failure)) => return Err(failure),
             }
@@ -372,13 +328,10 @@ impl Transport {
             } else {
                 Box::new(tcp)
             };
-            let (sender, connection) = http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| Failure::Network(super::error_chain(&e)))?;
             Ok(Connection {
-                sender,
-                driver: connection,
-                finished: false,
+                io: stream,
+                received: BytesMut::new(),
+                request: Vec::new(),
             })
         };
         tokio::time::timeout(shared.connect_timeout, connecting)
@@ -447,124 +400,102 @@ async fn send_proxied(
     let status = response.status();
     let mut body = Collected::default();
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        body.take(chunk, limit)?;
+        body.take(chunk, limit).map_err(|_| Failure::TooLong)?;
     }
     Ok(body.answer(status))
 }
 
-/// One HTTP/1.1 connection: the handle that queues a request, and the state machine that does
-/// the reading and writing, which whoever waits for an answer polls.
+/// One HTTP/1.1 connection, with the buffers its requests and answers pass through.
 struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
-    driver: http1::Connection<Io, Full<Bytes>>,
-    /// The state machine has ended (closed, or failed); it must not be polled again.
-    finished: bool,
+    io: Box<dyn Stream>,
+    /// What the gateway sent and no answer has taken yet.
+    received: BytesMut,
+    /// The request under way, written whole before it goes out.
+    request: Vec<u8>,
 }
 
 enum Exchange {
-    NotSent(Box<Request<Full<Bytes>>>),
+    /// Writing the request failed: the gateway has none of it, or not enough to act on.
+    NotSent(std::io::Error),
     Failed(Failure),
 }
 
 impl Connection {
-    /// Moves the connection on as far as it can go, then polls what the caller waits for.
-    fn drive<T>(
+    fn write_request(
         &mut self,
-        cx: &mut Context<'_>,
-        waited: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
-        advance(&mut self.driver, &mut self.finished, cx);
-        waited(self, cx)
+        method: &Method,
+        target: &Target,
+        user_agent: &HeaderValue,
+        authorization: Option<&HeaderValue>,
+        json: Option<&[u8]>,
+    ) {
+        static ACCEPT: HeaderValue = HeaderValue::from_static("*/*");
+        static JSON: HeaderValue = HeaderValue::from_static("application/json");
+        let headers = [
+            ("Host", Some(&target.host_header)),
+            ("User-Agent", Some(user_agent)),
+            ("Accept", Some(&ACCEPT)),
+            ("Authorization", authorization),
+            ("Content-Type", json.map(|_| &JSON)),
+        ];
+        let present = headers
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)));
+        http1_framing::write_request(&mut self.request, method, &target.path, present, json);
     }
 
+    /// Sends the request written last and reads its answer; whether the connection can carry
+    /// another request comes with it.
     async fn exchange(
         &mut self,
-        request: Request<Full<Bytes>>,
+        method: &Method,
         limit: usize,
-    ) -> Result<Answer, Exchange> {
-        let ready = poll_fn(|cx| {
-            self.drive(cx, |this, cx| {
-                if this.finished {
-                    return Poll::Ready(false);
-                }
-                this.sender.poll_ready(cx).map(|ready| ready.is_ok())
-            })
-        })
-        .await;
-        if !ready {
-            return Err(Exchange::NotSent(Box::new(request)));
-        }
-        let mut answer = std::pin::pin!(self.sender.try_send_request(request));
-        // The answer borrows the sender, so the connection is advanced field by field here.
-        let response = poll_fn(|cx| {
-            advance(&mut self.driver, &mut self.finished, cx);
-            answer.as_mut().poll(cx)
-        })
-        .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(mut e) => {
-                return Err(match e.take_message() {
-                    Some(request) => Exchange::NotSent(Box::new(request)),
-                    None => Exchange::Failed(Failure::Network(super::error_chain(e.error()))),
-                });
-            }
+    ) -> Result<(Answer, bool), Exchange> {
+        let sent = async {
+            self.io.write_all(&self.request).await?;
+            self.io.flush().await
         };
-        self.read_body(response, limit)
-            .await
-            .map_err(Exchange::Failed)
-    }
-
-    async fn read_body(
-        &mut self,
-        response: Response<Incoming>,
-        limit: usize,
-    ) -> Result<Answer, Failure> {
-        let status = response.status();
-        let mut body = response.into_body();
-        if body
-            .size_hint()
-            .exact()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(Failure::TooLong);
-        }
-        let mut read = Collected::default();
+        sent.await.map_err(Exchange::NotSent)?;
+        let failed = |e: http1_framing::Error| {
+            Exchange::Failed(match e {
+                http1_framing::Error::TooLong => Failure::TooLong,
+                e => Failure::Network(e.to_string()),
+            })
+        };
+        let mut reader = AnswerReader::new(method, limit);
         loop {
-            let frame =
-                poll_fn(|cx| self.drive(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))).await;
-            match frame {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        read.take(data, limit)?;
-                    }
+            if let Some(answer) = reader.read(&mut self.received).map_err(failed)? {
+                // Bytes after the answer were never asked for: the connection is not trusted.
+                let reusable = reader.keep_alive() && self.received.is_empty();
+                return Ok((answer, reusable));
+            }
+            self.received.reserve(READ_SIZE);
+            match self.io.read_buf(&mut self.received).await {
+                Ok(0) => {
+                    return reader
+                        .closed()
+                        .map(|answer| (answer, false))
+                        .map_err(failed);
                 }
-                Some(Err(e)) => return Err(Failure::Network(super::error_chain(&e))),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Exchange::Failed(Failure::Network(format!(
+                        "reading the answer: {e}"
+                    ))));
+                }
             }
         }
-        Ok(read.answer(status))
     }
 
-    /// Whether the connection can carry another request: it lets the state machine see the
-    /// end of this exchange first (a `Connection: close` answer ends it here).
-    fn reusable(&mut self) -> bool {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let _ = self.drive(&mut cx, |_, _| Poll::Ready(()));
-        !self.finished && !self.sender.is_closed()
-    }
-}
-
-/// Polls the connection's state machine unless it has ended, and notes when it does (closed
-/// by either side, or failed: a request under way learns which from its answer's channel).
-fn advance(
-    driver: &mut http1::Connection<Io, Full<Bytes>>,
-    finished: &mut bool,
-    cx: &mut Context<'_>,
-) {
-    if !*finished && Pin::new(driver).poll(cx).is_ready() {
-        *finished = true;
+    /// Whether the gateway closed the connection (or sent something unasked) while it was in
+    /// the pool. Costs no system call when nothing came: the socket is known not readable.
+    fn closed_while_idle(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut buf)
+            .is_ready()
     }
 }
 
@@ -589,20 +520,90 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_body_in_pieces_is_read_in_order_up_to_the_limit() {
-        let mut one = Collected::default();
-        one.take(Bytes::from_static(b"{}"), 8).unwrap();
-        assert_eq!(one.answer(StatusCode::OK).body, "{}");
+    /// A gateway of the test's own that answers each request with the next of `answers`,
+    /// byte for byte, and counts the connections it accepted and the requests on each.
+    async fn scripted_gateway(answers: Vec<&'static [u8]>) -> (Url, Arc<Mutex<Vec<usize>>>) {
+        use tokio::io::AsyncBufReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/health", listener.local_addr().unwrap()));
+        let requests_per_connection = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests_per_connection);
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let connection = seen.lock().unwrap().len();
+                seen.lock().unwrap().push(0);
+                let mut socket = tokio::io::BufReader::new(socket);
+                loop {
+                    // A GET ends at its blank line.
+                    let mut line = String::new();
+                    while line != "\r\n" {
+                        line.clear();
+                        if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            break;
+                        }
+                    }
+                    if line != "\r\n" {
+                        break;
+                    }
+                    seen.lock().unwrap()[connection] += 1;
+                    let Some(answer) = answers.next() else { return };
+                    socket.get_mut().write_all(answer).await.unwrap();
+                    if answer.windows(17).any(|w| w == b"Connection: close") {
+                        break;
+                    }
+                }
+            }
+        });
+        (url.unwrap(), requests_per_connection)
+    }
 
-        let mut pieces = Collected::default();
-        for piece in [&b"ab"[..], b"cd", b"ef"] {
-            pieces.take(Bytes::from_static(piece), 6).unwrap();
+    async fn get(transport: &Transport, url: &Url) -> Result<Answer, Failure> {
+        let target = Target::new(url).unwrap();
+        transport.send(Method::GET, &target, None, None, 1024).await
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_as_long_as_the_gateway_frames_its_answers() {
+        let (url, connections) = scripted_gateway(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ntrue",
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1",
+        ])
+        .await;
+        let transport = Transport::new(Duration::from_secs(5)).unwrap();
+        let bodies = [(200, "{}"), (200, "true"), (503, ""), (200, "1")];
+        for (status, body) in bodies {
+            let answer = get(&transport, &url)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                (answer.status.as_u16(), &answer.body[..]),
+                (status, body.as_bytes())
+            );
         }
-        assert!(matches!(
-            pieces.take(Bytes::from_static(b"g"), 6),
-            Err(Failure::TooLong)
-        ));
-        assert_eq!(pieces.answer(StatusCode::OK).body, "abcdef");
+        // Three requests on the first connection, the one after `Connection: close` on a new one.
+        assert_eq!(*connections.lock().unwrap(), [3, 1]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_short_or_too_long_is_no_answer() {
+        let (url, connections) = scripted_gateway(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        ])
+        .await;
+        let transport = Transport::new(Duration::from_secs(5)).unwrap();
+        match get(&transport, &url).await {
+            Err(Failure::Network(reason)) => assert!(reason.contains("closed"), "{reason}"),
+            other => panic!("{:?}", other.map(|a| a.status)),
+        }
+        assert!(matches!(get(&transport, &url).await, Err(Failure::TooLong)));
+        // Neither connection is used again: the one whose answer was not read ends with it.
+        assert_eq!(&get(&transport, &url).await.unwrap().body[..], b"{}");
+        assert_eq!(*connections.lock().unwrap(), [1, 1, 1]);
     }
 }
