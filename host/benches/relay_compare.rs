@@ -15,7 +15,8 @@
 //!
 //! Printed per relay: submit_sm/s, p50/p99 of submit_sm → submit_sm_resp, and the relay
 //! process's CPU time (user + system, from /proc) per relayed message; for window 1, what the
-//! relay adds at p50 to the round trip of a gateway answering after 5 ms, asked directly.
+//! relay adds at p50 to the round trip of a gateway answering after 5 ms, asked directly; and
+//! the simulator's CPU time per message while that relay ran.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,7 +49,8 @@ async fn main() {
     let scratch = std::env::temp_dir().join(format!("relay-compare-{}", std::process::id()));
     std::fs::create_dir_all(scratch.join("no-plugins")).expect("scratch directory");
 
-    let (fast, _fast_sim) = simulator(binary, &scratch, "fast", None).await;
+    let (fast, fast_sim) = simulator(binary, &scratch, "fast", None).await;
+    let gateway_pid = fast_sim.id().expect("the simulator runs");
     let (slow, _slow_sim) = simulator(binary, &scratch, "slow", Some(GATEWAY_DELAY)).await;
     let mut relays = vec![(
         "smsgate-smpp".to_owned(),
@@ -78,30 +80,32 @@ async fn main() {
     for round in 0..rounds {
         for turn in 0..relays.len() {
             let relay = (round + turn) % relays.len();
-            runs[relay].push(measure(&relays[relay].1, 64, messages).await);
+            runs[relay].push(measure(&relays[relay].1, gateway_pid, 64, messages).await);
         }
     }
     // Window 1: each round asks the gateway directly, then through each relay, so that all
     // see the same gateway (its timer rounds the delay up by up to a millisecond).
     let (direct, window_one) = window_one_p50s(&relays, slow, latency_messages).await;
     println!(
-        "{:<34} {:>12} {:>9} {:>9} {:>12} {:>16}",
+        "{:<34} {:>12} {:>9} {:>9} {:>12} {:>16} {:>14}",
         "relay (median of rounds)",
         "submit_sm/s",
         "p50 ms",
         "p99 ms",
         "cpu µs/msg",
-        "w1 adds µs p50"
+        "w1 adds µs p50",
+        "gateway µs/msg"
     );
     for (((name, _, _), runs), w1) in relays.iter().zip(&runs).zip(&window_one) {
         println!(
-            "{:<34} {:>12.0} {:>9.2} {:>9.2} {:>12.1} {:>16.0}",
+            "{:<34} {:>12.0} {:>9.2} {:>9.2} {:>12.1} {:>16.0} {:>14.1}",
             name,
             median(runs, |r| r.per_second),
             median(runs, |r| r.p50_ms),
             median(runs, |r| r.p99_ms),
             median(runs, |r| r.cpu_micros),
             w1 - direct,
+            median(runs, |r| r.gateway_cpu_micros),
         );
     }
     println!(
@@ -128,6 +132,9 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     cpu_micros: f64,
+    /// The simulator's CPU time per message in the same run: where the relay is cheaper than
+    /// its gateway, the gateway bounds the throughput.
+    gateway_cpu_micros: f64,
 }
 
 fn median(runs: &[Run], figure: impl Fn(&Run) -> f64) -> f64 {
@@ -136,18 +143,19 @@ fn median(runs: &[Run], figure: impl Fn(&Run) -> f64) -> f64 {
     values[values.len() / 2]
 }
 
-async fn measure(relay: &Relay, window: usize, messages: u64) -> Run {
+async fn measure(relay: &Relay, gateway_pid: u32, window: usize, messages: u64) -> Run {
     let pid = relay.child.id().expect("the relay runs");
-    let cpu_before = cpu_time(pid);
+    let (cpu_before, gateway_before) = (cpu_time(pid), cpu_time(gateway_pid));
     let started = Instant::now();
     let latency = load(relay.smpp, window, messages).await;
     let elapsed = started.elapsed();
-    let cpu = cpu_time(pid) - cpu_before;
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / messages as f64;
     Run {
         per_second: messages as f64 / elapsed.as_secs_f64(),
         p50_ms: latency.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: latency.value_at_quantile(0.99) as f64 / 1000.0,
-        cpu_micros: cpu.as_secs_f64() * 1e6 / messages as f64,
+        cpu_micros: per_message(cpu_time(pid) - cpu_before),
+        gateway_cpu_micros: per_message(cpu_time(gateway_pid) - gateway_before),
     }
 }
 

@@ -3,6 +3,8 @@
 //! its own pair of processes on its own ports, so the tests run in parallel.
 
 mod client;
+#[path = "../free_port.rs"]
+mod free_port;
 mod services;
 mod support;
 

@@ -1,15 +1,15 @@
 //! Process harness: a standalone simulator and the server, each on ports of its own, with their
 //! logs kept in a scratch directory and printed when a test fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -102,25 +102,7 @@ impl Drop for TempDir {
     }
 }
 
-/// A port nobody listens on right now, and that no other test of this run was given: the
-/// probe's socket is closed before the test's server binds the port, so the kernel may hand
-/// the same one out again to a test running alongside.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("probe for a free port")
-            .port();
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(port)
-        {
-            return port;
-        }
-    }
-}
+pub use crate::free_port::free_port;
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -5,7 +5,7 @@
 // Each benchmark compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -90,10 +90,11 @@ pub async fn wait_ready(http: SocketAddr) {
     panic!("server not ready on {http}");
 }
 
+#[path = "../../../tests/free_port.rs"]
+mod ports;
+
 pub fn free_port() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    SocketAddr::from(([127, 0, 0, 1], ports::free_port()))
 }
 
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
