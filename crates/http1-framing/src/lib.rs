@@ -8,8 +8,8 @@
 //! The answer's framing follows RFC 9112, section 6.3: no body for a HEAD request or a 204 or
 //! 304 answer; `Transfer-Encoding: chunked`; `Content-Length`; else the body ends when the
 //! server closes the connection. Interim (1xx) answers are skipped. What cannot be read
-//! unambiguously is refused, and a connection is kept only when its answer was framed
-//! without doubt.
+//! unambiguously is refused (other transfer codings among it: the request asks for none), and
+//! a connection is kept only when its answer was framed without doubt.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode};
@@ -153,6 +153,8 @@ pub struct AnswerReader {
     limit: usize,
     head_request: bool,
     state: State,
+    /// How much of a head or trailer section not yet complete was searched for its end.
+    scanned: usize,
     status: StatusCode,
     keep_alive: bool,
     body: Collected,
@@ -166,6 +168,7 @@ impl AnswerReader {
             limit,
             head_request: *method == Method::HEAD,
             state: State::Head,
+            scanned: 0,
             status: StatusCode::OK,
             keep_alive: false,
             body: Collected::default(),
@@ -190,29 +193,37 @@ impl AnswerReader {
                     }
                     self.state = State::Done;
                 }
-                State::ChunkSize => match httparse::parse_chunk_size(received) {
-                    // Limits hold however the bytes came: a line complete in one read is
-                    // refused where it would have been, arriving in pieces.
-                    Ok(httparse::Status::Complete((used, _))) if used > MAX_CHUNK_LINE => {
-                        return Err(Error::Malformed("chunk size line too long"));
-                    }
-                    Ok(httparse::Status::Complete((used, 0))) => {
-                        received.advance(used);
-                        self.state = State::Trailers;
-                    }
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        if size > (self.limit - self.body.len()) as u64 {
-                            return Err(Error::TooLong);
+                // A chunk size has one hex digit at least (httparse reads none as 0, which would
+                // end the body).
+                State::ChunkSize if received.first().is_some_and(|b| !b.is_ascii_hexdigit()) => {
+                    return Err(Error::Malformed("invalid chunk size"));
+                }
+                // Limits hold however the bytes came: only as much as the limit allows is
+                // parsed, so a line complete in one read is refused where it would have been,
+                // arriving in pieces.
+                State::ChunkSize => {
+                    match httparse::parse_chunk_size(within(received, MAX_CHUNK_LINE + 1)) {
+                        Ok(httparse::Status::Complete((used, _))) if used > MAX_CHUNK_LINE => {
+                            return Err(Error::Malformed("chunk size line too long"));
                         }
-                        received.advance(used);
-                        self.state = State::ChunkData(size);
+                        Ok(httparse::Status::Complete((used, 0))) => {
+                            received.advance(used);
+                            self.state = State::Trailers;
+                        }
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            if size > (self.limit - self.body.len()) as u64 {
+                                return Err(Error::TooLong);
+                            }
+                            received.advance(used);
+                            self.state = State::ChunkData(size);
+                        }
+                        Ok(httparse::Status::Partial) if received.len() > MAX_CHUNK_LINE => {
+                            return Err(Error::Malformed("chunk size line too long"));
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(None),
+                        Err(_) => return Err(Error::Malformed("invalid chunk size")),
                     }
-                    Ok(httparse::Status::Partial) if received.len() > MAX_CHUNK_LINE => {
-                        return Err(Error::Malformed("chunk size line too long"));
-                    }
-                    Ok(httparse::Status::Partial) => return Ok(None),
-                    Err(_) => return Err(Error::Malformed("invalid chunk size")),
-                },
+                }
                 State::ChunkData(remaining) => {
                     let remaining = self.take_body(received, remaining)?;
                     if remaining > 0 {
@@ -232,8 +243,11 @@ impl AnswerReader {
                     self.state = State::ChunkSize;
                 }
                 State::Trailers => {
+                    if !self.section_ended(received, "trailers too long")? {
+                        return Ok(None);
+                    }
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    match httparse::parse_headers(received, &mut headers) {
+                    match httparse::parse_headers(within(received, MAX_HEAD + 1), &mut headers) {
                         Ok(httparse::Status::Complete((used, _))) if used <= MAX_HEAD => {
                             received.advance(used);
                             self.state = State::Done;
@@ -287,12 +301,38 @@ impl AnswerReader {
         Ok(remaining - here)
     }
 
+    /// Whether an empty line, which ends a head or a trailer section, has come within the
+    /// limit of either. Only bytes not looked at before are scanned, so that a head arriving a
+    /// byte at a time is not parsed again from its start at every byte.
+    fn section_ended(&mut self, received: &[u8], too_long: &'static str) -> Result<bool, Error> {
+        let window = within(received, MAX_HEAD + 1);
+        // From two bytes back: a line break may have come in two reads.
+        let new = &window[self.scanned.saturating_sub(2).min(window.len())..];
+        let ended = new.windows(2).any(|pair| pair == b"\n\n")
+            || new.windows(3).any(|triple| triple == b"\n\r\n")
+            // A trailer section may be empty: it ends where it starts.
+            || matches!(self.state, State::Trailers)
+                && (window.starts_with(b"\r\n") || window.starts_with(b"\n"));
+        if ended {
+            self.scanned = 0;
+            return Ok(true);
+        }
+        if received.len() > MAX_HEAD {
+            return Err(Error::Malformed(too_long));
+        }
+        self.scanned = window.len();
+        Ok(false)
+    }
+
     /// Parses a head if `received` holds a whole one, and decides how the body is framed.
     /// False while the head is incomplete.
     fn read_head(&mut self, received: &mut BytesMut) -> Result<bool, Error> {
+        if !self.section_ended(received, "head too long")? {
+            return Ok(false);
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
-        let used = match response.parse(received) {
+        let used = match response.parse(within(received, MAX_HEAD + 1)) {
             Ok(httparse::Status::Complete(used)) if used <= MAX_HEAD => used,
             Ok(httparse::Status::Complete(_)) => return Err(Error::Malformed("head too long")),
             Ok(httparse::Status::Partial) if received.len() > MAX_HEAD => {
@@ -325,10 +365,6 @@ impl AnswerReader {
             State::Done
         } else if framing.chunked {
             State::ChunkSize
-        } else if framing.transfer_encoded {
-            // Encoded some other way, its end is the connection's.
-            self.keep_alive = false;
-            State::UntilClose
         } else if let Some(length) = framing.length {
             if length > self.limit as u64 {
                 return Err(Error::TooLong);
@@ -345,7 +381,6 @@ impl AnswerReader {
 /// What an answer's head says about where its body ends and what follows it.
 struct Framing {
     chunked: bool,
-    transfer_encoded: bool,
     length: Option<u64>,
     keep_alive: bool,
 }
@@ -354,7 +389,6 @@ impl Framing {
     fn of(http11: bool, headers: &[httparse::Header<'_>]) -> Result<Self, Error> {
         let mut framing = Framing {
             chunked: false,
-            transfer_encoded: false,
             length: None,
             keep_alive: http11,
         };
@@ -362,12 +396,19 @@ impl Framing {
         for header in headers {
             let name = header.name;
             if name.eq_ignore_ascii_case("transfer-encoding") {
-                framing.transfer_encoded = true;
-                // Only the last coding decides: chunked must be the final one.
-                if let Some(last) = elements(header.value).last() {
-                    framing.chunked = last.eq_ignore_ascii_case(b"chunked");
+                // The request asks for no transfer coding (it has no TE header), so chunked
+                // is the one an answer may have (RFC 9112, 6.1), and once: anything else would
+                // be handed on still encoded.
+                for coding in elements(header.value) {
+                    if framing.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
+                        return Err(Error::Malformed("transfer coding other than chunked"));
+                    }
+                    framing.chunked = true;
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
+                if elements(header.value).next().is_none() {
+                    return Err(Error::Malformed("invalid Content-Length"));
+                }
                 for element in elements(header.value) {
                     let length = parse_length(element)?;
                     if framing.length.is_some_and(|known| known != length) {
@@ -387,12 +428,12 @@ impl Framing {
         }
         // Both framings at once is how requests are smuggled past a proxy: the coding wins
         // (RFC 9112, 6.3) and the connection is not trusted with another request.
-        if framing.transfer_encoded && framing.length.is_some() {
+        if framing.chunked && framing.length.is_some() {
             framing.length = None;
             close = true;
         }
         // A chunked answer over HTTP/1.0 cannot be, by that version's rules.
-        if framing.transfer_encoded && !http11 {
+        if framing.chunked && !http11 {
             close = true;
         }
         framing.keep_alive &= !close;
@@ -406,6 +447,11 @@ fn elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|&b| b == b',')
         .map(|element| element.trim_ascii())
         .filter(|element| !element.is_empty())
+}
+
+/// The first `limit` bytes of `received`, or all of them.
+fn within(received: &[u8], limit: usize) -> &[u8] {
+    &received[..received.len().min(limit)]
 }
 
 fn parse_length(digits: &[u8]) -> Result<u64, Error> {
@@ -520,7 +566,7 @@ mod tests {
     #[test]
     fn a_chunked_body_is_joined_with_extensions_and_trailers_skipped() {
         let read = read_answer(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n\
               4;name=value\r\n{\"id\r\n6\r\n\":\"x\"}\r\n0\r\nExpires: never\r\n\r\n",
         );
         assert_eq!(body(&read), (200, &b"{\"id\":\"x\"}"[..]));
@@ -529,11 +575,24 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_longer_than_its_size_is_refused() {
-        let read = read_answer(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}}\r\n0\r\n\r\n",
-        );
-        assert!(matches!(read.0, Err(Error::Malformed(_))), "{:?}", read.0);
+    fn chunks_that_are_not_what_their_size_says_are_refused() {
+        for chunks in [
+            &b"2\r\n{}}\r\n0\r\n\r\n"[..],
+            // No size at all is not the last chunk.
+            b"\r\n\r\n",
+            b";ext\r\n\r\n",
+            b"x\r\n",
+        ] {
+            let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            answer.extend_from_slice(chunks);
+            let read = read_answer(&answer);
+            assert!(
+                matches!(read.0, Err(Error::Malformed(_))),
+                "{}: {:?}",
+                String::from_utf8_lossy(chunks),
+                read.0
+            );
+        }
     }
 
     #[test]
@@ -541,9 +600,6 @@ mod tests {
         let read = read_answer(b"HTTP/1.1 200 OK\r\n\r\n{\"a\":1}");
         assert_eq!(body(&read), (200, &b"{\"a\":1}"[..]));
         assert!(!read.1, "the connection ended with the body");
-        let read = read_answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz");
-        assert_eq!(body(&read), (200, &b"xyz"[..]));
-        assert!(!read.1);
     }
 
     #[test]
@@ -600,6 +656,10 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}}"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}}",
             b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             b"HTTP/1.1 2000 OK\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
@@ -657,24 +717,57 @@ mod tests {
         ));
     }
 
+    /// `answer` read fed whole and in 4 KiB reads: the refusal both give.
+    fn refusal(answer: &[u8]) -> String {
+        let (whole, _, _) = read_in_steps(&Method::GET, answer, answer.len(), 1 << 20);
+        let (pieces, _, _) = read_in_steps(&Method::GET, answer, 4096, 1 << 20);
+        let (whole, pieces) = (format!("{whole:?}"), format!("{pieces:?}"));
+        assert_eq!(whole, pieces, "fed whole and in pieces");
+        whole
+    }
+
     #[test]
     fn heads_and_chunk_lines_without_end_are_refused() {
-        let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
-        while endless.len() <= MAX_HEAD {
-            endless.extend_from_slice(b"X-Padding: 0123456789012345678901234567890123456789\r\n");
+        let endless_line = |start: &[u8], length: usize| {
+            let mut bytes = start.to_vec();
+            bytes.resize(length, b'a');
+            bytes
+        };
+        let head = endless_line(b"HTTP/1.1 200 OK\r\nX-Padding: ", MAX_HEAD + 100);
+        assert_eq!(refusal(&head), r#"Err(Malformed("head too long"))"#);
+        // Many lines, each short: the same limit, whichever way the bytes come.
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while head.len() <= MAX_HEAD {
+            head.extend_from_slice(&endless_line(b"X-Padding: ", 1100));
+            head.extend_from_slice(b"\r\n");
         }
-        let (result, _, _) = read_in_steps(&Method::GET, &endless, 4096, 1 << 20);
-        assert!(matches!(result, Err(Error::Malformed(_))), "{result:?}");
+        assert_eq!(refusal(&head), r#"Err(Malformed("head too long"))"#);
 
-        let mut endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;name=".to_vec();
-        endless.resize(endless.len() + MAX_CHUNK_LINE + 1, b'a');
-        let (result, _, _) = read_in_steps(&Method::GET, &endless, 64, 1 << 20);
-        assert!(matches!(result, Err(Error::Malformed(_))), "{result:?}");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut line = endless_line(&[&chunked[..], b"1;name="].concat(), chunked.len() + 1100);
+        assert_eq!(
+            refusal(&line),
+            r#"Err(Malformed("chunk size line too long"))"#
+        );
+        // The same when the line is complete in the bytes at hand, and when it goes wrong
+        // after the limit.
+        line.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+        assert_eq!(
+            refusal(&line),
+            r#"Err(Malformed("chunk size line too long"))"#
+        );
+        line.truncate(chunked.len() + 1100);
+        line.extend_from_slice(b"\rX");
+        assert_eq!(
+            refusal(&line),
+            r#"Err(Malformed("chunk size line too long"))"#
+        );
 
-        // The same when the line is complete in the bytes at hand.
-        endless.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
-        let (result, _, _) = read_in_steps(&Method::GET, &endless, endless.len(), 1 << 20);
-        assert!(matches!(result, Err(Error::Malformed(_))), "{result:?}");
+        let trailers = endless_line(
+            &[&chunked[..], b"2\r\n{}\r\n0\r\nX-Padding: "].concat(),
+            MAX_HEAD + 200,
+        );
+        assert_eq!(refusal(&trailers), r#"Err(Malformed("trailers too long"))"#);
     }
 
     #[test]
