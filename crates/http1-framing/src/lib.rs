@@ -52,25 +52,12 @@ pub fn write_request<'a>(
     };
     if let Some(length) = length {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa(length, &mut [0; 20]));
+        out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     if let Some(body) = body {
         out.extend_from_slice(body);
-    }
-}
-
-/// `n` in decimal, written at the end of `digits`.
-fn itoa(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[at..];
-        }
     }
 }
 
@@ -508,6 +495,16 @@ mod tests {
         whole
     }
 
+    fn assert_malformed(answer: &[u8]) {
+        let read = read_answer(answer);
+        assert!(
+            matches!(read.0, Err(Error::Malformed(_))),
+            "{}: {:?}",
+            String::from_utf8_lossy(answer),
+            read.0
+        );
+    }
+
     fn body(result: &(Result<Answer, Error>, bool, BytesMut)) -> (u16, &[u8]) {
         let answer = result.0.as_ref().expect("an answer");
         (answer.status.as_u16(), &answer.body)
@@ -585,13 +582,7 @@ mod tests {
         ] {
             let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             answer.extend_from_slice(chunks);
-            let read = read_answer(&answer);
-            assert!(
-                matches!(read.0, Err(Error::Malformed(_))),
-                "{}: {:?}",
-                String::from_utf8_lossy(chunks),
-                read.0
-            );
+            assert_malformed(&answer);
         }
     }
 
@@ -629,8 +620,7 @@ mod tests {
               HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
         );
         assert_eq!(body(&read), (201, &b"{}"[..]));
-        let read = read_answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n");
-        assert!(matches!(read.0, Err(Error::Malformed(_))));
+        assert_malformed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n");
     }
 
     #[test]
@@ -665,13 +655,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
             b"SMPP/3.4 200 OK\r\n\r\n",
         ] {
-            let read = read_answer(head);
-            assert!(
-                matches!(read.0, Err(Error::Malformed(_))),
-                "{}: {:?}",
-                String::from_utf8_lossy(head),
-                read.0
-            );
+            assert_malformed(head);
         }
         // The same length twice is one length.
         let read = read_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}");

@@ -147,6 +147,15 @@ pub enum Failure {
     TooLong,
 }
 
+impl From<http1_framing::Error> for Failure {
+    fn from(e: http1_framing::Error) -> Self {
+        match e {
+            http1_framing::Error::TooLong => Failure::TooLong,
+            e => Failure::Network(e.to_string()),
+        }
+    }
+}
+
 /// Anything a connection runs over, plain or TLS.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
@@ -406,7 +415,7 @@ async fn send_proxied(
     let status = response.status();
     let mut body = Collected::default();
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        body.take(chunk, limit).map_err(|_| Failure::TooLong)?;
+        body.take(chunk, limit)?;
     }
     Ok(body.answer(status))
 }
@@ -464,12 +473,7 @@ impl Connection {
             self.io.flush().await
         };
         sent.await.map_err(Exchange::NotSent)?;
-        let failed = |e: http1_framing::Error| {
-            Exchange::Failed(match e {
-                http1_framing::Error::TooLong => Failure::TooLong,
-                e => Failure::Network(e.to_string()),
-            })
-        };
+        let failed = |e: http1_framing::Error| Exchange::Failed(e.into());
         let mut reader = AnswerReader::new(method, limit);
         let mut heard = false;
         loop {
